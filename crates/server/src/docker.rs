@@ -1,0 +1,1 @@
+//! The docker backend (testcontainers). Filled in with `devenv up`.

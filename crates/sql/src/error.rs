@@ -1,0 +1,142 @@
+//! Load errors and their compiler-style report: `path:line:col: error: message [SQLSTATE]`,
+//! the source line with a caret under the column, then the server's DETAIL, HINT and CONTEXT.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where in which file a load stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file as the user named it (or as an include resolved it).
+    pub path: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub col: usize,
+    /// The text of that line, for the caret display.
+    pub source_line: String,
+}
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ErrorKind {
+    /// The server rejected a statement or COPY data.
+    #[error("{message} [{code}]")]
+    Server {
+        /// The primary message.
+        message: String,
+        /// The SQLSTATE code.
+        code: String,
+        /// DETAIL, if any.
+        detail: Option<String>,
+        /// HINT, if any.
+        hint: Option<String>,
+        /// CONTEXT, if any.
+        context: Option<String>,
+    },
+    /// A file could not be read (a top-level file or an `\i` include).
+    #[error("could not read {what} \"{}\": {source}", path.display())]
+    Read {
+        /// "file" or "included file".
+        what: &'static str,
+        /// The path tried.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not UTF-8.
+    #[error("invalid UTF-8 in statement; devenv reads SQL files as UTF-8")]
+    InvalidUtf8,
+    /// A meta-command devenv does not run.
+    #[error("meta-command \\{0} is not supported (supported: \\c \\connect \\i \\ir \\include \\include_relative \\echo \\warn \\set \\unset \\q \\quit \\restrict \\unrestrict)")]
+    UnsupportedMeta(String),
+    /// A supported meta-command used wrongly.
+    #[error("\\{name}: {message}")]
+    BadMeta {
+        /// The command.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Connecting failed (at the start of a file or at `\c`).
+    #[error("could not connect to database \"{database}\": {message}")]
+    Connect {
+        /// The database.
+        database: String,
+        /// The client's error, with the server's message when there is one.
+        message: String,
+    },
+    /// The connection broke in the middle of a statement without a server error.
+    #[error("{0}")]
+    Client(String),
+}
+
+/// A load that stopped at its first error, with where and why.
+#[derive(Debug)]
+pub struct LoadError {
+    /// The position in a file, when the error has one.
+    pub location: Option<Location>,
+    /// The cause.
+    pub kind: ErrorKind,
+}
+
+impl LoadError {
+    /// The SQLSTATE of a server error.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match &self.kind {
+            ErrorKind::Server { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ErrorKind::Read { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(loc) = &self.location else {
+            return write!(f, "error: {}", self.kind);
+        };
+        writeln!(
+            f,
+            "{}:{}:{}: error: {}",
+            loc.path.display(),
+            loc.line,
+            loc.col,
+            self.kind
+        )?;
+        let gutter = loc.line.to_string().len();
+        // The caret line copies tabs so the caret lands under the column in any tab width.
+        let pad: String = loc
+            .source_line
+            .chars()
+            .take(loc.col.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        writeln!(f, "{:gutter$} |", "")?;
+        writeln!(f, "{} | {}", loc.line, loc.source_line)?;
+        write!(f, "{:gutter$} | {pad}^", "")?;
+        if let ErrorKind::Server {
+            detail,
+            hint,
+            context,
+            ..
+        } = &self.kind
+        {
+            for (label, value) in [("DETAIL", detail), ("HINT", hint), ("CONTEXT", context)] {
+                if let Some(value) = value {
+                    write!(f, "\n{label}: {value}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

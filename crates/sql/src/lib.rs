@@ -1,0 +1,17 @@
+//! devenv's SQL loader: runs SQL files with psql's semantics in-process over tokio-postgres,
+//! and reports the first error the way a compiler does (`path:line:col`, the line, a caret).
+//!
+//! - [`scan`] splits a file into statements, `COPY ... FROM stdin` data and meta-commands.
+//! - [`load`] runs them against a server: COPY through the COPY protocol, `\c`, `\i`, `\ir`,
+//!   `\echo`, `\set`, `\quit`, ..., stopping at the first error.
+//! - [`error`] is the error and its report.
+//!
+//! No psql binary is needed at run time.
+
+pub mod error;
+pub mod load;
+pub mod scan;
+
+pub use error::{ErrorKind, LoadError, Location};
+pub use load::{stderr_events, Durability, Event, EventHandler, LoadSummary, Loader};
+pub use scan::{split, Item, Scanner};

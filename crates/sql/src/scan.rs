@@ -1,0 +1,717 @@
+//! The statement splitter: cuts a SQL file into statements, `COPY ... FROM stdin` data blocks
+//! and psql meta-commands, the way psql's own lexer (`psqlscan.l`) does.
+//!
+//! It works on bytes, so it never fails and never panics whatever the input: every syntax
+//! character it cares about is ASCII, and UTF-8 is checked later, per statement, by the
+//! executor. Every byte of the input belongs to exactly one [`Item`] (the statement's pieces,
+//! a meta-command, a COPY data block, or trivia between them); the property tests check that.
+//!
+//! What it understands, as psql does: `'...'` strings (backslash escapes in `E'...'`, and in
+//! plain strings after `SET standard_conforming_strings = off`), `"..."` identifiers,
+//! `$tag$ ... $tag$` bodies, `--` and nested `/* */` comments, parentheses (a `;` inside them
+//! does not end a statement), `BEGIN ATOMIC ... END` bodies of `CREATE FUNCTION/PROCEDURE`,
+//! `:NAME`, `:'NAME'` and `:"NAME"` variable interpolation outside quotes, and a last
+//! statement with no `;`.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+/// psql variables set with `\set`, interpolated into SQL as `:NAME`, `:'NAME'` and `:"NAME"`.
+pub type Variables = BTreeMap<String, String>;
+
+/// One part of a statement's text and where it came from in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// Bytes of the source file this piece stands for.
+    pub src: Range<usize>,
+    /// Offset of this piece in [`Statement::sql`].
+    pub sql_start: usize,
+    /// False for a variable interpolation, whose text in `sql` differs from the source.
+    pub verbatim: bool,
+}
+
+/// A statement to send to the server, with the map from its text back to the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// The text sent to the server (variables interpolated).
+    pub sql: Vec<u8>,
+    /// The source ranges it was built from, in order.
+    pub pieces: Vec<Piece>,
+    /// A `COPY ... FROM stdin`: the next item is its data block.
+    pub copy_from_stdin: bool,
+}
+
+impl Statement {
+    /// Byte offset in the file of the statement's first byte.
+    pub fn start(&self) -> usize {
+        self.pieces.first().map_or(0, |p| p.src.start)
+    }
+
+    /// Maps a byte offset in [`Statement::sql`] back to a byte offset in the file.
+    pub fn source_offset(&self, sql_offset: usize) -> usize {
+        let idx = self
+            .pieces
+            .partition_point(|p| p.sql_start <= sql_offset)
+            .saturating_sub(1);
+        let Some(piece) = self.pieces.get(idx) else {
+            return 0;
+        };
+        if piece.verbatim {
+            (piece.src.start + (sql_offset - piece.sql_start)).min(piece.src.end.max(piece.src.start))
+        } else {
+            piece.src.start
+        }
+    }
+}
+
+/// A psql meta-command such as `\c db` or `\i file.sql`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    /// The command name without its backslash (`c`, `connect`, `i`, ...).
+    pub name: String,
+    /// The arguments, dequoted and interpolated as psql does.
+    pub args: Vec<String>,
+    /// Where each argument starts in the file (same length as `args`).
+    pub arg_starts: Vec<usize>,
+    /// The bytes of the command, from its backslash to the end of its last argument.
+    pub span: Range<usize>,
+}
+
+/// One unit of a SQL file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// A statement to execute.
+    Statement(Statement),
+    /// The data lines of the preceding `COPY ... FROM stdin`, sent unchanged. `span` covers the
+    /// data and the terminating `\.` line; `data` is the part to send.
+    CopyData {
+        /// The bytes covered, terminator included.
+        span: Range<usize>,
+        /// The data bytes to send.
+        data: Range<usize>,
+    },
+    /// A meta-command.
+    Meta(Meta),
+    /// Whitespace, comments and empty statements (`;` alone) between the other items.
+    Trivia(Range<usize>),
+}
+
+impl Item {
+    /// The source ranges this item covers.
+    pub fn source_ranges(&self) -> Vec<Range<usize>> {
+        match self {
+            Item::Statement(s) => s.pieces.iter().map(|p| p.src.clone()).collect(),
+            Item::CopyData { span, .. } | Item::Trivia(span) => vec![span.clone()],
+            Item::Meta(m) => vec![m.span.clone()],
+        }
+    }
+}
+
+fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+}
+
+fn is_ident_cont(b: u8) -> bool {
+    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+}
+
+fn is_var_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+/// Quotes a value as a SQL literal, as libpq's `PQescapeLiteral` does.
+pub fn quote_literal(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    if value.contains('\\') {
+        out.push_str(" E");
+    }
+    out.push('\'');
+    for c in value.chars() {
+        if c == '\'' || c == '\\' {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+/// Quotes a value as a SQL identifier.
+pub fn quote_ident(value: &str) -> String {
+    format!("\"{}\"", value.replace('"', "\"\""))
+}
+
+/// The incremental splitter. The executor pulls one [`Item`] at a time and may change
+/// [`Scanner::vars`] between items, as `\set` does in psql.
+#[derive(Debug)]
+pub struct Scanner<'a> {
+    src: &'a [u8],
+    pos: usize,
+    /// Variables for interpolation; `\set` changes them between items.
+    pub vars: Variables,
+    std_strings: bool,
+    pending_copy: bool,
+    /// A statement interrupted by a meta-command, continued afterwards.
+    partial: Option<Partial>,
+}
+
+#[derive(Debug, Default)]
+struct Partial {
+    sql: Vec<u8>,
+    pieces: Vec<Piece>,
+    paren_depth: usize,
+    begin_depth: usize,
+    idents: Vec<u8>,
+    ident_count: usize,
+    first_words: Vec<String>,
+    prev_word_from: bool,
+    from_stdin: bool,
+}
+
+impl Partial {
+    fn push_verbatim(&mut self, src: &[u8], range: Range<usize>) {
+        if range.is_empty() {
+            return;
+        }
+        if let Some(last) = self.pieces.last_mut() {
+            if last.verbatim && last.src.end == range.start {
+                last.src.end = range.end;
+                self.sql.extend_from_slice(&src[range]);
+                return;
+            }
+        }
+        self.pieces.push(Piece {
+            src: range.clone(),
+            sql_start: self.sql.len(),
+            verbatim: true,
+        });
+        self.sql.extend_from_slice(&src[range]);
+    }
+
+    fn push_replacement(&mut self, range: Range<usize>, text: &str) {
+        self.pieces.push(Piece {
+            src: range,
+            sql_start: self.sql.len(),
+            verbatim: false,
+        });
+        self.sql.extend_from_slice(text.as_bytes());
+    }
+
+    /// psql's heuristic for `CREATE [OR REPLACE] FUNCTION|PROCEDURE ... BEGIN ATOMIC ... END`.
+    fn track_word(&mut self, word: &[u8]) {
+        let lower = word.to_ascii_lowercase();
+        if self.prev_word_from && matches!(lower.as_slice(), b"stdin" | b"pstdin") {
+            self.from_stdin = true;
+        }
+        self.prev_word_from = lower == b"from";
+        if self.first_words.len() < 12 {
+            self.first_words.push(String::from_utf8_lossy(&lower).into_owned());
+        }
+        if self.ident_count < 4
+            && matches!(
+                lower.as_slice(),
+                b"create" | b"function" | b"procedure" | b"or" | b"replace"
+            )
+        {
+            self.idents.resize(self.ident_count, 0);
+            self.idents.push(lower[0]);
+        }
+        self.ident_count += 1;
+        let id = |i: usize| self.idents.get(i).copied().unwrap_or(0);
+        let is_routine = id(0) == b'c'
+            && (id(1) == b'f'
+                || id(1) == b'p'
+                || (id(1) == b'o' && id(2) == b'r' && (id(3) == b'f' || id(3) == b'p')));
+        if is_routine && self.paren_depth == 0 {
+            match lower.as_slice() {
+                b"begin" => self.begin_depth += 1,
+                b"case" if self.begin_depth >= 1 => self.begin_depth += 1,
+                b"end" if self.begin_depth > 0 => self.begin_depth -= 1,
+                _ => {}
+            }
+        }
+    }
+
+    fn is_copy_from_stdin(&self) -> bool {
+        self.from_stdin && self.first_words.first().is_some_and(|w| w == "copy")
+    }
+}
+
+impl<'a> Scanner<'a> {
+    /// A scanner over a whole file.
+    pub fn new(src: &'a [u8]) -> Self {
+        Scanner {
+            src,
+            pos: 0,
+            vars: Variables::new(),
+            std_strings: true,
+            pending_copy: false,
+            partial: None,
+        }
+    }
+
+    /// The byte offset the scanner has reached.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    fn peek(&self, off: usize) -> Option<u8> {
+        self.src.get(self.pos + off).copied()
+    }
+
+    /// Skips whitespace, comments, a BOM and lone `;` before the next item.
+    fn skip_trivia(&mut self) {
+        loop {
+            let rest = &self.src[self.pos..];
+            if self.pos == 0 && rest.starts_with("\u{feff}".as_bytes()) {
+                self.pos += 3;
+            } else if rest.first().is_some_and(u8::is_ascii_whitespace) || rest.first() == Some(&b';') {
+                self.pos += 1;
+            } else if rest.starts_with(b"--") {
+                self.skip_line_comment();
+            } else if rest.starts_with(b"/*") {
+                self.skip_block_comment();
+            } else {
+                return;
+            }
+        }
+    }
+
+    fn skip_line_comment(&mut self) {
+        while let Some(b) = self.peek(0) {
+            self.pos += 1;
+            if b == b'\n' {
+                break;
+            }
+        }
+    }
+
+    fn skip_block_comment(&mut self) {
+        let mut depth = 0usize;
+        while self.pos < self.src.len() {
+            if self.src[self.pos..].starts_with(b"/*") {
+                depth += 1;
+                self.pos += 2;
+            } else if self.src[self.pos..].starts_with(b"*/") {
+                depth -= 1;
+                self.pos += 2;
+                if depth == 0 {
+                    return;
+                }
+            } else {
+                self.pos += 1;
+            }
+        }
+    }
+
+    /// Skips a quoted string or identifier starting at `pos` (on the opening quote).
+    fn skip_quoted(&mut self, quote: u8, backslash_escapes: bool) {
+        self.pos += 1;
+        while let Some(b) = self.peek(0) {
+            self.pos += 1;
+            if backslash_escapes && b == b'\\' {
+                self.pos = (self.pos + 1).min(self.src.len());
+            } else if b == quote {
+                if self.peek(0) == Some(quote) {
+                    self.pos += 1;
+                } else {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// At a `$`: the length of a dollar-quote delimiter (`$$`, `$tag$`) starting here, if any.
+    fn dollar_delimiter_len(&self) -> Option<usize> {
+        let rest = &self.src[self.pos..];
+        if rest.len() < 2 {
+            return None;
+        }
+        if rest[1] == b'$' {
+            return Some(2);
+        }
+        if !is_ident_start(rest[1]) {
+            return None;
+        }
+        let mut i = 2;
+        while i < rest.len() && is_ident_cont(rest[i]) && rest[i] != b'$' {
+            i += 1;
+        }
+        (i < rest.len() && rest[i] == b'$').then_some(i + 1)
+    }
+
+    fn skip_dollar_body(&mut self, delim_len: usize) {
+        let delim = &self.src[self.pos..self.pos + delim_len];
+        self.pos += delim_len;
+        let body = &self.src[self.pos..];
+        match body.windows(delim_len).position(|w| w == delim) {
+            Some(i) => self.pos += i + delim_len,
+            None => self.pos = self.src.len(),
+        }
+    }
+
+    /// Returns the next item, or `None` at the end of the input.
+    pub fn next_item(&mut self) -> Option<Item> {
+        if self.pending_copy {
+            self.pending_copy = false;
+            return Some(self.copy_data());
+        }
+        if self.partial.is_none() {
+            let start = self.pos;
+            self.skip_trivia();
+            if self.pos > start {
+                return Some(Item::Trivia(start..self.pos));
+            }
+            if self.pos >= self.src.len() {
+                return None;
+            }
+        }
+        if self.peek(0) == Some(b'\\') {
+            return Some(Item::Meta(self.meta()));
+        }
+        self.statement()
+    }
+
+    /// Scans statement text up to its terminating `;` (or EOF, or a meta-command).
+    fn statement(&mut self) -> Option<Item> {
+        let mut st = self.partial.take().unwrap_or_default();
+        let mut seg_start = self.pos;
+        loop {
+            let Some(b) = self.peek(0) else {
+                st.push_verbatim(self.src, seg_start..self.pos);
+                break;
+            };
+            match b {
+                b'\'' => {
+                    let escapes = !self.std_strings;
+                    self.skip_quoted(b'\'', escapes);
+                }
+                b'"' => self.skip_quoted(b'"', false),
+                b'-' if self.peek(1) == Some(b'-') => self.skip_line_comment(),
+                b'/' if self.peek(1) == Some(b'*') => self.skip_block_comment(),
+                b'$' => match self.dollar_delimiter_len() {
+                    Some(n) => self.skip_dollar_body(n),
+                    None => self.pos += 1,
+                },
+                b'(' => {
+                    st.paren_depth += 1;
+                    self.pos += 1;
+                }
+                b')' => {
+                    st.paren_depth = st.paren_depth.saturating_sub(1);
+                    self.pos += 1;
+                }
+                b';' => {
+                    self.pos += 1;
+                    if st.paren_depth == 0 && st.begin_depth == 0 {
+                        st.push_verbatim(self.src, seg_start..self.pos);
+                        break;
+                    }
+                }
+                b'\\' => {
+                    // A meta-command inside a statement runs first; the statement goes on after.
+                    st.push_verbatim(self.src, seg_start..self.pos);
+                    self.partial = Some(st);
+                    return Some(Item::Meta(self.meta()));
+                }
+                b':' => {
+                    if let Some((range, text)) = self.interpolation() {
+                        st.push_verbatim(self.src, seg_start..range.start);
+                        st.push_replacement(range.clone(), &text);
+                        self.pos = range.end;
+                        seg_start = self.pos;
+                    } else if matches!(self.peek(1), Some(b':' | b'=')) {
+                        self.pos += 2;
+                    } else {
+                        self.pos += 1;
+                    }
+                }
+                b if b.is_ascii_digit() => {
+                    while self
+                        .peek(0)
+                        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+                    {
+                        self.pos += 1;
+                    }
+                }
+                b if is_ident_start(b) => {
+                    let start = self.pos;
+                    while self.peek(0).is_some_and(is_ident_cont) {
+                        self.pos += 1;
+                    }
+                    let word = &self.src[start..self.pos];
+                    let next = self.peek(0);
+                    if word.len() == 1 && next == Some(b'\'') {
+                        // E'..', B'..', X'..', N'..' and friends: a prefix glued to a string.
+                        let escapes = word[0].eq_ignore_ascii_case(&b'e') || !self.std_strings;
+                        self.skip_quoted(b'\'', escapes);
+                    } else if word.eq_ignore_ascii_case(b"u") && next == Some(b'&') {
+                        match self.peek(1) {
+                            Some(q @ (b'\'' | b'"')) => {
+                                self.pos += 1;
+                                self.skip_quoted(q, false);
+                            }
+                            _ => {}
+                        }
+                    } else {
+                        st.track_word(word);
+                    }
+                }
+                _ => self.pos += 1,
+            }
+        }
+        let copy_from_stdin = st.is_copy_from_stdin();
+        self.note_standard_conforming_strings(&st);
+        self.pending_copy = copy_from_stdin;
+        Some(Item::Statement(Statement {
+            sql: st.sql,
+            pieces: st.pieces,
+            copy_from_stdin,
+        }))
+    }
+
+    /// Follows `SET standard_conforming_strings`, which changes how `'\'` is read.
+    fn note_standard_conforming_strings(&mut self, st: &Partial) {
+        let w = &st.first_words;
+        let name_at = match w.first().map(String::as_str) {
+            Some("set") if w.get(1).is_some_and(|x| x == "session" || x == "local") => 2,
+            Some("set") => 1,
+            _ => return,
+        };
+        if w.get(name_at).is_some_and(|x| x == "standard_conforming_strings") {
+            let text = String::from_utf8_lossy(&st.sql).to_ascii_lowercase();
+            let value = text
+                .rsplit(['=', ' '])
+                .find(|s| !s.trim().is_empty())
+                .unwrap_or("")
+                .trim_matches(|c: char| c == ';' || c == '\'' || c.is_whitespace())
+                .to_owned();
+            match value.as_str() {
+                "off" | "false" | "0" => self.std_strings = false,
+                "on" | "true" | "1" | "default" => self.std_strings = true,
+                _ => {}
+            }
+        }
+    }
+
+    /// At a `:`: a variable interpolation (`:name`, `:'name'`, `:"name"`) of a defined variable.
+    fn interpolation(&self) -> Option<(Range<usize>, String)> {
+        let start = self.pos;
+        let rest = &self.src[start + 1..];
+        match rest.first()? {
+            q @ (b'\'' | b'"') => {
+                let len = rest[1..].iter().take_while(|&&b| is_var_char(b)).count();
+                if len == 0 || rest.get(1 + len) != Some(q) {
+                    return None;
+                }
+                let name = std::str::from_utf8(&rest[1..=len]).ok()?;
+                let value = self.vars.get(name)?;
+                let text = if *q == b'\'' {
+                    quote_literal(value)
+                } else {
+                    quote_ident(value)
+                };
+                Some((start..start + len + 3, text))
+            }
+            &b if is_var_char(b) => {
+                let len = rest.iter().take_while(|&&b| is_var_char(b)).count();
+                let name = std::str::from_utf8(&rest[..len]).ok()?;
+                let value = self.vars.get(name)?;
+                Some((start..start + 1 + len, value.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Scans a meta-command from its backslash to the end of its arguments.
+    fn meta(&mut self) -> Meta {
+        let start = self.pos;
+        self.pos += 1;
+        let name_start = self.pos;
+        // `\\` is psql's separator: an empty command.
+        if self.peek(0) == Some(b'\\') {
+            self.pos += 1;
+            return Meta {
+                name: "\\".into(),
+                args: vec![],
+                arg_starts: vec![],
+                span: start..self.pos,
+            };
+        }
+        while self
+            .peek(0)
+            .is_some_and(|b| !b.is_ascii_whitespace() && b != b'\\')
+        {
+            self.pos += 1;
+            // `\.`, `\!`, `\?` and the like are one character long.
+            if self.pos == name_start + 1 && !self.src[name_start].is_ascii_alphanumeric() {
+                break;
+            }
+        }
+        let name = String::from_utf8_lossy(&self.src[name_start..self.pos]).into_owned();
+        let mut args = Vec::new();
+        let mut arg_starts = Vec::new();
+        loop {
+            while self
+                .peek(0)
+                .is_some_and(|b| b.is_ascii_whitespace() && b != b'\n')
+            {
+                self.pos += 1;
+            }
+            match self.peek(0) {
+                None | Some(b'\n' | b'\\') => break,
+                Some(_) => {
+                    arg_starts.push(self.pos);
+                    args.push(self.meta_arg());
+                }
+            }
+        }
+        // The line's end belongs to the command; a following `\cmd` starts a new item.
+        if self.peek(0) == Some(b'\n') {
+            self.pos += 1;
+        }
+        Meta {
+            name,
+            args,
+            arg_starts,
+            span: start..self.pos,
+        }
+    }
+
+    /// One meta-command argument: single quotes dequoted (with psql's backslash escapes),
+    /// double quotes kept, `:var` interpolated, trailing unquoted `;` dropped.
+    fn meta_arg(&mut self) -> String {
+        let mut out: Vec<u8> = Vec::new();
+        let mut trailing_semis = 0usize;
+        while let Some(b) = self.peek(0) {
+            if b.is_ascii_whitespace() || b == b'\\' {
+                break;
+            }
+            match b {
+                b'\'' => {
+                    trailing_semis = 0;
+                    self.pos += 1;
+                    while let Some(c) = self.peek(0) {
+                        self.pos += 1;
+                        match c {
+                            b'\'' if self.peek(0) == Some(b'\'') => {
+                                out.push(b'\'');
+                                self.pos += 1;
+                            }
+                            b'\'' => break,
+                            b'\\' => {
+                                let e = self.peek(0).unwrap_or(b'\\');
+                                self.pos = (self.pos + 1).min(self.src.len());
+                                out.push(match e {
+                                    b'n' => b'\n',
+                                    b't' => b'\t',
+                                    b'r' => b'\r',
+                                    b'b' => 8,
+                                    b'f' => 12,
+                                    other => other,
+                                });
+                            }
+                            other => out.push(other),
+                        }
+                    }
+                }
+                b'"' => {
+                    trailing_semis = 0;
+                    let s = self.pos;
+                    self.skip_quoted(b'"', false);
+                    out.extend_from_slice(&self.src[s..self.pos]);
+                }
+                b':' => {
+                    trailing_semis = 0;
+                    if let Some((range, text)) = self.interpolation() {
+                        out.extend_from_slice(text.as_bytes());
+                        self.pos = range.end;
+                    } else {
+                        out.push(b':');
+                        self.pos += 1;
+                    }
+                }
+                b';' => {
+                    trailing_semis += 1;
+                    out.push(b';');
+                    self.pos += 1;
+                }
+                other => {
+                    trailing_semis = 0;
+                    out.push(other);
+                    self.pos += 1;
+                }
+            }
+        }
+        out.truncate(out.len() - trailing_semis);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The data lines after `COPY ... FROM stdin`, up to a line that is `\.` or the end.
+    fn copy_data(&mut self) -> Item {
+        // Data starts on the line after the one that ended the COPY statement.
+        let start = match self.src[self.pos..].iter().position(|&b| b == b'\n') {
+            Some(i) => self.pos + i + 1,
+            None => self.src.len(),
+        };
+        let mut line = start;
+        while line < self.src.len() {
+            let end = self.src[line..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(self.src.len(), |i| line + i + 1);
+            let text = &self.src[line..end];
+            let text = text.strip_suffix(b"\n").unwrap_or(text);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            if text == b"\\." {
+                let span = self.pos..end;
+                self.pos = end;
+                return Item::CopyData {
+                    span,
+                    data: start..line,
+                };
+            }
+            line = end;
+        }
+        let span = self.pos..self.src.len();
+        self.pos = self.src.len();
+        Item::CopyData {
+            span,
+            data: start..self.src.len(),
+        }
+    }
+}
+
+/// Splits a whole file without variables, for tests and tools.
+pub fn split(src: &[u8]) -> Vec<Item> {
+    let mut scanner = Scanner::new(src);
+    std::iter::from_fn(|| scanner.next_item()).collect()
+}
+
+/// 1-based line and column (in characters) of a byte offset; a BOM is not counted.
+pub fn line_col(src: &[u8], offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let mut line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if line_start == 0 && src.starts_with("\u{feff}".as_bytes()) {
+        line_start = 3.min(offset);
+    }
+    let col = String::from_utf8_lossy(&src[line_start..offset]).chars().count() + 1;
+    (line, col)
+}
+
+/// The text of 1-based line `line`, without its line ending (or a BOM).
+pub fn line_text(src: &[u8], line: usize) -> String {
+    let text = src
+        .split(|&b| b == b'\n')
+        .nth(line.saturating_sub(1))
+        .unwrap_or_default();
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    let text = if line == 1 {
+        text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text)
+    } else {
+        text
+    };
+    String::from_utf8_lossy(text).into_owned()
+}

@@ -1,0 +1,82 @@
+//! A real PostgreSQL server for the loader's tests: the native backend in a temp directory,
+//! shared by the tests of one process while any of them holds it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use devenv_server::native::{NativeOptions, NativeServer};
+use devenv_server::Server;
+
+pub struct TestServer {
+    pub native: NativeServer,
+    _dir: tempfile::TempDir,
+}
+
+static SHARED: Mutex<Weak<TestServer>> = Mutex::new(Weak::new());
+
+/// The shared server, started on first use.
+pub async fn server() -> Arc<TestServer> {
+    if let Some(server) = SHARED.lock().unwrap().upgrade() {
+        return server;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // postgres may run as another user (when tests run as root): let it reach the directory.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let native = NativeServer::start(&NativeOptions {
+        dir: dir.path().to_path_buf(),
+        port: 0,
+        user: "postgres".into(),
+        password: "test-pw".into(),
+        cache_dir: None,
+        timeout: Duration::from_secs(30),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the loader tests need PostgreSQL server binaries: {e}"));
+    let server = Arc::new(TestServer { native, _dir: dir });
+    let mut shared = SHARED.lock().unwrap();
+    match shared.upgrade() {
+        Some(other) => other,
+        None => {
+            *shared = Arc::downgrade(&server);
+            server
+        }
+    }
+}
+
+impl TestServer {
+    pub fn server(&self) -> &Server {
+        &self.native.server
+    }
+
+    /// A new empty database with a unique name.
+    pub async fn fresh_db(&self, prefix: &str) -> String {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!(
+            "{prefix}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let client = self.connect("postgres").await;
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap();
+        name
+    }
+
+    pub async fn connect(&self, db: &str) -> tokio_postgres::Client {
+        let (client, conn) = self
+            .server()
+            .config(db)
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    }
+
+    pub async fn count(&self, db: &str, sql: &str) -> i64 {
+        self.connect(db).await.query_one(sql, &[]).await.unwrap().get(0)
+    }
+}
