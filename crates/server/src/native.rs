@@ -96,7 +96,12 @@ pub fn find_bin_dir() -> Result<PathBuf, NativeError> {
     }
     if let Some(path) = std::env::var_os("PATH") {
         if let Some(dir) = std::env::split_paths(&path).find(|d| has_bins(d)) {
-            return Ok(dir);
+            // PATH often holds symlinks (/usr/local/bin/postgres); psql and friends sit
+            // beside the real binary.
+            return Ok(fs::canonicalize(dir.join("postgres"))
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .unwrap_or(dir));
         }
         tried.push("PATH".into());
     }

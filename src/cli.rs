@@ -1,0 +1,105 @@
+//! Arguments and dispatch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::Failure;
+
+/// devenv: a real Postgres with your schema and seed, right now.
+#[derive(Debug, Parser)]
+#[command(name = "devenv", version, about)]
+pub struct Cli {
+    /// Project directory (where devenv.yaml and db/ live). Default: the current directory.
+    #[arg(long, short = 'C', global = true, default_value = ".")]
+    pub project: PathBuf,
+    /// Show server notices and more detail on stderr.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start Postgres, load schema then seed, export the URLs, run until Ctrl-C.
+    ///
+    /// Example: `devenv up`, then in another terminal `eval "$(devenv env)"`.
+    Up,
+    /// Stop and remove this project's environment (also one left by a killed `devenv up`).
+    Down,
+    /// Print the running environment's variables on stdout.
+    ///
+    /// Example: `eval "$(devenv env)"` or `devenv env --format json`.
+    Env {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Sh)]
+        format: Format,
+    },
+    /// Show whether an environment runs for this project.
+    Status {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `devenv env` formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// `export NAME='value'` lines.
+    Sh,
+    /// `NAME=value` lines.
+    Dotenv,
+    /// A JSON object.
+    Json,
+}
+
+/// Runs the command line; prints the error and maps it to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = if cli.verbose { "devenv=debug" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DEVENV_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("devenv: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if failure.code == 3 {
+                // A SQL report is already in `path:line:col: error:` form.
+                eprintln!("{}", failure.message);
+            } else {
+                eprintln!("devenv: error: {}", failure.message);
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let root = cli.project.clone();
+    match cli.command {
+        Command::Up => crate::up::up(&root, cli.verbose).await,
+        Command::Down => crate::commands::down(&root).await,
+        Command::Env { format } => crate::commands::env(&root, format),
+        Command::Status { json } => crate::commands::status(&root, json).await,
+    }
+}

@@ -1,0 +1,84 @@
+//! The `devenv` command line: a thin shell over the engine crates.
+//!
+//! - [`cli`]: arguments (clap derive) and dispatch; exit codes.
+//! - [`backend`]: picks and starts the server backend (docker, native, external).
+//! - [`up`]: `devenv up`, the supervisor: start, load schema + seed, export, wait, clean up.
+//! - [`commands`]: `down`, `env`, `status`.
+//!
+//! Humans read stderr, machines read stdout: only `devenv env` and `--json` output go to
+//! stdout, so `eval "$(devenv env)"` stays clean.
+
+pub mod backend;
+pub mod cli;
+pub mod commands;
+pub mod up;
+
+pub use cli::main;
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code: 1 other, 2 configuration, 3 SQL load error, 4 environment (Docker, port,
+    /// binaries).
+    pub code: u8,
+    /// The message (may span lines, e.g. a SQL report).
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure of another kind (exit code 1).
+    pub fn other(message: impl std::fmt::Display) -> Self {
+        Failure {
+            code: 1,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<devenv_core::ConfigError> for Failure {
+    fn from(e: devenv_core::ConfigError) -> Self {
+        Failure {
+            code: 2,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<devenv_sql::LoadError> for Failure {
+    fn from(e: devenv_sql::LoadError) -> Self {
+        Failure {
+            code: 3,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<devenv_server::docker::DockerError> for Failure {
+    fn from(e: devenv_server::docker::DockerError) -> Self {
+        Failure {
+            code: 4,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<devenv_server::native::NativeError> for Failure {
+    fn from(e: devenv_server::native::NativeError) -> Self {
+        Failure {
+            code: 4,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::other(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Failure::other(devenv_server::ready::full_error(&e))
+    }
+}
