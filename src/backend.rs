@@ -20,7 +20,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub enum Running {
     /// A container.
-    Docker(DockerServer),
+    Docker(Box<DockerServer>),
     /// Local binaries.
     Native(NativeServer),
     /// An existing server; never started or stopped by devenv.
@@ -102,7 +102,7 @@ pub async fn start(config: &Config) -> Result<(Running, String), Failure> {
     match config.backend {
         Backend::Docker => {
             let d = DockerServer::start(&docker_options(config)).await?;
-            Ok((Running::Docker(d), "backend: docker (configured)".into()))
+            Ok((Running::Docker(Box::new(d)), "backend: docker (configured)".into()))
         }
         Backend::Native => Ok((start_native(config).await?, "backend: native (configured)".into())),
         Backend::External => {
@@ -127,7 +127,7 @@ pub async fn start(config: &Config) -> Result<(Running, String), Failure> {
                 let present = docker::image_present(&engine, &config.image).await;
                 match DockerServer::start(&docker_options(config)).await {
                     Ok(d) => Ok((
-                        Running::Docker(d),
+                        Running::Docker(Box::new(d)),
                         format!(
                             "backend: docker (auto: an engine answered; image {} {})",
                             config.image,

@@ -100,6 +100,6 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Up => crate::up::up(&root, cli.verbose).await,
         Command::Down => crate::commands::down(&root).await,
         Command::Env { format } => crate::commands::env(&root, format),
-        Command::Status { json } => crate::commands::status(&root, json).await,
+        Command::Status { json } => crate::commands::status(&root, json),
     }
 }

@@ -61,12 +61,17 @@ pub async fn clean_leftovers(
     // Containers are found by label, whatever the state file says.
     if config.backend != Backend::Native && config.backend != Backend::External {
         if let Ok(engine) = docker::engine_client().await {
-            let found = docker::find_by_label(&engine, PROJECT_LABEL, &project_id(&config.root)).await?;
+            let found =
+                docker::find_by_label(&engine, PROJECT_LABEL, &project_id(&config.root)).await?;
             if !found.is_empty() {
                 eprintln!(
                     "devenv: removing {} container(s) left by an earlier run: {}",
                     found.len(),
-                    found.iter().map(|f| f.names.join(",")).collect::<Vec<_>>().join(" ")
+                    found
+                        .iter()
+                        .map(|f| f.names.join(","))
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 );
             }
             removed += docker::remove_containers(&engine, &found).await?;
@@ -92,9 +97,9 @@ pub async fn down(root: &Path) -> Result<(), Failure> {
 /// `devenv env`.
 pub fn env(root: &Path, format: Format) -> Result<(), Failure> {
     let files = StateFiles::new(root);
-    let state = files
-        .read()?
-        .ok_or_else(|| Failure::other("no environment runs for this project; start one with `devenv up`"))?;
+    let state = files.read()?.ok_or_else(|| {
+        Failure::other("no environment runs for this project; start one with `devenv up`")
+    })?;
     let format = match format {
         Format::Sh => EnvFormat::Sh,
         Format::Dotenv => EnvFormat::Dotenv,
@@ -105,7 +110,7 @@ pub fn env(root: &Path, format: Format) -> Result<(), Failure> {
 }
 
 /// `devenv status`.
-pub async fn status(root: &Path, json: bool) -> Result<(), Failure> {
+pub fn status(root: &Path, json: bool) -> Result<(), Failure> {
     let files = StateFiles::new(root);
     let state = files.read()?;
     let running = state.as_ref().is_some_and(|s| pid_alive(s.pid));

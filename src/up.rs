@@ -69,8 +69,11 @@ async fn prepare(
         db::drop_if_exists(&admin, &config.database).await?;
         db::create(&admin, &config.database).await?;
     }
-    let loader = Loader::new(server.config("postgres"), &config.root).events(stderr_events(verbose));
-    let summary = loader.load_files(&config.database, &config.sql_files()).await?;
+    let loader =
+        Loader::new(server.config("postgres"), &config.root).events(stderr_events(verbose));
+    let summary = loader
+        .load_files(&config.database, &config.sql_files())
+        .await?;
     eprintln!(
         "devenv: loaded {} ({} statements, {} COPY rows) in {} ms",
         config
@@ -124,7 +127,9 @@ async fn gitpod_persist(vars: &[(String, String)]) {
         {
             Ok(s) if s.success() => eprintln!("devenv: gp env {name} persisted for new workspaces"),
             Ok(s) => eprintln!("devenv: note: `gp env {name}=...` failed ({s}); set it by hand"),
-            Err(e) => eprintln!("devenv: note: `gp` not usable ({e}); {name} not persisted in Gitpod"),
+            Err(e) => {
+                eprintln!("devenv: note: `gp` not usable ({e}); {name} not persisted in Gitpod");
+            }
         }
     }
 }

@@ -191,7 +191,9 @@ impl Config {
         let config = Config {
             root: root.to_path_buf(),
             database: var("database").or(raw.database).unwrap_or(dir_name),
-            user: var("user").or(raw.user).unwrap_or_else(|| "postgres".into()),
+            user: var("user")
+                .or(raw.user)
+                .unwrap_or_else(|| "postgres".into()),
             password: var("password")
                 .or(raw.password)
                 .unwrap_or_else(|| "password".into()),
@@ -250,14 +252,17 @@ fn parse(file: &Path, text: &str) -> Result<Raw, ConfigError> {
     serde_yaml::from_str::<Option<Raw>>(text)
         .map(Option::unwrap_or_default)
         .map_err(|e| {
-            let (line, col) = e
-                .location()
-                .map_or((1, 1), |l| (l.line(), l.column()));
+            let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
             ConfigError::Invalid {
                 file: file.to_path_buf(),
                 line,
                 col,
-                message: e.to_string().split(" at line ").next().unwrap_or("").to_owned(),
+                message: e
+                    .to_string()
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or("")
+                    .to_owned(),
             }
         })
 }
@@ -280,17 +285,25 @@ mod tests {
         let c = Config::load_with_env(dir.path(), |_| None).unwrap();
         let name = dir.path().file_name().unwrap().to_string_lossy();
         assert_eq!(c.database, name);
-        assert_eq!((c.user.as_str(), c.password.as_str()), ("postgres", "password"));
+        assert_eq!(
+            (c.user.as_str(), c.password.as_str()),
+            ("postgres", "password")
+        );
         assert_eq!(c.image, "postgres:13-alpine");
         assert_eq!(c.port, 5432);
-        assert_eq!(c.sql_files(), [PathBuf::from("db/schema.sql"), PathBuf::from("db/seed.sql")]);
+        assert_eq!(
+            c.sql_files(),
+            [PathBuf::from("db/schema.sql"), PathBuf::from("db/seed.sql")]
+        );
         assert_eq!(c.watch, ["db/**/*.sql"]);
         assert_eq!((c.network.as_str(), c.backend), ("devenv", Backend::Auto));
     }
 
     #[test]
     fn file_values_and_env_overrides() {
-        let dir = project(Some("database: cruddur\nport: 0\nschema: [a.sql, b.sql]\nbackend: native\n"));
+        let dir = project(Some(
+            "database: cruddur\nport: 0\nschema: [a.sql, b.sql]\nbackend: native\n",
+        ));
         let c = Config::load_with_env(dir.path(), |k| match k {
             "DEVENV_PORT" => Some("6543".into()),
             "DEVENV_SEED" => Some("s1.sql, s2.sql".into()),
@@ -307,14 +320,18 @@ mod tests {
     #[test]
     fn unknown_key_names_file_line_and_key() {
         let dir = project(Some("database: x\n\nimgae: postgres:15\n"));
-        let e = Config::load_with_env(dir.path(), |_| None).unwrap_err().to_string();
+        let e = Config::load_with_env(dir.path(), |_| None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("devenv.yaml:3:1: unknown field `imgae`"), "{e}");
     }
 
     #[test]
     fn wrong_type_names_file_line_and_key() {
         let dir = project(Some("port: lots\n"));
-        let e = Config::load_with_env(dir.path(), |_| None).unwrap_err().to_string();
+        let e = Config::load_with_env(dir.path(), |_| None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("devenv.yaml:1:7: port: invalid type"), "{e}");
     }
 
@@ -324,7 +341,10 @@ mod tests {
         let e = Config::load_with_env(dir.path(), |k| (k == "DEVENV_PORT").then(|| "x".into()))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("environment variable DEVENV_PORT=\"x\""), "{e}");
+        assert!(
+            e.starts_with("environment variable DEVENV_PORT=\"x\""),
+            "{e}"
+        );
     }
 
     #[test]
@@ -332,6 +352,9 @@ mod tests {
         let dir = project(None);
         let c = Config::load_with_env(dir.path(), |_| None).unwrap();
         let e = c.check_files().unwrap_err().to_string();
-        assert!(e.starts_with("db/schema.sql: file not found (listed under `schema`"), "{e}");
+        assert!(
+            e.starts_with("db/schema.sql: file not found (listed under `schema`"),
+            "{e}"
+        );
     }
 }

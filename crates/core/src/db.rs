@@ -65,7 +65,13 @@ pub async fn drop_if_exists(client: &Client, name: &str) -> Result<(), tokio_pos
             ident(name)
         ))
         .await
-        .or_else(|e| if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_DATABASE) { Ok(()) } else { Err(e) })?;
+        .or_else(|e| {
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_DATABASE) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
     terminate_sessions(client, name).await?;
     client
         .batch_execute(&format!("DROP DATABASE IF EXISTS {}", ident(name)))

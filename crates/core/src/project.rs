@@ -28,9 +28,19 @@ pub fn container_name(config: &Config) -> String {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_default()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
-    format!("devenv-{}-{}", dir.trim_matches('-'), project_id(&config.root))
+    format!(
+        "devenv-{}-{}",
+        dir.trim_matches('-'),
+        project_id(&config.root)
+    )
 }
 
 /// What `devenv up` left running, in `.devenv/state.json`.
@@ -84,7 +94,10 @@ impl StateFiles {
         std::fs::create_dir_all(&self.dir)?;
         let json = serde_json::to_string_pretty(state).map_err(std::io::Error::other)?;
         write_atomic(&self.state(), json.as_bytes())?;
-        write_atomic(&self.env(), format_env(&state.env, EnvFormat::Dotenv).as_bytes())
+        write_atomic(
+            &self.env(),
+            format_env(&state.env, EnvFormat::Dotenv).as_bytes(),
+        )
     }
 
     /// Reads the state file, if there is one.
@@ -113,7 +126,13 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// The variables `devenv up` exports for a server reachable at 127.0.0.1:`host_port`.
 pub fn exported_vars(config: &Config, host: &str, host_port: u16) -> Vec<(String, String)> {
-    let url = devenv_server::url(&config.user, &config.password, host, host_port, &config.database);
+    let url = devenv_server::url(
+        &config.user,
+        &config.password,
+        host,
+        host_port,
+        &config.database,
+    );
     let compose = devenv_server::url(&config.user, &config.password, "db", 5432, &config.database);
     let mut vars = vec![
         ("CONNECTION_URL".to_owned(), url.clone()),
@@ -147,7 +166,9 @@ pub fn format_env(vars: &[(String, String)], format: EnvFormat) -> String {
         EnvFormat::Dotenv => vars
             .iter()
             .map(|(k, v)| {
-                if v.chars().all(|c| c.is_ascii_alphanumeric() || ":/@._-%?=&+".contains(c)) {
+                if v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ":/@._-%?=&+".contains(c))
+                {
                     format!("{k}={v}\n")
                 } else {
                     format!("{k}=\"{}\"\n", v.replace('\\', "\\\\").replace('"', "\\\""))

@@ -15,7 +15,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use testcontainers::bollard::models::{EndpointSettings, NetworkConnectRequest, NetworkCreateRequest, PortBinding};
+use testcontainers::bollard::models::{
+    EndpointSettings, NetworkConnectRequest, NetworkCreateRequest, PortBinding,
+};
 use testcontainers::bollard::query_parameters::{
     ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
 };
@@ -76,7 +78,9 @@ pub enum DockerError {
     },
 }
 
-fn engine(what: &'static str) -> impl FnOnce(testcontainers::bollard::errors::Error) -> DockerError {
+fn engine(
+    what: &'static str,
+) -> impl FnOnce(testcontainers::bollard::errors::Error) -> DockerError {
     move |e| DockerError::Engine {
         what,
         message: e.to_string(),
@@ -276,13 +280,14 @@ impl DockerServer {
 
     async fn finish_start(&mut self, options: &DockerOptions) -> Result<(), DockerError> {
         let container = self.container.as_ref().expect("started");
-        self.server.port = container
-            .get_host_port_ipv4(5432)
-            .await
-            .map_err(|e| DockerError::Engine {
-                what: "reading the published port",
-                message: e.to_string(),
-            })?;
+        self.server.port =
+            container
+                .get_host_port_ipv4(5432)
+                .await
+                .map_err(|e| DockerError::Engine {
+                    what: "reading the published port",
+                    message: e.to_string(),
+                })?;
         if let Some((network, _)) = &self.network {
             self.docker
                 .connect_network(
@@ -367,7 +372,10 @@ pub async fn ensure_network(docker: &Docker, name: &str) -> Result<bool, DockerE
     match docker
         .create_network(NetworkCreateRequest {
             name: name.to_owned(),
-            labels: Some(HashMap::from([(MANAGED_LABEL.to_owned(), "true".to_owned())])),
+            labels: Some(HashMap::from([(
+                MANAGED_LABEL.to_owned(),
+                "true".to_owned(),
+            )])),
             ..Default::default()
         })
         .await
@@ -406,7 +414,11 @@ pub struct Found {
 }
 
 /// Containers whose labels match `key=value`, running or not.
-pub async fn find_by_label(docker: &Docker, key: &str, value: &str) -> Result<Vec<Found>, DockerError> {
+pub async fn find_by_label(
+    docker: &Docker,
+    key: &str,
+    value: &str,
+) -> Result<Vec<Found>, DockerError> {
     let filters = HashMap::from([("label".to_owned(), vec![format!("{key}={value}")])]);
     let list = docker
         .list_containers(Some(

@@ -107,7 +107,10 @@ mod tests {
     #[test]
     fn urls_escape_and_mask() {
         let u = url("postgres", "p@ss:w/rd", "127.0.0.1", 5432, "crud dur");
-        assert_eq!(u, "postgresql://postgres:p%40ss%3Aw%2Frd@127.0.0.1:5432/crud%20dur");
+        assert_eq!(
+            u,
+            "postgresql://postgres:p%40ss%3Aw%2Frd@127.0.0.1:5432/crud%20dur"
+        );
         assert_eq!(
             mask_url(&u),
             "postgresql://postgres:****@127.0.0.1:5432/crud%20dur"

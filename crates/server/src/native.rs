@@ -278,7 +278,13 @@ impl NativeServer {
         let child = command(&bin_dir.join("postgres"), run_as.as_ref())
             .arg("-D")
             .arg(&data_dir)
-            .args(["-c", "listen_addresses=127.0.0.1", "-p", &port.to_string(), "-k"])
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-k",
+            ])
             .arg(&run_dir)
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
             .args(["-c", "full_page_writes=off", "-c", "max_connections=200"])
@@ -375,7 +381,11 @@ fn cache_key(bin_dir: &Path, version: u32, options: &NativeOptions) -> String {
         hash.update([0]);
     }
     let digest = hash.finalize();
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let hex: String = digest.iter().take(8).fold(String::new(), |mut out, b| {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{b:02x}");
+        out
+    });
     format!("initdb-pg{version}-{hex}")
 }
 
@@ -432,7 +442,9 @@ fn initdb(
 /// Copies a directory tree, giving every entry to `owner` when set.
 fn copy_tree(from: &Path, to: &Path, owner: Option<(u32, u32)>) -> Result<(), NativeError> {
     fs::create_dir_all(to).map_err(io("creating", to))?;
-    let mode = fs::metadata(from).map_err(io("reading", from))?.permissions();
+    let mode = fs::metadata(from)
+        .map_err(io("reading", from))?
+        .permissions();
     fs::set_permissions(to, mode).map_err(io("setting permissions of", to))?;
     if let Some((uid, gid)) = owner {
         chown(to, Some(uid), Some(gid)).map_err(io("changing owner of", to))?;

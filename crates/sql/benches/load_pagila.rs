@@ -92,7 +92,10 @@ async fn main() {
             }
         }
     }
-    println!("pagila schema + data, {runs} runs each, alternating, same server (PG{}):", native.version);
+    println!(
+        "pagila schema + data, {runs} runs each, alternating, same server (PG{}):",
+        native.version
+    );
     let psql_median = median(&mut times[2].clone());
     for (name, t) in contenders.iter().zip(times.iter_mut()) {
         let m = median(t);
@@ -107,8 +110,21 @@ async fn main() {
 fn run_psql(psql: &Path, server: &devenv_server::Server, db: &str, corpora: &Path) {
     let status = Command::new(psql)
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-1"])
-        .args(["-h", &server.host, "-p", &server.port.to_string(), "-U", &server.user, "-d", db])
-        .args(FILES.iter().flat_map(|f| ["-f".to_owned(), corpora.join(f).display().to_string()]))
+        .args([
+            "-h",
+            &server.host,
+            "-p",
+            &server.port.to_string(),
+            "-U",
+            &server.user,
+            "-d",
+            db,
+        ])
+        .args(
+            FILES
+                .iter()
+                .flat_map(|f| ["-f".to_owned(), corpora.join(f).display().to_string()]),
+        )
         .env("PGPASSWORD", &server.password)
         .stdout(std::process::Stdio::null())
         .status()

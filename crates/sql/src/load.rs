@@ -251,18 +251,16 @@ impl Session {
 }
 
 fn describe_client_error(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} [{}]", db.message(), db.code().code()),
-        None => {
-            let mut msg = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                msg = format!("{msg}: {s}");
-                source = s.source();
-            }
-            msg
-        }
+    if let Some(db) = e.as_db_error() {
+        return format!("{} [{}]", db.message(), db.code().code());
     }
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg = format!("{msg}: {s}");
+        source = s.source();
+    }
+    msg
 }
 
 enum FileEnd {
@@ -371,7 +369,10 @@ impl Run<'_> {
                         path.display()
                     )
                 } else {
-                    format!("resetting the session failed: {}", describe_client_error(&e))
+                    format!(
+                        "resetting the session failed: {}",
+                        describe_client_error(&e)
+                    )
                 }),
             });
         }
@@ -456,7 +457,8 @@ impl Run<'_> {
             None => session.client.simple_query(sql).await.map(|_| 0),
             Some(data) => copy_in(&session.client, sql, file.src.slice(data.clone())).await,
         };
-        let notices: Vec<DbError> = std::iter::from_fn(|| session.notices.try_recv().ok()).collect();
+        let notices: Vec<DbError> =
+            std::iter::from_fn(|| session.notices.try_recv().ok()).collect();
         if !notices.is_empty() {
             let location = file.location(start);
             for notice in &notices {
@@ -562,7 +564,7 @@ impl Run<'_> {
                             .parse()
                             .map_err(|e| bad(&format!("invalid connection string: {e}")))?;
                         if let Some(db) = parsed.get_dbname() {
-                            database = db.to_owned();
+                            db.clone_into(&mut database);
                         }
                         if let Some(user) = parsed.get_user() {
                             config.user(user);
@@ -584,9 +586,7 @@ impl Run<'_> {
                 }
                 let session = Session::open(self.loader, &config, &database)
                     .await
-                    .map_err(|message| {
-                        file.error(at, ErrorKind::Connect { database, message })
-                    })?;
+                    .map_err(|message| file.error(at, ErrorKind::Connect { database, message }))?;
                 self.session = Some(session);
             }
             "i" | "include" | "ir" | "include_relative" => {
@@ -607,7 +607,9 @@ impl Run<'_> {
                     target.to_path_buf()
                 };
                 let arg_at = meta.arg_starts.first().copied().unwrap_or(at);
-                let src = self.read(&path, "included file", Some((file, arg_at))).await?;
+                let src = self
+                    .read(&path, "included file", Some((file, arg_at)))
+                    .await?;
                 // The include shares the session and the variables; `\quit` stops it alone.
                 self.vars = std::mem::take(vars);
                 self.run_file(path, src, depth + 1).await?;
@@ -628,18 +630,12 @@ impl Run<'_> {
             }
             "set" => match meta.args.split_first() {
                 None => {
-                    let listing: Vec<String> = vars
-                        .iter()
-                        .map(|(k, v)| format!("{k} = '{v}'"))
-                        .collect();
+                    let listing: Vec<String> =
+                        vars.iter().map(|(k, v)| format!("{k} = '{v}'")).collect();
                     (self.loader.events)(&Event::Echo(&listing.join("\n")));
                 }
                 Some((name, values)) => {
-                    if name.is_empty()
-                        || !name
-                            .chars()
-                            .all(|c| c.is_alphanumeric() || c == '_')
-                    {
+                    if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
                         return Err(bad(&format!("invalid variable name: \"{name}\"")));
                     }
                     vars.insert(name.clone(), values.concat());

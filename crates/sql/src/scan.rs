@@ -57,7 +57,8 @@ impl Statement {
             return 0;
         };
         if piece.verbatim {
-            (piece.src.start + (sql_offset - piece.sql_start)).min(piece.src.end.max(piece.src.start))
+            (piece.src.start + (sql_offset - piece.sql_start))
+                .min(piece.src.end.max(piece.src.start))
         } else {
             piece.src.start
         }
@@ -205,7 +206,8 @@ impl Partial {
         }
         self.prev_word_from = lower == b"from";
         if self.first_words.len() < 12 {
-            self.first_words.push(String::from_utf8_lossy(&lower).into_owned());
+            self.first_words
+                .push(String::from_utf8_lossy(&lower).into_owned());
         }
         if self.ident_count < 4
             && matches!(
@@ -265,7 +267,9 @@ impl<'a> Scanner<'a> {
             let rest = &self.src[self.pos..];
             if self.pos == 0 && rest.starts_with("\u{feff}".as_bytes()) {
                 self.pos += 3;
-            } else if rest.first().is_some_and(u8::is_ascii_whitespace) || rest.first() == Some(&b';') {
+            } else if rest.first().is_some_and(u8::is_ascii_whitespace)
+                || rest.first() == Some(&b';')
+            {
                 self.pos += 1;
             } else if rest.starts_with(b"--") {
                 self.skip_line_comment();
@@ -369,11 +373,11 @@ impl<'a> Scanner<'a> {
         if self.peek(0) == Some(b'\\') {
             return Some(Item::Meta(self.meta()));
         }
-        self.statement()
+        Some(self.statement())
     }
 
     /// Scans statement text up to its terminating `;` (or EOF, or a meta-command).
-    fn statement(&mut self) -> Option<Item> {
+    fn statement(&mut self) -> Item {
         let mut st = self.partial.take().unwrap_or_default();
         let mut seg_start = self.pos;
         loop {
@@ -412,7 +416,7 @@ impl<'a> Scanner<'a> {
                     // A meta-command inside a statement runs first; the statement goes on after.
                     st.push_verbatim(self.src, seg_start..self.pos);
                     self.partial = Some(st);
-                    return Some(Item::Meta(self.meta()));
+                    return Item::Meta(self.meta());
                 }
                 b':' => {
                     if let Some((range, text)) = self.interpolation() {
@@ -446,12 +450,9 @@ impl<'a> Scanner<'a> {
                         let escapes = word[0].eq_ignore_ascii_case(&b'e') || !self.std_strings;
                         self.skip_quoted(b'\'', escapes);
                     } else if word.eq_ignore_ascii_case(b"u") && next == Some(b'&') {
-                        match self.peek(1) {
-                            Some(q @ (b'\'' | b'"')) => {
-                                self.pos += 1;
-                                self.skip_quoted(q, false);
-                            }
-                            _ => {}
+                        if let Some(q @ (b'\'' | b'"')) = self.peek(1) {
+                            self.pos += 1;
+                            self.skip_quoted(q, false);
                         }
                     } else {
                         st.track_word(word);
@@ -463,11 +464,11 @@ impl<'a> Scanner<'a> {
         let copy_from_stdin = st.is_copy_from_stdin();
         self.note_standard_conforming_strings(&st);
         self.pending_copy = copy_from_stdin;
-        Some(Item::Statement(Statement {
+        Item::Statement(Statement {
             sql: st.sql,
             pieces: st.pieces,
             copy_from_stdin,
-        }))
+        })
     }
 
     /// Follows `SET standard_conforming_strings`, which changes how `'\'` is read.
@@ -478,7 +479,9 @@ impl<'a> Scanner<'a> {
             Some("set") => 1,
             _ => return,
         };
-        if w.get(name_at).is_some_and(|x| x == "standard_conforming_strings") {
+        if w.get(name_at)
+            .is_some_and(|x| x == "standard_conforming_strings")
+        {
             let text = String::from_utf8_lossy(&st.sql).to_ascii_lowercase();
             let value = text
                 .rsplit(['=', ' '])
@@ -692,12 +695,18 @@ pub fn split(src: &[u8]) -> Vec<Item> {
 pub fn line_col(src: &[u8], offset: usize) -> (usize, usize) {
     let offset = offset.min(src.len());
     let before = &src[..offset];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let mut line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line = count_newlines(before) + 1;
+    let mut line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     if line_start == 0 && src.starts_with("\u{feff}".as_bytes()) {
         line_start = 3.min(offset);
     }
-    let col = String::from_utf8_lossy(&src[line_start..offset]).chars().count() + 1;
+    let col = String::from_utf8_lossy(&src[line_start..offset])
+        .chars()
+        .count()
+        + 1;
     (line, col)
 }
 
@@ -714,4 +723,9 @@ pub fn line_text(src: &[u8], line: usize) -> String {
         text
     };
     String::from_utf8_lossy(text).into_owned()
+}
+
+/// Newlines in `bytes`.
+fn count_newlines(bytes: &[u8]) -> usize {
+    bytes.split(|&b| b == b'\n').count() - 1
 }

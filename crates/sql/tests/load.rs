@@ -85,8 +85,18 @@ async fn pagila_schema_and_data_load_with_all_rows() {
         .load_files(&db, &["pagila/pagila-schema.sql", "pagila/pagila-data.sql"])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(server.count(&db, "SELECT count(*) FROM public.rental").await, 16_044);
-    assert_eq!(server.count(&db, "SELECT count(*) FROM public.payment").await, 16_049);
+    assert_eq!(
+        server
+            .count(&db, "SELECT count(*) FROM public.rental")
+            .await,
+        16_044
+    );
+    assert_eq!(
+        server
+            .count(&db, "SELECT count(*) FROM public.payment")
+            .await,
+        16_049
+    );
     assert_eq!(summary.statements, 233 + 44);
     assert!(summary.copy_rows > 45_000, "{summary:?}");
 }
@@ -99,11 +109,17 @@ async fn chinook_switches_database_with_backslash_c() {
         .load_files(&db, &["chinook/Chinook_PostgreSql.sql"])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(server.count("chinook", "SELECT count(*) FROM track").await, 3_503);
+    assert_eq!(
+        server.count("chinook", "SELECT count(*) FROM track").await,
+        3_503
+    );
     // Nothing landed in the database the load started in.
     assert_eq!(
         server
-            .count(&db, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            .count(
+                &db,
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+            )
             .await,
         0
     );
@@ -119,13 +135,19 @@ async fn audit_trigger_and_every_flyway_fixture_load() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         server
-            .count(&db, "SELECT count(*) FROM pg_proc WHERE proname = 'audit_table'")
+            .count(
+                &db,
+                "SELECT count(*) FROM pg_proc WHERE proname = 'audit_table'"
+            )
             .await,
         3
     );
     let flyway = "tricky-flyway-pg-parser";
     for files in [
-        &["copy/V002__create_copy_test_table.sql", "copy/V003__fill_copy_test_table_with_copy.sql"][..],
+        &[
+            "copy/V002__create_copy_test_table.sql",
+            "copy/V003__fill_copy_test_table_with_copy.sql",
+        ][..],
         &["dollar/V1__Dollar.sql", "dollar/V2__Even_more_dollars.sql"],
         &["function/V1__Function.sql"],
         &["multiline/V1__MultiLine.sql"],
@@ -143,7 +165,10 @@ async fn audit_trigger_and_every_flyway_fixture_load() {
             // Non-ASCII data went through COPY unchanged.
             assert_eq!(
                 server
-                    .count(&db, "SELECT count(*) FROM copy_test WHERE c2 = 'utf8: ümlaute: äüß'")
+                    .count(
+                        &db,
+                        "SELECT count(*) FROM copy_test WHERE c2 = 'utf8: ümlaute: äüß'"
+                    )
                     .await,
                 2
             );
@@ -165,14 +190,22 @@ async fn pgjwt_loads_nothing_and_warns_about_quit() {
     assert_eq!(summary.statements, 0);
     assert_eq!(
         server
-            .count(&db, "SELECT count(*) FROM pg_proc WHERE proname = 'url_encode'")
+            .count(
+                &db,
+                "SELECT count(*) FROM pg_proc WHERE proname = 'url_encode'"
+            )
             .await,
         0
     );
     let lines = events.lines();
-    assert_eq!(lines[0], "echo: Use \"CREATE EXTENSION pgjwt\" to load this file.");
+    assert_eq!(
+        lines[0],
+        "echo: Use \"CREATE EXTENSION pgjwt\" to load this file."
+    );
     assert!(
-        lines[1].starts_with("warning: tricky-pgjwt/pgjwt--0.2.0.sql:1: \\quit stops loading this file"),
+        lines[1].starts_with(
+            "warning: tricky-pgjwt/pgjwt--0.2.0.sql:1: \\quit stops loading this file"
+        ),
         "{lines:?}"
     );
 }
@@ -197,11 +230,7 @@ async fn syntax_error_on_line_n_of_a_multi_statement_file() {
 
 #[tokio::test]
 async fn syntax_error_is_reported_with_caret() {
-    let e = load_err(
-        &[("s.sql", "select 1;\nselect 2;\nselec 3;\n")],
-        &["s.sql"],
-    )
-    .await;
+    let e = load_err(&[("s.sql", "select 1;\nselect 2;\nselec 3;\n")], &["s.sql"]).await;
     assert_eq!(e.sqlstate(), Some("42601"));
     assert_eq!(
         e.to_string(),

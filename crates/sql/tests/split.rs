@@ -193,14 +193,24 @@ fn variables_interpolate_outside_quotes_only() {
 
 #[test]
 fn unterminated_constructs_run_to_the_end() {
-    for src in ["select 'abc", "select $$abc", "select /* abc", "select \"abc", "COPY t FROM stdin;\n1\n"] {
+    for src in [
+        "select 'abc",
+        "select $$abc",
+        "select /* abc",
+        "select \"abc",
+        "COPY t FROM stdin;\n1\n",
+    ] {
         assert_tiles(src.as_bytes());
         assert!(!statements(src).is_empty(), "{src}");
     }
 }
 
 fn corpus(path: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/corpora/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/tests/corpora/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn counts(path: &str) -> (usize, usize) {
@@ -225,10 +235,22 @@ fn corpora_split_as_psql_splits_them() {
         ("pagila/pagila-schema.sql", 233, 0),
         ("pagila/pagila-data.sql", 44, 21),
         ("tricky-audit-trigger/audit.sql", 36, 0),
-        ("tricky-flyway-pg-parser/copy/V002__create_copy_test_table.sql", 11, 0),
-        ("tricky-flyway-pg-parser/copy/V003__fill_copy_test_table_with_copy.sql", 9, 2),
+        (
+            "tricky-flyway-pg-parser/copy/V002__create_copy_test_table.sql",
+            11,
+            0,
+        ),
+        (
+            "tricky-flyway-pg-parser/copy/V003__fill_copy_test_table_with_copy.sql",
+            9,
+            2,
+        ),
         ("tricky-flyway-pg-parser/dollar/V1__Dollar.sql", 10, 0),
-        ("tricky-flyway-pg-parser/dollar/V2__Even_more_dollars.sql", 3, 0),
+        (
+            "tricky-flyway-pg-parser/dollar/V2__Even_more_dollars.sql",
+            3,
+            0,
+        ),
         ("tricky-flyway-pg-parser/function/V1__Function.sql", 1, 0),
         ("tricky-flyway-pg-parser/multiline/V1__MultiLine.sql", 3, 0),
         ("tricky-flyway-pg-parser/procedure/V1__Procedure.sql", 6, 0),
@@ -250,9 +272,14 @@ fn corpora_split_as_psql_splits_them() {
         .collect();
     assert_eq!(names, ["echo", "quit"]);
     // Chinook switches database with a trailing semicolon.
-    let chinook = metas(&String::from_utf8_lossy(&corpus("chinook/Chinook_PostgreSql.sql")));
+    let chinook = metas(&String::from_utf8_lossy(&corpus(
+        "chinook/Chinook_PostgreSql.sql",
+    )));
     assert_eq!(chinook.len(), 1);
-    assert_eq!((chinook[0].name.as_str(), chinook[0].args.as_slice()), ("c", &["chinook".to_owned()][..]));
+    assert_eq!(
+        (chinook[0].name.as_str(), chinook[0].args.as_slice()),
+        ("c", &["chinook".to_owned()][..])
+    );
 }
 
 proptest! {

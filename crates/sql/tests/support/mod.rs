@@ -35,13 +35,11 @@ pub async fn server() -> Arc<TestServer> {
     .unwrap_or_else(|e| panic!("the loader tests need PostgreSQL server binaries: {e}"));
     let server = Arc::new(TestServer { native, _dir: dir });
     let mut shared = SHARED.lock().unwrap();
-    match shared.upgrade() {
-        Some(other) => other,
-        None => {
-            *shared = Arc::downgrade(&server);
-            server
-        }
+    if let Some(other) = shared.upgrade() {
+        return other;
     }
+    *shared = Arc::downgrade(&server);
+    server
 }
 
 impl TestServer {
@@ -77,6 +75,11 @@ impl TestServer {
     }
 
     pub async fn count(&self, db: &str, sql: &str) -> i64 {
-        self.connect(db).await.query_one(sql, &[]).await.unwrap().get(0)
+        self.connect(db)
+            .await
+            .query_one(sql, &[])
+            .await
+            .unwrap()
+            .get(0)
     }
 }
