@@ -11,8 +11,19 @@ use devenv_server::docker::{self, PROJECT_LABEL};
 use crate::cli::Format;
 use crate::Failure;
 
+/// Whether a process runs; a zombie (exited, not yet reaped by its parent) does not.
 fn pid_alive(pid: u32) -> bool {
-    i32::try_from(pid).is_ok_and(|p| nix_kill(p, None))
+    if !i32::try_from(pid).is_ok_and(|p| nix_kill(p, None)) {
+        return false;
+    }
+    // `/proc/PID/stat` is `pid (comm) STATE ...`; comm may hold spaces, so split after `)`.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s != "Z"))
+        })
+        .unwrap_or(true)
 }
 
 fn nix_kill(pid: i32, signal: Option<nix::sys::signal::Signal>) -> bool {
@@ -43,8 +54,9 @@ pub async fn clean_leftovers(
                 i32::try_from(state.pid).unwrap_or(0),
                 Some(nix::sys::signal::Signal::SIGTERM),
             );
-            for _ in 0..300 {
-                if !pid_alive(state.pid) {
+            for _ in 0..600 {
+                // It removes its state file once everything is gone.
+                if !pid_alive(state.pid) || !files.state().exists() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;

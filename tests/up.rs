@@ -462,3 +462,30 @@ fn engine_version_is_reported_and_accepted() {
     assert!(up.wait().success(), "{}", up.stderr());
     assert!(project.containers().is_empty());
 }
+
+/// `devenv down` from another terminal stops a running `devenv up`, which cleans up after
+/// itself and exits 0. (Here `up` is our child, so it stays a zombie until we reap it: `down`
+/// must not mistake that for a live process.)
+#[test]
+fn down_stops_a_running_up() {
+    if !docker_ready() {
+        return;
+    }
+    let project = Project::new();
+    let mut up = project.spawn_up();
+    project.wait_env(&mut up);
+    let started = Instant::now();
+    let out = project.run(&["down"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("devenv down took {:?}", started.elapsed());
+    assert!(up.wait().success(), "{}", up.stderr());
+    assert!(up
+        .stderr()
+        .contains("devenv: stopped, nothing left running"));
+    assert!(project.containers().is_empty());
+    assert!(!project.env_file().exists());
+}
