@@ -80,28 +80,17 @@ fn devenv_once(root: &Path, image: &str) -> (Duration, Duration) {
 /// docker run + poll psql + psql -f schema -f seed; then docker rm -f. Returns (up, down).
 fn baseline_once(root: &Path, image: &str) -> (Duration, Duration) {
     let started = Instant::now();
-    let id = run(Command::new("docker").args([
-        "run",
-        "-d",
-        "-p",
-        "127.0.0.1::5432",
-        "--tmpfs",
-        "/var/lib/postgresql/data:rw,mode=0700",
-        "-e",
-        "POSTGRES_USER=postgres",
-        "-e",
-        "POSTGRES_PASSWORD=password",
-        "-e",
-        "POSTGRES_DB=cruddur",
-        image,
-        "postgres",
-        "-c",
-        "fsync=off",
-        "-c",
-        "synchronous_commit=off",
-        "-c",
-        "full_page_writes=off",
-    ]));
+    let id = run(Command::new("docker")
+        .args(["run", "-d", "-p", "127.0.0.1::5432"])
+        .args(["--tmpfs", "/var/lib/postgresql/data:rw,mode=0700"])
+        .args([
+            "-e",
+            "POSTGRES_USER=postgres",
+            "-e",
+            "POSTGRES_PASSWORD=password",
+        ])
+        .args(["-e", "POSTGRES_DB=cruddur", image, "postgres"])
+        .args(devenv_server::dev_settings_args()));
     let port = run(Command::new("docker").args(["port", &id, "5432/tcp"]));
     let port = port
         .lines()

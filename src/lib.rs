@@ -79,6 +79,6 @@ impl From<std::io::Error> for Failure {
 
 impl From<tokio_postgres::Error> for Failure {
     fn from(e: tokio_postgres::Error) -> Self {
-        Failure::other(devenv_server::ready::full_error(&e))
+        Failure::other(devenv_sql::error::client_error_text(&e))
     }
 }

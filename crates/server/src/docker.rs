@@ -205,17 +205,7 @@ impl DockerServer {
             .with_env_var("POSTGRES_USER", &options.user)
             .with_env_var("POSTGRES_PASSWORD", &options.password)
             .with_env_var("POSTGRES_DB", &options.database)
-            .with_cmd([
-                "postgres",
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
-                "max_connections=200",
-            ])
+            .with_cmd(std::iter::once("postgres".to_owned()).chain(crate::dev_settings_args()))
             .with_host_config_modifier(move |host| {
                 host.port_bindings = Some(HashMap::from([(
                     "5432/tcp".to_owned(),

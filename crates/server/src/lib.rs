@@ -18,6 +18,23 @@ use std::time::Duration;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+/// Server settings of every dev server devenv starts, as `-c` arguments: durability off (a dev
+/// database is rebuilt from its files) and room for many per-test connections.
+pub const DEV_SETTINGS: [&str; 4] = [
+    "fsync=off",
+    "synchronous_commit=off",
+    "full_page_writes=off",
+    "max_connections=200",
+];
+
+/// [`DEV_SETTINGS`] as `postgres` arguments: `-c fsync=off -c ...`.
+pub fn dev_settings_args() -> Vec<String> {
+    DEV_SETTINGS
+        .iter()
+        .flat_map(|s| ["-c".to_owned(), (*s).to_owned()])
+        .collect()
+}
+
 /// How to reach a running PostgreSQL server as its superuser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {

@@ -286,8 +286,7 @@ impl NativeServer {
                 "-k",
             ])
             .arg(&run_dir)
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off", "-c", "max_connections=200"])
+            .args(crate::dev_settings_args())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().map_err(io("opening", &log))?)
             .stderr(log_file)
@@ -470,4 +469,44 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A native server in a temporary directory of its own, removed with it: for tests, benches
+/// and the test fixture's shared server.
+#[derive(Debug)]
+pub struct TempServer {
+    /// The server (declared first: it stops before its directory goes).
+    pub native: NativeServer,
+    _dir: tempfile::TempDir,
+}
+
+impl TempServer {
+    /// Starts a server on a free port with superuser `postgres` and `password`.
+    pub async fn start(password: &str) -> Result<Self, NativeError> {
+        let dir = tempfile::Builder::new()
+            .prefix("devenv-pg-")
+            .tempdir()
+            .map_err(io(
+                "creating a temporary directory in",
+                &std::env::temp_dir(),
+            ))?;
+        // postgres may run as another user (when devenv is root): let it reach the directory.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
+            .map_err(io("setting permissions of", dir.path()))?;
+        let native = NativeServer::start(&NativeOptions {
+            dir: dir.path().to_path_buf(),
+            port: 0,
+            user: "postgres".into(),
+            password: password.into(),
+            cache_dir: None,
+            timeout: Duration::from_secs(30),
+        })
+        .await?;
+        Ok(TempServer { native, _dir: dir })
+    }
+
+    /// How to reach it.
+    pub fn server(&self) -> &Server {
+        &self.native.server
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use devenv_sql::error::client_error_text;
 use tokio_postgres::NoTls;
 
 /// Why a server did not become ready.
@@ -50,28 +51,17 @@ pub async fn wait_ready(
 async fn try_select_one(config: &tokio_postgres::Config) -> Result<(), String> {
     let mut config = config.clone();
     config.connect_timeout(Duration::from_secs(2));
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| full_error(&e))?;
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| client_error_text(&e))?;
     let task = tokio::spawn(connection);
     let result = client
         .simple_query("SELECT 1")
         .await
         .map(|_| ())
-        .map_err(|e| full_error(&e));
+        .map_err(|e| client_error_text(&e));
     drop(client);
     let _ = task.await;
     result
-}
-
-/// A tokio-postgres error with its sources and the server's message, on one line.
-pub fn full_error(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!("{} [{}]", db.message(), db.code().code());
-    }
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg = format!("{msg}: {s}");
-        source = s.source();
-    }
-    msg
 }

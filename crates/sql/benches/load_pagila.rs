@@ -3,12 +3,11 @@
 //! the medians and their ratio. Run: `cargo bench -p devenv-sql --bench load_pagila`.
 //! `BENCH_RUNS` sets the runs per contender (default 7).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use devenv_server::native::{find_bin_dir, NativeOptions, NativeServer};
+use devenv_server::native::{find_bin_dir, TempServer};
 use devenv_sql::{Durability, Loader};
 
 const FILES: [&str; 2] = ["pagila/pagila-schema.sql", "pagila/pagila-data.sql"];
@@ -29,18 +28,10 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
     let corpora = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpora"));
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let native = NativeServer::start(&NativeOptions {
-        dir: dir.path().to_path_buf(),
-        port: 0,
-        user: "postgres".into(),
-        password: "bench".into(),
-        cache_dir: None,
-        timeout: Duration::from_secs(30),
-    })
-    .await
-    .expect("start a native server");
+    let temp = TempServer::start("bench")
+        .await
+        .expect("start a native server");
+    let native = &temp.native;
     let server = native.server.clone();
     // The real psql binary, not Debian's Perl wrapper (which adds ~40 ms a call).
     let psql = find_bin_dir().unwrap().join("psql");

@@ -140,3 +140,18 @@ impl fmt::Display for LoadError {
         Ok(())
     }
 }
+
+/// A tokio-postgres error on one line: the server's message and SQLSTATE when the server
+/// answered, else the client error with its chain of causes (connection refused, timeouts).
+pub fn client_error_text(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} [{}]", db.message(), db.code().code());
+    }
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg = format!("{msg}: {s}");
+        source = s.source();
+    }
+    msg
+}

@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::error::{DbError, ErrorPosition};
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 
-use crate::error::{ErrorKind, LoadError, Location};
+use crate::error::{client_error_text, ErrorKind, LoadError, Location};
 use crate::scan::{line_col, line_text, Item, Meta, Scanner, Statement, Variables};
 
 /// How far a session's commits must reach before they return.
@@ -219,7 +219,7 @@ impl Session {
         let (client, mut connection) = config
             .connect(NoTls)
             .await
-            .map_err(|e| describe_client_error(&e))?;
+            .map_err(|e| client_error_text(&e))?;
         let (tx, notices) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -235,19 +235,6 @@ impl Session {
             notices,
         })
     }
-}
-
-fn describe_client_error(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return format!("{} [{}]", db.message(), db.code().code());
-    }
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg = format!("{msg}: {s}");
-        source = s.source();
-    }
-    msg
 }
 
 enum FileEnd {
@@ -356,10 +343,7 @@ impl Run<'_> {
                         path.display()
                     )
                 } else {
-                    format!(
-                        "resetting the session failed: {}",
-                        describe_client_error(&e)
-                    )
+                    format!("resetting the session failed: {}", client_error_text(&e))
                 }),
             });
         }
@@ -475,10 +459,7 @@ impl Run<'_> {
     ) -> LoadError {
         let Some(db) = e.as_db_error() else {
             self.session = None;
-            return file.error(
-                statement.start(),
-                ErrorKind::Client(describe_client_error(e)),
-            );
+            return file.error(statement.start(), ErrorKind::Client(client_error_text(e)));
         };
         let mut context = db.where_().map(str::to_owned);
         let offset = match db.position() {

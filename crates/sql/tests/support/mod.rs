@@ -1,17 +1,12 @@
 //! A real PostgreSQL server for the loader's tests: the native backend in a temp directory,
 //! shared by the tests of one process while any of them holds it.
 
-use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 
-use devenv_server::native::{NativeOptions, NativeServer};
+use devenv_server::native::TempServer;
 use devenv_server::Server;
 
-pub struct TestServer {
-    pub native: NativeServer,
-    _dir: tempfile::TempDir,
-}
+pub struct TestServer(TempServer);
 
 static SHARED: Mutex<Weak<TestServer>> = Mutex::new(Weak::new());
 
@@ -20,20 +15,10 @@ pub async fn server() -> Arc<TestServer> {
     if let Some(server) = SHARED.lock().unwrap().upgrade() {
         return server;
     }
-    let dir = tempfile::tempdir().unwrap();
-    // postgres may run as another user (when tests run as root): let it reach the directory.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let native = NativeServer::start(&NativeOptions {
-        dir: dir.path().to_path_buf(),
-        port: 0,
-        user: "postgres".into(),
-        password: "test-pw".into(),
-        cache_dir: None,
-        timeout: Duration::from_secs(30),
-    })
-    .await
-    .unwrap_or_else(|e| panic!("the loader tests need PostgreSQL server binaries: {e}"));
-    let server = Arc::new(TestServer { native, _dir: dir });
+    let server = TempServer::start("test-pw")
+        .await
+        .unwrap_or_else(|e| panic!("the loader tests need PostgreSQL server binaries: {e}"));
+    let server = Arc::new(TestServer(server));
     let mut shared = SHARED.lock().unwrap();
     if let Some(other) = shared.upgrade() {
         return other;
@@ -44,7 +29,7 @@ pub async fn server() -> Arc<TestServer> {
 
 impl TestServer {
     pub fn server(&self) -> &Server {
-        &self.native.server
+        self.0.server()
     }
 
     /// A new empty database with a unique name.
