@@ -39,6 +39,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Sh)]
         format: Format,
     },
+    /// Ask the running `devenv up` of this project to reload now (it prints the outcome).
+    Reload,
     /// Show whether an environment runs for this project.
     Status {
         /// Print JSON on stdout.
@@ -99,6 +101,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Up => crate::up::up(&root, cli.verbose).await,
         Command::Down => crate::commands::down(&root).await,
+        Command::Reload => crate::commands::reload(&root),
         Command::Env { format } => crate::commands::env(&root, format),
         Command::Status { json } => crate::commands::status(&root, json),
     }

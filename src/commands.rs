@@ -147,3 +147,21 @@ pub fn status(root: &Path, json: bool) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// `devenv reload`: SIGUSR1 to the running `devenv up`.
+pub fn reload(root: &Path) -> Result<(), Failure> {
+    let state = StateFiles::new(root)
+        .read()?
+        .filter(|s| pid_alive(s.pid))
+        .ok_or_else(|| {
+            Failure::other("no `devenv up` runs for this project; start one with `devenv up`")
+        })?;
+    let pid = i32::try_from(state.pid).map_err(Failure::other)?;
+    if !nix_kill(pid, Some(nix::sys::signal::Signal::SIGUSR1)) {
+        return Err(Failure::other(format!(
+            "cannot signal devenv up (pid {pid})"
+        )));
+    }
+    eprintln!("devenv: asked devenv up (pid {pid}) to reload; its terminal shows the outcome");
+    Ok(())
+}

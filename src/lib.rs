@@ -3,7 +3,8 @@
 //! - [`cli`]: arguments (clap derive) and dispatch; exit codes.
 //! - [`backend`]: picks and starts the server backend (docker, native, external).
 //! - [`up`]: `devenv up`, the supervisor: start, load schema + seed, export, wait, clean up.
-//! - [`commands`]: `down`, `env`, `status`.
+//! - [`reload`]: the watcher and the build-then-swap reload loop of `up`.
+//! - [`commands`]: `down`, `env`, `status`, `reload`.
 //!
 //! Humans read stderr, machines read stdout: only `devenv env` and `--json` output go to
 //! stdout, so `eval "$(devenv env)"` stays clean.
@@ -11,6 +12,7 @@
 pub mod backend;
 pub mod cli;
 pub mod commands;
+pub mod reload;
 pub mod up;
 
 pub use cli::main;

@@ -1,6 +1,7 @@
 //! `devenv up`: the supervisor. Starts the server, loads schema then seed with the loader,
-//! writes `.devenv/env` and `.devenv/state.json`, prints the URLs (password masked), then runs
-//! until Ctrl-C or SIGTERM and removes everything it started.
+//! writes `.devenv/env` and `.devenv/state.json`, prints the URLs (password masked), then
+//! watches the SQL files and reloads on change ([`crate::reload`]) until Ctrl-C or SIGTERM, and
+//! removes everything it started.
 //!
 //! A SQL error prints the loader's `path:line:col` report and leaves nothing running.
 
@@ -8,11 +9,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use devenv_core::project::{exported_vars, State, StateFiles};
-use devenv_core::{db, Config};
+use devenv_core::rebuild::RebuildError;
+use devenv_core::Config;
 use devenv_server::mask_url;
-use devenv_sql::{stderr_events, Loader};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::backend::{self, Running};
+use crate::reload::{Reloader, Trigger};
 use crate::Failure;
 
 /// Runs `devenv up` in the foreground.
@@ -26,10 +29,23 @@ pub async fn up(root: &Path, verbose: bool) -> Result<(), Failure> {
     let (running, why) = backend::start(&config).await?;
     eprintln!("devenv: {why}");
     let ready_after = started.elapsed();
+    // Reload never touches a server devenv did not start.
+    let watch = !matches!(running, Running::External(_));
     // From here on, anything that fails must stop what was started.
-    let result = prepare(&config, &running, &files, verbose).await;
-    let vars = match result {
-        Ok(vars) => vars,
+    let prepared = async {
+        let (reloader, rx) =
+            Reloader::start(config.clone(), running.server().clone(), verbose, watch)
+                .await
+                .map_err(|e| match e {
+                    RebuildError::Load(e) => Failure::from(e),
+                    other @ RebuildError::Db { .. } => Failure::other(other),
+                })?;
+        let vars = write_state(&config, &running, &files)?;
+        Ok::<_, Failure>((reloader, rx, vars))
+    }
+    .await;
+    let (mut reloader, mut rx, vars) = match prepared {
+        Ok(p) => p,
         Err(e) => {
             running.stop().await;
             files.remove();
@@ -40,52 +56,53 @@ pub async fn up(root: &Path, verbose: bool) -> Result<(), Failure> {
         eprintln!("  {name}={}", mask_url(value));
     }
     eprintln!(
-        "devenv: ready in {:.2}s (server answered after {:.2}s); wrote {}; Ctrl-C stops and removes it",
+        "devenv: ready in {:.2}s (server answered after {:.2}s); wrote {}",
         started.elapsed().as_secs_f64(),
         ready_after.as_secs_f64(),
         files.env().display()
     );
+    if watch {
+        eprintln!(
+            "devenv: watching {}; `devenv reload` reloads by hand; Ctrl-C stops and removes everything",
+            config.watch.join(", ")
+        );
+    } else {
+        eprintln!("devenv: external server: no reload; Ctrl-C stops");
+    }
     gitpod_persist(&vars).await;
 
-    wait_for_stop_signal().await;
+    let mut manual = signal(SignalKind::user_defined1()).ok();
+    let stop = wait_for_stop_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            Some(trigger) = rx.recv() => reloader.handle(trigger, &mut rx).await,
+            Some(()) = recv(&mut manual) => reloader.handle(Trigger::Manual, &mut rx).await,
+        }
+    }
     eprintln!("devenv: stopping");
+    drop(reloader);
     running.stop().await;
     files.remove();
     eprintln!("devenv: stopped, nothing left running");
     Ok(())
 }
 
-/// Loads the database and writes the state files; returns the exported variables.
-async fn prepare(
+async fn recv(signal: &mut Option<Signal>) -> Option<()> {
+    match signal {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes the state files; returns the exported variables.
+fn write_state(
     config: &Config,
     running: &Running,
     files: &StateFiles,
-    verbose: bool,
 ) -> Result<Vec<(String, String)>, Failure> {
     let server = running.server();
-    if !matches!(running, Running::Docker(_)) {
-        // The docker image creates POSTGRES_DB itself; other backends start without it.
-        let admin = db::admin(server).await?;
-        db::drop_if_exists(&admin, &config.database).await?;
-        db::create(&admin, &config.database).await?;
-    }
-    let loader =
-        Loader::new(server.config("postgres"), &config.root).events(stderr_events(verbose));
-    let summary = loader
-        .load_files(&config.database, &config.sql_files())
-        .await?;
-    eprintln!(
-        "devenv: loaded {} ({} statements, {} COPY rows) in {} ms",
-        config
-            .sql_files()
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        summary.statements,
-        summary.copy_rows,
-        summary.elapsed.as_millis()
-    );
     let vars = exported_vars(config, &server.host, server.port);
     let (container_id, container_name, server_pid) = match running {
         Running::Docker(d) => (
@@ -135,7 +152,6 @@ async fn gitpod_persist(vars: &[(String, String)]) {
 }
 
 async fn wait_for_stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).ok();
     let mut hup = signal(SignalKind::hangup()).ok();
     let term = async {

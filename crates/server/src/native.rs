@@ -241,8 +241,9 @@ impl NativeServer {
         let bin_dir = find_bin_dir()?;
         let version = major_version(&bin_dir)?;
         let run_as = run_as()?;
-        let dir = &options.dir;
-        fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        fs::create_dir_all(&options.dir).map_err(io("creating", &options.dir))?;
+        // Absolute: postgres runs with this directory as its working directory.
+        let dir = &fs::canonicalize(&options.dir).map_err(io("resolving", &options.dir))?;
         let data_dir = dir.join("pgdata");
         let run_dir = dir.join("run");
         let log = dir.join("postgres.log");
@@ -411,7 +412,7 @@ fn initdb(
     options: &NativeOptions,
 ) -> Result<(), NativeError> {
     fs::create_dir_all(data_dir).map_err(io("creating", data_dir))?;
-    let pwfile = options.dir.join("run").join(".pwfile");
+    let pwfile = data_dir.with_file_name("run").join(".pwfile");
     fs::write(&pwfile, format!("{}\n", options.password)).map_err(io("writing", &pwfile))?;
     if let Some(user) = run_as {
         for path in [data_dir, pwfile.as_path()] {

@@ -1,0 +1,221 @@
+//! Shared by the end-to-end tests: a temp copy of the example project run with the real
+//! binary against a real Docker engine and the local test image (DEVENV_TEST_IMAGE, default
+//! `devenv-test/postgres:13`, built by `scripts/build-test-image.sh`).
+//!
+//! Without a Docker engine the tests fail with a message; `DEVENV_SKIP_DOCKER_TESTS=1` is the
+//! only way to skip them, and CI never sets it.
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this module"
+)]
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_devenv");
+
+pub fn test_image() -> String {
+    std::env::var("DEVENV_TEST_IMAGE").unwrap_or_else(|_| "devenv-test/postgres:13".into())
+}
+
+/// False only when the explicit opt-out is set and no engine answers.
+pub fn docker_ready() -> bool {
+    let ok = Command::new("docker")
+        .args(["image", "inspect", &test_image()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return true;
+    }
+    if std::env::var("DEVENV_SKIP_DOCKER_TESTS").as_deref() == Ok("1") {
+        eprintln!("skipping: DEVENV_SKIP_DOCKER_TESTS=1 and no Docker engine with the test image");
+        return false;
+    }
+    panic!(
+        "these tests need a Docker engine and the image {} (run scripts/ensure-docker.sh and \
+         scripts/build-test-image.sh, or set DEVENV_SKIP_DOCKER_TESTS=1 to skip them)",
+        test_image()
+    );
+}
+
+/// A temp copy of the example project with its own network.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub network: String,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = tempfile::Builder::new()
+            .prefix("devenv-up-")
+            .tempdir()
+            .unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::create_dir_all(dir.path().join("db")).unwrap();
+        for f in ["db/schema.sql", "db/seed.sql", "devenv.yaml"] {
+            std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+        }
+        let network = format!(
+            "devenv-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        Project { dir, network }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(self.path())
+            .env("DEVENV_IMAGE", test_image())
+            .env("DEVENV_PORT", "0")
+            .env("DEVENV_BACKEND", "docker")
+            .env("DEVENV_NETWORK", &self.network)
+            .env_remove("GITPOD_WORKSPACE_ID");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Starts `devenv up` in the background, stderr into a file.
+    pub fn spawn_up(&self) -> Up {
+        let log = self.path().join("up.log");
+        let child = self
+            .command(&["up"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Up { child, log }
+    }
+
+    pub fn env_file(&self) -> PathBuf {
+        self.path().join(".devenv/env")
+    }
+
+    /// Waits for `.devenv/env` and returns its variables.
+    pub fn wait_env(&self, up: &mut Up) -> Vec<(String, String)> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !self.env_file().exists() {
+            if let Some(status) = up.child.try_wait().unwrap() {
+                panic!("devenv up exited with {status}:\n{}", up.stderr());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no .devenv/env after 90 s:\n{}",
+                up.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::fs::read_to_string(self.env_file())
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+            .collect()
+    }
+
+    /// Containers carrying this project's label.
+    pub fn containers(&self) -> Vec<String> {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!(
+                    "label=dev.devenv.root={}",
+                    self.path().canonicalize().unwrap().display()
+                ),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn network_exists(&self) -> bool {
+        Command::new("docker")
+            .args(["network", "inspect", &self.network])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        // Leave nothing behind even when an assertion failed.
+        for id in self.containers() {
+            let _ = Command::new("docker").args(["rm", "-f", &id]).output();
+        }
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.network])
+            .output();
+    }
+}
+
+pub struct Up {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Up {
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "devenv up did not exit:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+pub fn var<'a>(vars: &'a [(String, String)], name: &str) -> &'a str {
+    &vars.iter().find(|(k, _)| k == name).unwrap().1
+}
+
+pub fn psql_count(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-X", "-At", url, "-c", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
