@@ -63,7 +63,11 @@ pub enum Format {
 /// Runs the command line; prints the error and maps it to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = if cli.verbose { "devenv=debug" } else { "warn" };
+    let filter = if cli.verbose {
+        "devenv=debug,devenv_core=debug,devenv_server=debug,devenv_sql=debug"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DEVENV_LOG")

@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use devenv_core::rebuild::{rebuild, RebuildError};
+use devenv_core::rebuild::{RebuildError, Rebuilder};
 use devenv_core::Config;
 use devenv_server::Server;
 use devenv_sql::Loader;
@@ -29,7 +29,7 @@ use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
 /// Quiet time that ends a burst of events.
-pub const QUIET: Duration = Duration::from_millis(25);
+pub const QUIET: Duration = Duration::from_millis(20);
 /// Longest wait for a burst to end before reloading anyway.
 pub const MAX_WAIT: Duration = Duration::from_millis(500);
 
@@ -202,7 +202,7 @@ pub struct Reloader {
     verbose: bool,
     watch: Option<Watch>,
     tx: mpsc::UnboundedSender<Trigger>,
-    cleanup: Option<tokio::task::JoinHandle<()>>,
+    rebuilder: Rebuilder,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -225,11 +225,11 @@ impl Reloader {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut reloader = Reloader {
             config,
-            server,
+            server: server.clone(),
             verbose,
             watch: None,
             tx,
-            cleanup: None,
+            rebuilder: Rebuilder::new(server),
         };
         let rebuilt = reloader.build().await?;
         eprintln!(
@@ -260,19 +260,12 @@ impl Reloader {
     }
 
     async fn build(&mut self) -> Result<(devenv_sql::LoadSummary, Duration), RebuildError> {
-        if let Some(previous) = self.cleanup.take() {
-            let _ = previous.await;
-        }
         let loader = Loader::new(self.server.config("postgres"), &self.config.root)
             .events(devenv_sql::stderr_events(self.verbose));
-        let rebuilt = rebuild(
-            &self.server,
-            &loader,
-            &self.config.database,
-            &self.config.sql_files(),
-        )
-        .await?;
-        self.cleanup = Some(rebuilt.cleanup);
+        let rebuilt = self
+            .rebuilder
+            .rebuild(&loader, &self.config.database, &self.config.sql_files())
+            .await?;
         Ok((rebuilt.summary, rebuilt.total))
     }
 

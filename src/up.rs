@@ -20,6 +20,9 @@ use crate::Failure;
 
 /// Runs `devenv up` in the foreground.
 pub async fn up(root: &Path, verbose: bool) -> Result<(), Failure> {
+    let mut stop = StopSignals::install()?;
+    // `devenv reload` sends SIGUSR1, whose default action would end the process.
+    let mut manual = signal(SignalKind::user_defined1()).ok();
     let config = Config::load(root)?;
     config.check_files()?;
     let files = StateFiles::new(root);
@@ -71,12 +74,9 @@ pub async fn up(root: &Path, verbose: bool) -> Result<(), Failure> {
     }
     gitpod_persist(&vars).await;
 
-    let mut manual = signal(SignalKind::user_defined1()).ok();
-    let stop = wait_for_stop_signal();
-    tokio::pin!(stop);
     loop {
         tokio::select! {
-            () = &mut stop => break,
+            () = stop.recv() => break,
             Some(trigger) = rx.recv() => reloader.handle(trigger, &mut rx).await,
             Some(()) = recv(&mut manual) => reloader.handle(Trigger::Manual, &mut rx).await,
         }
@@ -151,24 +151,29 @@ async fn gitpod_persist(vars: &[(String, String)]) {
     }
 }
 
-async fn wait_for_stop_signal() {
-    let mut term = signal(SignalKind::terminate()).ok();
-    let mut hup = signal(SignalKind::hangup()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(s) => drop(s.recv().await),
-            None => std::future::pending().await,
+/// Ctrl-C, SIGTERM and SIGHUP, installed before anything starts: a signal that arrives
+/// during start-up waits until what was started can be removed, instead of killing the
+/// process and orphaning the container.
+struct StopSignals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        Ok(StopSignals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+            _ = self.hup.recv() => {}
         }
-    };
-    let hup = async {
-        match hup.as_mut() {
-            Some(s) => drop(s.recv().await),
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-        () = hup => {}
     }
 }

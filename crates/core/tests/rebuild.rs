@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use devenv_core::rebuild::{next_name, old_name, rebuild, RebuildError};
+use devenv_core::rebuild::{next_name, old_name, RebuildError, Rebuilder};
 use devenv_server::native::TempServer;
 use devenv_sql::Loader;
 
@@ -25,11 +25,11 @@ async fn builds_swaps_keeps_the_old_on_error_and_never_waits_for_idle_clients() 
     let file = dir.path().join("schema.sql");
     let files = [PathBuf::from("schema.sql")];
     let loader = Loader::new(server.config("postgres"), dir.path());
+    let mut rebuilder = Rebuilder::new(server.clone());
 
     // First build: the database did not exist.
     std::fs::write(&file, "CREATE TABLE t (a int); INSERT INTO t VALUES (1);").unwrap();
-    let first = rebuild(&server, &loader, "app", &files).await.unwrap();
-    first.cleanup.await.unwrap();
+    rebuilder.rebuild(&loader, "app", &files).await.unwrap();
     assert_eq!(count(&server, "app", "SELECT count(*) FROM t").await, Ok(1));
 
     // An idle client on the live database does not block the swap; it is disconnected.
@@ -39,9 +39,8 @@ async fn builds_swaps_keeps_the_old_on_error_and_never_waits_for_idle_clients() 
         "CREATE TABLE t (a int, b int); INSERT INTO t VALUES (1, 2), (3, 4);",
     )
     .unwrap();
-    let second = rebuild(&server, &loader, "app", &files).await.unwrap();
+    let second = rebuilder.rebuild(&loader, "app", &files).await.unwrap();
     assert!(second.swap < second.total);
-    second.cleanup.await.unwrap();
     assert!(
         idle.simple_query("SELECT 1").await.is_err(),
         "idle session was ended"
@@ -54,7 +53,7 @@ async fn builds_swaps_keeps_the_old_on_error_and_never_waits_for_idle_clients() 
         "CREATE TABLE t (a int);\nCREATE TABLE u (x nosuchtype);\n",
     )
     .unwrap();
-    let Err(RebuildError::Load(e)) = rebuild(&server, &loader, "app", &files).await else {
+    let Err(RebuildError::Load(e)) = rebuilder.rebuild(&loader, "app", &files).await else {
         panic!("a broken file must fail to load");
     };
     assert!(
@@ -63,15 +62,44 @@ async fn builds_swaps_keeps_the_old_on_error_and_never_waits_for_idle_clients() 
         "{e}"
     );
     assert_eq!(count(&server, "app", "SELECT count(b) FROM t").await, Ok(2));
+    // Afterwards only the empty spare remains beside it, marked as such.
+    rebuilder.settle().await;
     let leftovers = count(
         &server,
         "postgres",
         &format!(
-            "SELECT count(*) FROM pg_database WHERE datname IN ('{}', '{}')",
+            "SELECT count(*) FROM pg_database WHERE datname IN ('{}', '{}') \
+             AND shobj_description(oid, 'pg_database') IS DISTINCT FROM 'devenv: empty spare'",
             next_name("app"),
             old_name("app")
         ),
     )
     .await;
     assert_eq!(leftovers, Ok(0));
+
+    // A half-built leftover under the temporary name (a crash mid-load) is never reused.
+    let admin = devenv_core::db::admin(&server).await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "COMMENT ON DATABASE \"{}\" IS NULL",
+            next_name("app")
+        ))
+        .await
+        .unwrap();
+    let junk = devenv_core::db::connect(&server, &next_name("app"))
+        .await
+        .unwrap();
+    junk.batch_execute("CREATE TABLE junk ()").await.unwrap();
+    drop(junk);
+    std::fs::write(&file, "CREATE TABLE t (c int);").unwrap();
+    rebuilder.rebuild(&loader, "app", &files).await.unwrap();
+    assert_eq!(
+        count(
+            &server,
+            "app",
+            "SELECT count(*) FROM pg_class WHERE relname = 'junk'"
+        )
+        .await,
+        Ok(0)
+    );
 }
