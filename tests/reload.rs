@@ -234,3 +234,43 @@ fn devenv_reload_by_hand_and_config_changes_are_reported() {
         up.stderr().contains("keeping the running settings")
     });
 }
+
+#[test]
+fn a_file_included_from_outside_the_watch_globs_is_watched_too() {
+    if !docker_ready() {
+        return;
+    }
+    let project = Project::new();
+    std::fs::create_dir_all(project.path().join("sql")).unwrap();
+    std::fs::write(
+        project.path().join("sql/extra.sql"),
+        "CREATE TABLE extra_v1 ();\n",
+    )
+    .unwrap();
+    let schema = project.path().join("db/schema.sql");
+    let text = std::fs::read_to_string(&schema).unwrap();
+    std::fs::write(&schema, format!("{text}\n\\i sql/extra.sql\n")).unwrap();
+    let mut up = project.spawn_up();
+    let vars = project.wait_env(&mut up);
+    let url = var(&vars, "CONNECTION_URL").to_owned();
+    assert_eq!(
+        query(&url, "SELECT to_regclass('extra_v1') IS NOT NULL").as_deref(),
+        Some("t")
+    );
+    std::fs::write(
+        project.path().join("sql/extra.sql"),
+        "CREATE TABLE extra_v2 ();\n",
+    )
+    .unwrap();
+    wait_until(
+        &up,
+        "the included file's change",
+        Duration::from_secs(20),
+        || query(&url, "SELECT to_regclass('extra_v2') IS NOT NULL").as_deref() == Some("t"),
+    );
+    assert!(
+        up.stderr().contains("reload [sql/extra.sql]: ok"),
+        "{}",
+        up.stderr()
+    );
+}
