@@ -85,16 +85,36 @@ async fn start_native(config: &Config) -> Result<Running, Failure> {
     if config.port != 0 && devenv_server::port_in_use(config.port) {
         return Err(docker::DockerError::PortTaken { port: config.port }.into());
     }
-    let native = NativeServer::start(&NativeOptions {
+    let mut options = NativeOptions {
         dir: config.root.join(devenv_core::project::STATE_DIR),
         port: config.port,
         user: config.user.clone(),
         password: config.password.clone(),
         cache_dir: None,
         timeout: READY_TIMEOUT,
-    })
-    .await?;
-    Ok(Running::Native(native))
+    };
+    match NativeServer::start(&options).await {
+        Ok(native) => Ok(Running::Native(native)),
+        // Run as root in a private home (/root is 0700), the account postgres runs as cannot
+        // reach .devenv/; a directory of devenv's own under the temp dir can be.
+        Err(native::NativeError::Unreachable { user, dir }) => {
+            let fallback =
+                std::env::temp_dir().join(format!("devenv-{}", project_id(&config.root)));
+            std::fs::create_dir_all(&fallback)?;
+            std::fs::set_permissions(
+                &fallback,
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )?;
+            eprintln!(
+                "devenv: note: user {user} cannot reach {}; keeping the server's files in {}",
+                dir.display(),
+                fallback.display()
+            );
+            options.dir = fallback;
+            Ok(Running::Native(NativeServer::start(&options).await?))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Starts the configured backend; returns it with a sentence saying why it was chosen.

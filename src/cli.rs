@@ -41,6 +41,17 @@ pub enum Command {
     },
     /// Ask the running `devenv up` of this project to reload now (it prints the outcome).
     Reload,
+    /// The seed scripts' jobs: create, drop, schema-load, seed, setup, reset, connect,
+    /// sessions; locally or with `--target prod` / `--url URL`.
+    ///
+    /// Example: `devenv db sessions --target prod`, `devenv db setup`.
+    Db {
+        /// Which job.
+        #[command(subcommand)]
+        command: crate::dbcmd::DbCommand,
+    },
+    /// Check what `devenv up` needs and say how to fix what is missing.
+    Doctor,
     /// Show whether an environment runs for this project.
     Status {
         /// Print JSON on stdout.
@@ -106,6 +117,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Up => crate::up::up(&root, cli.verbose).await,
         Command::Down => crate::commands::down(&root).await,
         Command::Reload => crate::commands::reload(&root),
+        Command::Db { command } => crate::dbcmd::run(&root, command, cli.verbose).await,
+        Command::Doctor => crate::doctor::doctor(&root).await,
         Command::Env { format } => crate::commands::env(&root, format),
         Command::Status { json } => crate::commands::status(&root, json),
     }

@@ -5,6 +5,8 @@
 //! - [`up`]: `devenv up`, the supervisor: start, load schema + seed, export, wait, clean up.
 //! - [`reload`]: the watcher and the build-then-swap reload loop of `up`.
 //! - [`commands`]: `down`, `env`, `status`, `reload`.
+//! - [`dbcmd`]: `devenv db ...`, the seed scripts' jobs, with guards for remote targets.
+//! - [`doctor`]: `devenv doctor`.
 //!
 //! Humans read stderr, machines read stdout: only `devenv env` and `--json` output go to
 //! stdout, so `eval "$(devenv env)"` stays clean.
@@ -12,6 +14,8 @@
 pub mod backend;
 pub mod cli;
 pub mod commands;
+pub mod dbcmd;
+pub mod doctor;
 pub mod reload;
 pub mod up;
 
@@ -21,7 +25,7 @@ pub use cli::main;
 #[derive(Debug)]
 pub struct Failure {
     /// Exit code: 1 other, 2 configuration, 3 SQL load error, 4 environment (Docker, port,
-    /// binaries).
+    /// binaries), 5 refused by a guard.
     pub code: u8,
     /// The message (may span lines, e.g. a SQL report).
     pub message: String,

@@ -45,6 +45,8 @@ pub fn docker_ready() -> bool {
 pub struct Project {
     pub dir: tempfile::TempDir,
     pub network: String,
+    /// DEVENV_BACKEND for every command; `None` leaves the config's (`auto`).
+    pub backend: Option<&'static str>,
 }
 
 impl Project {
@@ -64,7 +66,33 @@ impl Project {
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
-        Project { dir, network }
+        Project {
+            dir,
+            network,
+            backend: Some("docker"),
+        }
+    }
+
+    /// A project run with the native backend, in a directory the account postgres runs as
+    /// (when the tests run as root) can reach.
+    pub fn native() -> Self {
+        let mut project = Project::new();
+        std::fs::set_permissions(
+            project.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        project.backend = Some("native");
+        project
+    }
+
+    /// The postmaster pid a running native `devenv up` recorded.
+    pub fn server_pid(&self) -> Option<u32> {
+        let state = std::fs::read_to_string(self.path().join(".devenv/state.json")).ok()?;
+        let state: serde_json::Value = serde_json::from_str(&state).ok()?;
+        state["server_pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
     }
 
     pub fn path(&self) -> &Path {
@@ -77,7 +105,7 @@ impl Project {
             .current_dir(self.path())
             .env("DEVENV_IMAGE", test_image())
             .env("DEVENV_PORT", "0")
-            .env("DEVENV_BACKEND", "docker")
+            .env("DEVENV_BACKEND", self.backend.unwrap_or("auto"))
             .env("DEVENV_NETWORK", &self.network)
             .env_remove("GITPOD_WORKSPACE_ID");
         cmd
@@ -218,4 +246,15 @@ pub fn psql_count(url: &str, sql: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Whether a process exists (and is not a zombie).
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s != "Z"))
+        })
+        .unwrap_or(false)
 }

@@ -130,26 +130,52 @@ impl Rebuilder {
         let started = Instant::now();
         let (next, old) = (next_name(live), old_name(live));
         let admin = self.admin().await?;
-        prepare_next(&admin, &next, &old).await?;
+        // Another process (`devenv db setup` beside `devenv up`) may rebuild the same database.
+        lock(&admin, live).await?;
+        let result = self
+            .locked_rebuild(&admin, loader, live, files, started)
+            .await;
+        unlock(&admin, live).await;
+        // After a swap the old database goes; in every case a spare is made for next time.
+        let swapped = result.is_ok();
+        let live = live.to_owned();
+        let background = tokio::spawn(async move {
+            if lock(&admin, &live).await.is_ok() {
+                if swapped {
+                    let _ = db::drop_if_exists(&admin, &old).await;
+                }
+                create_spare(&admin, &next).await;
+                unlock(&admin, &live).await;
+            }
+        });
+        self.background = Some(background);
+        result
+    }
+
+    async fn locked_rebuild(
+        &self,
+        admin: &Client,
+        loader: &Loader,
+        live: &str,
+        files: &[PathBuf],
+        started: Instant,
+    ) -> Result<Rebuilt, RebuildError> {
+        let (next, old) = (next_name(live), old_name(live));
+        prepare_next(admin, &next, &old).await?;
         tracing::debug!(elapsed = ?started.elapsed(), "{next} ready to load");
         let summary = match loader.load_files(&next, files).await {
             Ok(summary) => summary,
             Err(e) => {
-                let _ = db::drop_if_exists(&admin, &next).await;
-                self.background = Some(tokio::spawn(create_spare(admin, next)));
+                let _ = db::drop_if_exists(admin, &next).await;
                 return Err(e.into());
             }
         };
         tracing::debug!(elapsed = ?started.elapsed(), "loaded {next}");
         let swap_started = Instant::now();
-        swap(&admin, live, &next, &old).await?;
+        swap(admin, live, &next, &old).await?;
         let swap = swap_started.elapsed();
         let total = started.elapsed();
         tracing::debug!(?swap, ?total, "swapped {next} in as {live}");
-        self.background = Some(tokio::spawn(async move {
-            let _ = db::drop_if_exists(&admin, &old).await;
-            create_spare(admin, next).await;
-        }));
         Ok(Rebuilt {
             summary,
             swap,
@@ -192,15 +218,37 @@ async fn prepare_next(admin: &Client, next: &str, old: &str) -> Result<(), Rebui
     }
 }
 
-async fn create_spare(admin: Arc<Client>, next: String) {
-    if db::create(&admin, &next).await.is_ok() {
+async fn create_spare(admin: &Client, next: &str) {
+    if db::create(admin, next).await.is_ok() {
         let _ = admin
             .batch_execute(&format!(
                 "COMMENT ON DATABASE {} IS '{SPARE_MARK}'",
-                ident(&next)
+                ident(next)
             ))
             .await;
     }
+}
+
+/// Session-level advisory lock on `live`'s name, held across a rebuild and around the
+/// background work, so rebuilds of one database by several processes take turns.
+async fn lock(admin: &Client, live: &str) -> Result<(), RebuildError> {
+    admin
+        .execute(
+            "SELECT pg_advisory_lock(hashtext('devenv.rebuild:' || $1))",
+            &[&live],
+        )
+        .await
+        .map(drop)
+        .map_err(step("taking the rebuild lock"))
+}
+
+async fn unlock(admin: &Client, live: &str) {
+    let _ = admin
+        .execute(
+            "SELECT pg_advisory_unlock(hashtext('devenv.rebuild:' || $1))",
+            &[&live],
+        )
+        .await;
 }
 
 /// Swaps `next` in as `live`; on failure puts things back as they were.

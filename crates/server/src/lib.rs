@@ -35,6 +35,9 @@ pub fn dev_settings_args() -> Vec<String> {
         .collect()
 }
 
+/// The `application_name` of devenv's own sessions (so `db sessions --kill-idle` spares them).
+pub const APPLICATION_NAME: &str = "devenv";
+
 /// How to reach a running PostgreSQL server as its superuser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
@@ -65,6 +68,7 @@ impl Server {
             .user(&self.user)
             .password(&self.password)
             .dbname(database)
+            .application_name(APPLICATION_NAME)
             .connect_timeout(Duration::from_secs(5));
         config
     }

@@ -1,0 +1,325 @@
+//! Without Docker and against other servers: the native backend end to end (run as root in
+//! CI, so postgres runs as an unprivileged account), `auto` falling back to it, every
+//! `devenv db` job, the prod guard, and `devenv doctor`.
+
+mod support;
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{process_alive, psql_count, var, Project, Up};
+
+fn wait_until(up: &Up, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{}",
+            up.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn query(url: &str, sql: &str) -> Option<String> {
+    let out = Command::new("psql")
+        .args(["-X", "-At", url, "-c", sql])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn native_up_loads_reloads_and_leaves_no_process() {
+    let project = Project::native();
+    let mut up = project.spawn_up();
+    let vars = project.wait_env(&mut up);
+    let url = var(&vars, "CONNECTION_URL").to_owned();
+    assert!(
+        up.stderr().contains("backend: native (configured)"),
+        "{}",
+        up.stderr()
+    );
+    assert_eq!(psql_count(&url, "SELECT count(*) FROM users"), "3");
+    assert!(project.path().join(".devenv/pgdata/PG_VERSION").is_file());
+    let postmaster = project.server_pid().expect("state names the postmaster");
+    assert!(process_alive(postmaster));
+
+    let schema = project.path().join("db/schema.sql");
+    let text = std::fs::read_to_string(&schema).unwrap();
+    std::fs::write(
+        &schema,
+        text.replace(
+            "  email text NOT NULL,",
+            "  email text NOT NULL,\n  bio text,",
+        ),
+    )
+    .unwrap();
+    wait_until(&up, "the reload", || {
+        query(&url, "SELECT count(bio) FROM users").is_some()
+    });
+
+    up.signal("INT");
+    assert!(up.wait().success(), "{}", up.stderr());
+    assert!(!process_alive(postmaster), "postgres left running");
+    assert!(!project.env_file().exists());
+}
+
+#[test]
+fn native_down_after_kill_9_stops_the_server() {
+    let project = Project::native();
+    let mut up = project.spawn_up();
+    project.wait_env(&mut up);
+    let postmaster = project.server_pid().unwrap();
+    up.signal("KILL");
+    up.wait();
+    assert!(
+        process_alive(postmaster),
+        "the server outlives a kill -9 of up"
+    );
+    let out = project.run(&["down"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!process_alive(postmaster), "down left postgres running");
+}
+
+#[test]
+fn auto_falls_back_to_native_when_no_engine_answers_and_says_why() {
+    let mut project = Project::native();
+    project.backend = None;
+    let mut up = Up {
+        child: project
+            .command(&["up"])
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(project.path().join("up.log")).unwrap())
+            .spawn()
+            .unwrap(),
+        log: project.path().join("up.log"),
+    };
+    project.wait_env(&mut up);
+    let said = up.stderr();
+    assert!(
+        said.contains("backend: native (auto: no Docker engine answered (tried DOCKER_HOST=unix:///nonexistent/docker.sock)"),
+        "{said}"
+    );
+    up.signal("TERM");
+    assert!(up.wait().success(), "{}", up.stderr());
+}
+
+#[test]
+fn a_project_postgres_cannot_reach_keeps_its_server_files_elsewhere() {
+    if !nix_is_root() {
+        eprintln!("not root: postgres runs as this user and reaches every directory it does");
+        return;
+    }
+    // A 0700 directory (like /root): the account postgres runs as cannot enter it.
+    let mut project = Project::new();
+    std::fs::set_permissions(
+        project.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    project.backend = Some("native");
+    let mut up = project.spawn_up();
+    let vars = project.wait_env(&mut up);
+    assert!(up.stderr().contains("cannot reach"), "{}", up.stderr());
+    assert_eq!(
+        psql_count(var(&vars, "CONNECTION_URL"), "SELECT count(*) FROM users"),
+        "3"
+    );
+    up.signal("INT");
+    assert!(up.wait().success(), "{}", up.stderr());
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[test]
+fn db_jobs_against_the_local_server_and_another_url() {
+    let project = Project::native();
+    let mut up = project.spawn_up();
+    let vars = project.wait_env(&mut up);
+    let url = var(&vars, "CONNECTION_URL").to_owned();
+    let other = format!("{}/other_db", url.rsplit_once('/').unwrap().0);
+    let db = |args: &[&str]| {
+        let mut all = vec!["db"];
+        all.extend_from_slice(args);
+        project.run(&all)
+    };
+
+    for job in ["create", "schema-load", "seed"] {
+        let out = db(&[job, "--url", &other]);
+        assert!(out.status.success(), "db {job}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains(":password@"),
+            "password shown: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(psql_count(&other, "SELECT count(*) FROM users"), "3");
+    let out = db(&["create", "--url", &other]);
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    let out = db(&["drop", "--url", &other]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        query(&other, "SELECT 1").is_none(),
+        "dropped database still answers"
+    );
+
+    // setup and reset on the local environment go through build-then-swap.
+    std::fs::write(
+        project.path().join("db/seed.sql"),
+        "INSERT INTO public.users (display_name, email, handle, cognito_user_id) VALUES ('A', 'a@x', 'a', 'MOCK');\n",
+    )
+    .unwrap();
+    let out = db(&["setup"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(psql_count(&url, "SELECT count(*) FROM users"), "1");
+    std::fs::write(
+        project.path().join("db/seed.sql"),
+        "INSERT INTO nope VALUES (1);\n",
+    )
+    .unwrap();
+    let out = db(&["reset"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("db/seed.sql:1:13: error: relation \"nope\" does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        psql_count(&url, "SELECT count(*) FROM users"),
+        "1",
+        "broken reset kept the database"
+    );
+
+    // sessions lists a connected client; --kill-idle ends it.
+    let mut client = Command::new("psql")
+        .args(["-X", "-q", &format!("{url}?application_name=idle_client")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    client
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"SELECT 1;\n")
+        .unwrap();
+    wait_until(&up, "the idle client", || {
+        String::from_utf8_lossy(&db(&["sessions"]).stdout).contains("idle_client")
+    });
+    let out = db(&["sessions", "--kill-idle"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ended 1 idle session"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!String::from_utf8_lossy(&db(&["sessions"]).stdout).contains("idle_client"));
+    drop(client.stdin.take());
+    let _ = client.wait();
+
+    up.signal("INT");
+    assert!(up.wait().success());
+}
+
+#[test]
+fn the_prod_guard_refuses_without_yes_and_without_a_terminal() {
+    let project = Project::native();
+    let mut up = project.spawn_up();
+    let vars = project.wait_env(&mut up);
+    let url = var(&vars, "CONNECTION_URL").to_owned();
+    let prod = format!("{}/prod_copy", url.rsplit_once('/').unwrap().0);
+    let prod_db = |args: &[&str], yes: bool| {
+        let mut cmd = project.command(&[&["db"], args, &["--target", "prod"]].concat());
+        if yes {
+            cmd.arg("--yes");
+        }
+        cmd.env("PROD_CONNECTION_URL", &prod)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert!(prod_db(&["create"], false).status.success());
+    for job in [
+        &["drop"][..],
+        &["setup"],
+        &["seed"],
+        &["sessions", "--kill-idle"],
+    ] {
+        let out = prod_db(job, false);
+        assert_eq!(out.status.code(), Some(5), "{job:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no terminal to confirm on; pass --yes"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("prod (postgresql://postgres:****@"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(
+        query(&prod, "SELECT 1").as_deref(),
+        Some("1"),
+        "guarded drop dropped"
+    );
+    let out = prod_db(&["drop"], true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(query(&prod, "SELECT 1").is_none());
+    up.signal("INT");
+    assert!(up.wait().success());
+}
+
+#[test]
+fn doctor_reports_each_check_with_its_fix() {
+    let project = Project::native();
+    let out = project
+        .command(&["doctor"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}{}", stderr(&out));
+    assert!(
+        report.contains("ok   config: database cruddur, backend native"),
+        "{report}"
+    );
+    assert!(
+        report.contains("FAIL docker engine: no Docker engine answered"),
+        "{report}"
+    );
+    assert!(
+        report.contains("ok   postgres binaries: PostgreSQL"),
+        "{report}"
+    );
+    assert!(
+        report.contains("backend native: `devenv up` would use native"),
+        "{report}"
+    );
+
+    // With backend docker and no engine, doctor fails.
+    let out = project
+        .command(&["doctor"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env("DEVENV_BACKEND", "docker")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+}
