@@ -1,7 +1,9 @@
 //! `devenv up` from start to ready (fresh container, schema + seed loaded, `.devenv/env`
 //! written) against the raw baseline in the same run: `docker run` of the same image with the
 //! same tmpfs and settings, poll until psql connects, `psql -f schema -f seed`. Then
-//! `devenv down` against `docker rm -f`. Alternating, `BENCH_RUNS` runs each (default 5).
+//! `devenv down` against `docker rm -f`. And `devenv up` on the native backend (a fresh
+//! project each time: the cluster comes from the initdb cache). Alternating, `BENCH_RUNS`
+//! runs each (default 5).
 //!
 //! Run: `cargo bench --bench up` (needs the Docker engine and the test image:
 //! `scripts/build-test-image.sh`; image in DEVENV_TEST_IMAGE).
@@ -45,15 +47,21 @@ fn project(root: &Path) -> tempfile::TempDir {
 }
 
 /// devenv up until `.devenv/env` exists; then `devenv down`. Returns (up, down).
-fn devenv_once(root: &Path, image: &str) -> (Duration, Duration) {
+fn devenv_once(root: &Path, image: &str, backend: &str) -> (Duration, Duration) {
     let dir = project(root);
+    // The native backend may run postgres as another user: let it in.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let started = Instant::now();
     let mut child = Command::new(BIN)
         .arg("up")
         .current_dir(dir.path())
         .env("DEVENV_IMAGE", image)
         .env("DEVENV_PORT", "0")
-        .env("DEVENV_BACKEND", "docker")
+        .env("DEVENV_BACKEND", backend)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -136,22 +144,27 @@ fn main() {
         std::env::var("DEVENV_TEST_IMAGE").unwrap_or_else(|_| "devenv-test/postgres:13".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (mut dev_up, mut dev_down, mut raw_up, mut raw_down) = (vec![], vec![], vec![], vec![]);
+    let (mut nat_up, mut nat_down) = (vec![], vec![]);
     // One warm-up of each, not counted.
-    devenv_once(root, &image);
+    devenv_once(root, &image, "docker");
+    devenv_once(root, &image, "native");
     baseline_once(root, &image);
     for _ in 0..runs {
-        let (u, d) = devenv_once(root, &image);
+        let (u, d) = devenv_once(root, &image, "docker");
         dev_up.push(u);
         dev_down.push(d);
         let (u, d) = baseline_once(root, &image);
         raw_up.push(u);
         raw_down.push(d);
+        let (u, d) = devenv_once(root, &image, "native");
+        nat_up.push(u);
+        nat_down.push(d);
     }
-    let (du, ru) = (median(dev_up), median(raw_up));
-    let (dd, rd) = (median(dev_down), median(raw_down));
+    let (du, ru, nu) = (median(dev_up), median(raw_up), median(nat_up));
+    let (dd, rd, nd) = (median(dev_down), median(raw_down), median(nat_down));
     println!("devenv up vs raw docker run + psql, image {image}, {runs} runs each, alternating:");
     println!(
-        "  up to ready:  devenv {:>7.0} ms   baseline {:>7.0} ms   ratio {:.2}",
+        "  up to ready:  devenv (docker) {:>7.0} ms   baseline {:>7.0} ms   ratio {:.2}",
         ms(du),
         ms(ru),
         du.as_secs_f64() / ru.as_secs_f64()
@@ -161,5 +174,11 @@ fn main() {
         ms(dd),
         ms(rd),
         dd.as_secs_f64() / rd.as_secs_f64()
+    );
+    println!(
+        "  native:       devenv up {:>7.0} ms (docker {:>7.0} ms)   devenv down {:>7.0} ms",
+        ms(nu),
+        ms(du),
+        ms(nd)
     );
 }

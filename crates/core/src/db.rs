@@ -31,11 +31,27 @@ pub async fn exists(client: &Client, name: &str) -> Result<bool, tokio_postgres:
         .is_some())
 }
 
-/// Creates an empty database.
+/// Creates an empty database. On PostgreSQL 15+ with `STRATEGY = FILE_COPY`: the default
+/// `WAL_LOG` writes every block of the template through the WAL, which measured 150 ms
+/// against 40 ms for a fresh `template1` on a native server with fsync off (the checkpoint
+/// `FILE_COPY` needs is cheap without fsync, and every devenv server runs without it).
 pub async fn create(client: &Client, name: &str) -> Result<(), tokio_postgres::Error> {
+    let strategy = if server_version_num(client).await? >= 150_000 {
+        " STRATEGY = FILE_COPY"
+    } else {
+        ""
+    };
     client
-        .batch_execute(&format!("CREATE DATABASE {}", ident(name)))
+        .batch_execute(&format!("CREATE DATABASE {}{strategy}", ident(name)))
         .await
+}
+
+/// `server_version_num`, e.g. 150004.
+pub async fn server_version_num(client: &Client) -> Result<i32, tokio_postgres::Error> {
+    let row = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await?;
+    Ok(row.get(0))
 }
 
 /// Ends every other session on `name`, and waits until they are gone.

@@ -43,8 +43,11 @@ pub async fn wait_ready(
                 last_error,
             });
         }
+        // Poll briskly while a start is expected to finish, then back off.
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(50));
+        if started.elapsed() > Duration::from_secs(3) {
+            delay = Duration::from_millis(50);
+        }
     }
 }
 
