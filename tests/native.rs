@@ -323,3 +323,43 @@ fn doctor_reports_each_check_with_its_fix() {
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
 }
+
+#[test]
+fn external_backend_uses_a_server_it_never_starts_stops_or_reloads() {
+    let host = Project::native();
+    let mut host_up = host.spawn_up();
+    let vars = host.wait_env(&mut host_up);
+    let server_url = format!(
+        "{}/postgres",
+        var(&vars, "CONNECTION_URL").rsplit_once('/').unwrap().0
+    );
+    let mut project = Project::native();
+    project.backend = Some("external");
+    let mut up = Up {
+        child: project
+            .command(&["up"])
+            .env("DEVENV_URL", &server_url)
+            .env("DEVENV_DATABASE", "external_app")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(project.path().join("up.log")).unwrap())
+            .spawn()
+            .unwrap(),
+        log: project.path().join("up.log"),
+    };
+    let vars = project.wait_env(&mut up);
+    let url = var(&vars, "CONNECTION_URL").to_owned();
+    assert!(url.ends_with("/external_app"), "{url}");
+    assert_eq!(psql_count(&url, "SELECT count(*) FROM users"), "3");
+    assert!(
+        up.stderr().contains("external server: no reload"),
+        "{}",
+        up.stderr()
+    );
+    up.signal("INT");
+    assert!(up.wait().success(), "{}", up.stderr());
+    // The server goes on running: it was not ours to stop.
+    assert_eq!(psql_count(&url, "SELECT count(*) FROM users"), "3");
+    host_up.signal("INT");
+    assert!(host_up.wait().success());
+}
