@@ -54,12 +54,12 @@ pub async fn clean_leftovers(
                 i32::try_from(state.pid).unwrap_or(0),
                 Some(nix::sys::signal::Signal::SIGTERM),
             );
-            for _ in 0..600 {
+            for _ in 0..3000 {
                 // It removes its state file once everything is gone.
                 if !pid_alive(state.pid) || !files.state().exists() {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
             removed += 1;
         }
