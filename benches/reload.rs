@@ -8,9 +8,13 @@
 //!
 //! Run: `cargo bench --bench reload` (Docker engine + `scripts/build-test-image.sh`).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{copy_example, ms, percentile};
 
 const BIN: &str = env!("CARGO_BIN_EXE_devenv");
 const PSQL: &str = "/usr/lib/postgresql/15/bin/psql";
@@ -23,22 +27,6 @@ psql -X -q "$NO_DB_URL" -c "CREATE DATABASE cruddur_baseline;"
 psql -X -q -v ON_ERROR_STOP=1 "$URL" < "$DIR/db/schema.sql" > /dev/null
 psql -X -q -v ON_ERROR_STOP=1 "$URL" < "$DIR/db/seed.sql" > /dev/null
 "#;
-
-fn percentile(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss,
-        reason = "an index into a short list"
-    )]
-    let i = ((v.len() - 1) as f64 * p).round() as usize;
-    v[i]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 fn with_column(schema: &str, column: &str) -> String {
     schema.replace(
@@ -74,18 +62,6 @@ async fn wait_visible(url: &str, column: &str, client: &mut Option<tokio_postgre
     }
 }
 
-fn copy_project(root: &Path) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("devenv-reload-")
-        .tempdir()
-        .unwrap();
-    std::fs::create_dir_all(dir.path().join("db")).unwrap();
-    for f in ["db/schema.sql", "db/seed.sql", "devenv.yaml"] {
-        std::fs::copy(root.join(f), dir.path().join(f)).unwrap();
-    }
-    dir
-}
-
 #[tokio::main]
 async fn main() {
     let runs: usize = std::env::var("BENCH_RUNS")
@@ -95,8 +71,8 @@ async fn main() {
     let image =
         std::env::var("DEVENV_TEST_IMAGE").unwrap_or_else(|_| "devenv-test/postgres:13".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let project = copy_project(root);
-    let baseline = copy_project(root);
+    let project = copy_example("devenv-reload-");
+    let baseline = copy_example("devenv-reload-baseline-");
     let schema = std::fs::read_to_string(root.join("db/schema.sql")).unwrap();
     let log = project.path().join("up.log");
     let mut up = Command::new(BIN)

@@ -8,20 +8,19 @@
 //! Run: `cargo bench --bench up` (needs the Docker engine and the test image:
 //! `scripts/build-test-image.sh`; image in DEVENV_TEST_IMAGE).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{copy_example, ms, percentile};
 
 const BIN: &str = env!("CARGO_BIN_EXE_devenv");
 const PSQL: &str = "/usr/lib/postgresql/15/bin/psql";
 
 fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    percentile(&mut v, 0.5)
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -34,27 +33,9 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn project(root: &Path) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("devenv-bench-")
-        .tempdir()
-        .unwrap();
-    std::fs::create_dir_all(dir.path().join("db")).unwrap();
-    for f in ["db/schema.sql", "db/seed.sql", "devenv.yaml"] {
-        std::fs::copy(root.join(f), dir.path().join(f)).unwrap();
-    }
-    dir
-}
-
 /// devenv up until `.devenv/env` exists; then `devenv down`. Returns (up, down).
-fn devenv_once(root: &Path, image: &str, backend: &str) -> (Duration, Duration) {
-    let dir = project(root);
-    // The native backend may run postgres as another user: let it in.
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+fn devenv_once(image: &str, backend: &str) -> (Duration, Duration) {
+    let dir = copy_example("devenv-bench-");
     let started = Instant::now();
     let mut child = Command::new(BIN)
         .arg("up")
@@ -146,17 +127,17 @@ fn main() {
     let (mut dev_up, mut dev_down, mut raw_up, mut raw_down) = (vec![], vec![], vec![], vec![]);
     let (mut nat_up, mut nat_down) = (vec![], vec![]);
     // One warm-up of each, not counted.
-    devenv_once(root, &image, "docker");
-    devenv_once(root, &image, "native");
+    devenv_once(&image, "docker");
+    devenv_once(&image, "native");
     baseline_once(root, &image);
     for _ in 0..runs {
-        let (u, d) = devenv_once(root, &image, "docker");
+        let (u, d) = devenv_once(&image, "docker");
         dev_up.push(u);
         dev_down.push(d);
         let (u, d) = baseline_once(root, &image);
         raw_up.push(u);
         raw_down.push(d);
-        let (u, d) = devenv_once(root, &image, "native");
+        let (u, d) = devenv_once(&image, "native");
         nat_up.push(u);
         nat_down.push(d);
     }

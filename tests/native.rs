@@ -6,32 +6,9 @@ mod support;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{process_alive, psql_count, var, Project, Up};
-
-fn wait_until(up: &Up, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}:\n{}",
-            up.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn query(url: &str, sql: &str) -> Option<String> {
-    let out = Command::new("psql")
-        .args(["-X", "-At", url, "-c", sql])
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
+use support::{process_alive, psql_count, query, var, wait_until, Project};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -63,7 +40,7 @@ fn native_up_loads_reloads_and_leaves_no_process() {
         ),
     )
     .unwrap();
-    wait_until(&up, "the reload", || {
+    wait_until(&up, "the reload", Duration::from_secs(20), || {
         query(&url, "SELECT count(bio) FROM users").is_some()
     });
 
@@ -94,17 +71,7 @@ fn native_down_after_kill_9_stops_the_server() {
 fn auto_falls_back_to_native_when_no_engine_answers_and_says_why() {
     let mut project = Project::native();
     project.backend = None;
-    let mut up = Up {
-        child: project
-            .command(&["up"])
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(project.path().join("up.log")).unwrap())
-            .spawn()
-            .unwrap(),
-        log: project.path().join("up.log"),
-    };
+    let mut up = project.spawn_up_with(&[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
     project.wait_env(&mut up);
     let said = up.stderr();
     assert!(
@@ -220,7 +187,7 @@ fn db_jobs_against_the_local_server_and_another_url() {
         .unwrap()
         .write_all(b"SELECT 1;\n")
         .unwrap();
-    wait_until(&up, "the idle client", || {
+    wait_until(&up, "the idle client", Duration::from_secs(20), || {
         String::from_utf8_lossy(&db(&["sessions"]).stdout).contains("idle_client")
     });
     let out = db(&["sessions", "--kill-idle"]);
@@ -335,18 +302,10 @@ fn external_backend_uses_a_server_it_never_starts_stops_or_reloads() {
     );
     let mut project = Project::native();
     project.backend = Some("external");
-    let mut up = Up {
-        child: project
-            .command(&["up"])
-            .env("DEVENV_URL", &server_url)
-            .env("DEVENV_DATABASE", "external_app")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(project.path().join("up.log")).unwrap())
-            .spawn()
-            .unwrap(),
-        log: project.path().join("up.log"),
-    };
+    let mut up = project.spawn_up_with(&[
+        ("DEVENV_URL", &server_url),
+        ("DEVENV_DATABASE", "external_app"),
+    ]);
     let vars = project.wait_env(&mut up);
     let url = var(&vars, "CONNECTION_URL").to_owned();
     assert!(url.ends_with("/external_app"), "{url}");

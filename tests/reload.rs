@@ -5,34 +5,9 @@ mod support;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{docker_ready, var, Project, Up};
-
-/// Polls `check` until it holds or `timeout` passes; panics with `what` and up's stderr then.
-fn wait_until(up: &Up, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; devenv up said:\n{}",
-            up.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Runs one query with psql; `None` when it fails.
-fn query(url: &str, sql: &str) -> Option<String> {
-    let out = Command::new("psql")
-        .args(["-X", "-At", url, "-c", sql])
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
+use support::{docker_ready, query, var, wait_until, Project, Up};
 
 fn reloads(up: &Up) -> usize {
     up.stderr().matches("devenv: reload [").count()

@@ -117,9 +117,15 @@ impl Project {
 
     /// Starts `devenv up` in the background, stderr into a file.
     pub fn spawn_up(&self) -> Up {
+        self.spawn_up_with(&[])
+    }
+
+    /// Starts `devenv up` with extra environment variables.
+    pub fn spawn_up_with(&self, env: &[(&str, &str)]) -> Up {
         let log = self.path().join("up.log");
         let child = self
             .command(&["up"])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -274,4 +280,29 @@ pub fn process_alive(pid: u32) -> bool {
                 .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s != "Z"))
         })
         .unwrap_or(false)
+}
+
+/// Polls `check` until it holds or `timeout` passes; panics with `what` and up's stderr then.
+pub fn wait_until(up: &Up, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; devenv up said:\n{}",
+            up.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs one query with psql; `None` when it fails.
+pub fn query(url: &str, sql: &str) -> Option<String> {
+    let out = Command::new("psql")
+        .args(["-X", "-At", url, "-c", sql])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
