@@ -52,6 +52,21 @@ pub enum Command {
     },
     /// Check what `devenv up` needs and say how to fix what is missing.
     Doctor,
+    /// List the test fixture's databases and templates; prune leftovers; stop the shared
+    /// test server.
+    ///
+    /// Example: `devenv test-dbs`, `devenv test-dbs --prune`.
+    TestDbs {
+        /// Drop test databases of dead processes (kept ones too) and old templates.
+        #[arg(long)]
+        prune: bool,
+        /// Like --prune, and drop every template (the next test builds what it needs).
+        #[arg(long, conflicts_with = "prune")]
+        prune_all: bool,
+        /// Stop the shared test server the fixture started.
+        #[arg(long)]
+        stop_server: bool,
+    },
     /// Show whether an environment runs for this project.
     Status {
         /// Print JSON on stdout.
@@ -119,6 +134,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Reload => crate::commands::reload(&root),
         Command::Db { command } => crate::dbcmd::run(&root, command, cli.verbose).await,
         Command::Doctor => crate::doctor::doctor(&root).await,
+        Command::TestDbs {
+            prune,
+            prune_all,
+            stop_server,
+        } => crate::testdbs::run(&root, prune, prune_all, stop_server).await,
         Command::Env { format } => crate::commands::env(&root, format),
         Command::Status { json } => crate::commands::status(&root, json),
     }

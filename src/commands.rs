@@ -97,7 +97,19 @@ pub async fn clean_leftovers(
 pub async fn down(root: &Path) -> Result<(), Failure> {
     let config = Config::load(root)?;
     let files = StateFiles::new(root);
-    let removed = clean_leftovers(&config, &files, false).await?;
+    let mut removed = clean_leftovers(&config, &files, false).await?;
+    // The test fixture's shared server belongs to the project too.
+    match devenv_fixture::stop_shared_server(root).await {
+        Ok(Some(server)) => {
+            eprintln!(
+                "devenv: stopped the shared test server (127.0.0.1:{})",
+                server.port
+            );
+            removed += 1;
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!("devenv: warning: could not stop the shared test server: {e}"),
+    }
     if removed == 0 {
         eprintln!("devenv: nothing was running for this project");
     } else {

@@ -7,6 +7,7 @@
 //! - [`commands`]: `down`, `env`, `status`, `reload`.
 //! - [`dbcmd`]: `devenv db ...`, the seed scripts' jobs, with guards for remote targets.
 //! - [`doctor`]: `devenv doctor`.
+//! - [`testdbs`]: `devenv test-dbs`, over the test fixture's inventory.
 //!
 //! Humans read stderr, machines read stdout: only `devenv env` and `--json` output go to
 //! stdout, so `eval "$(devenv env)"` stays clean.
@@ -17,6 +18,7 @@ pub mod commands;
 pub mod dbcmd;
 pub mod doctor;
 pub mod reload;
+pub mod testdbs;
 pub mod up;
 
 pub use cli::main;
