@@ -11,19 +11,8 @@ use devenv_server::docker::{self, PROJECT_LABEL};
 use crate::cli::Format;
 use crate::Failure;
 
-/// Whether a process runs; a zombie (exited, not yet reaped by its parent) does not.
 fn pid_alive(pid: u32) -> bool {
-    if !i32::try_from(pid).is_ok_and(|p| nix_kill(p, None)) {
-        return false;
-    }
-    // `/proc/PID/stat` is `pid (comm) STATE ...`; comm may hold spaces, so split after `)`.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s != "Z"))
-        })
-        .unwrap_or(true)
+    i32::try_from(pid).is_ok_and(devenv_core::project::process_alive)
 }
 
 fn nix_kill(pid: i32, signal: Option<nix::sys::signal::Signal>) -> bool {

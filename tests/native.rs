@@ -322,3 +322,47 @@ fn external_backend_uses_a_server_it_never_starts_stops_or_reloads() {
     host_up.signal("INT");
     assert!(host_up.wait().success());
 }
+
+/// `devenv test-dbs` sees what the test fixture made, prunes it and stops the shared server.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_dbs_lists_prunes_and_stops_the_fixture_server() {
+    let project = Project::native();
+    // The fixture reads the project's devenv.yaml (this process sets no DEVENV_BACKEND).
+    let yaml = project.path().join("devenv.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(&yaml, text.replace("backend: auto", "backend: native")).unwrap();
+    let db = devenv_fixture::TestDb::builder()
+        .root(project.path())
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let name = db.name().to_owned();
+    let listing = project.run(&["test-dbs"]);
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.status.success(), "{}", stderr(&listing));
+    assert!(text.contains("the shared test server"), "{text}");
+    assert!(
+        text.contains(&name) && text.contains("owner running"),
+        "{text}"
+    );
+    assert!(text.contains("templates (1):"), "{text}");
+    drop(db);
+    let out = project.run(&["test-dbs", "--prune-all"]);
+    assert!(
+        stderr(&out).contains("and 1 template(s)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = project.run(&["test-dbs", "--stop-server"]);
+    assert!(
+        stderr(&out).contains("stopped the shared test server"),
+        "{}",
+        stderr(&out)
+    );
+    let out = project.run(&["test-dbs"]);
+    assert!(
+        stderr(&out).contains("no server runs for this project's tests"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -11,6 +11,22 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Backend, Config};
 
+/// Whether process `pid` runs on this machine; a zombie (exited, not yet reaped by its parent)
+/// does not count.
+pub fn process_alive(pid: i32) -> bool {
+    if pid <= 0 || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    // `/proc/PID/stat` is `pid (comm) STATE ...`; comm may hold spaces, so split after `)`.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s != "Z"))
+        })
+        .unwrap_or(true)
+}
+
 /// The state directory under the project root.
 pub const STATE_DIR: &str = ".devenv";
 
