@@ -244,12 +244,23 @@ impl NativeServer {
         fs::create_dir_all(&options.dir).map_err(io("creating", &options.dir))?;
         // Absolute: postgres runs with this directory as its working directory.
         let dir = &fs::canonicalize(&options.dir).map_err(io("resolving", &options.dir))?;
-        let data_dir = dir.join("pgdata");
+        let link = dir.join("pgdata");
         let run_dir = dir.join("run");
         let log = dir.join("postgres.log");
-        if data_dir.exists() {
-            fs::remove_dir_all(&data_dir).map_err(io("removing", &data_dir))?;
-        }
+        remove_data_dir(&link)?;
+        // On a tmpfs the cluster copy and the server's writes cost a fraction of the disk's;
+        // `DIR/pgdata` then links to it.
+        let data_dir = match memory_dir(dir) {
+            Some(mem) => {
+                fs::create_dir_all(&mem).map_err(io("creating", &mem))?;
+                fs::set_permissions(&mem, fs::Permissions::from_mode(0o755))
+                    .map_err(io("setting permissions of", &mem))?;
+                let real = mem.join("pgdata");
+                std::os::unix::fs::symlink(&real, &link).map_err(io("linking", &link))?;
+                real
+            }
+            None => link,
+        };
         fs::create_dir_all(&run_dir).map_err(io("creating", &run_dir))?;
         let owner = run_as.as_ref().map(|u| (u.uid, u.gid));
         if let Some((uid, gid)) = owner {
@@ -333,6 +344,14 @@ impl NativeServer {
         if let Some(mut child) = self.child.take() {
             stop_pid(self.pid, Duration::from_secs(10));
             let _ = child.wait();
+            // A cluster in memory goes with its server; the next start copies a fresh one.
+            if let Some(mem) = self.data_dir.parent().filter(|p| {
+                p.starts_with("/dev/shm")
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("devenv-native-"))
+            }) {
+                let _ = fs::remove_dir_all(mem);
+            }
         }
     }
 
@@ -368,6 +387,44 @@ pub fn stop_pid(pid: u32, grace: Duration) {
         std::thread::sleep(Duration::from_millis(5));
     }
     let _ = kill(pid, Signal::SIGKILL);
+}
+
+/// Removes a data directory, or the link `devenv up` made to one in memory and its target.
+fn remove_data_dir(path: &Path) -> Result<(), NativeError> {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if meta.file_type().is_symlink() {
+        if let Ok(target) = fs::read_link(path) {
+            let _ = fs::remove_dir_all(&target);
+        }
+        fs::remove_file(path).map_err(io("removing", path))
+    } else {
+        fs::remove_dir_all(path).map_err(io("removing", path))
+    }
+}
+
+/// Room a tmpfs must have free before a cluster goes there.
+const MIN_MEMORY_ROOM: u64 = 1 << 30;
+
+/// A directory on `/dev/shm` for the cluster of `dir`, when it is writable and roomy and
+/// `dir` is not there already (`DEVENV_NATIVE_DISK=1` keeps the cluster on disk).
+fn memory_dir(dir: &Path) -> Option<PathBuf> {
+    if std::env::var_os("DEVENV_NATIVE_DISK").is_some_and(|v| v == "1")
+        || dir.starts_with("/dev/shm")
+    {
+        return None;
+    }
+    let shm = Path::new("/dev/shm");
+    let stat = nix::sys::statvfs::statvfs(shm).ok()?;
+    let room = stat.blocks_available().saturating_mul(stat.fragment_size());
+    let writable = nix::unistd::access(shm, nix::unistd::AccessFlags::W_OK).is_ok();
+    if room < MIN_MEMORY_ROOM || !writable {
+        return None;
+    }
+    let digest = Sha256::digest(dir.to_string_lossy().as_bytes());
+    let id: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    Some(shm.join(format!("devenv-native-{id}")))
 }
 
 fn cache_key(bin_dir: &Path, version: u32, options: &NativeOptions) -> String {
