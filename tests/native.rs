@@ -50,6 +50,35 @@ fn native_up_loads_reloads_and_leaves_no_process() {
     assert!(!project.env_file().exists());
 }
 
+/// Regression: every first native run failed (`writing .../run/.pwfile: No such file or
+/// directory`) because initdb's password file went next to a data directory on /dev/shm whose
+/// parent had no `run/`; CI stayed green on a warm initdb cache. Cold, then warm.
+#[test]
+fn native_up_starts_with_an_empty_initdb_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    for round in ["cold", "warm"] {
+        let project = Project::native();
+        let mut up = project.spawn_up_with(&[(
+            "DEVENV_CACHE_DIR",
+            cache.path().to_str().unwrap(),
+        )]);
+        let vars = project.wait_env(&mut up);
+        assert_eq!(
+            psql_count(var(&vars, "CONNECTION_URL"), "SELECT count(*) FROM users"),
+            "3",
+            "{round}"
+        );
+        up.signal("INT");
+        assert!(up.wait().success(), "{round}: {}", up.stderr());
+        let cached = std::fs::read_dir(cache.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("initdb-"))
+            .count();
+        assert_eq!(cached, 1, "{round}: one initialised cluster is cached");
+    }
+}
+
 #[test]
 fn native_down_after_kill_9_stops_the_server() {
     let project = Project::native();

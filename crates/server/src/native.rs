@@ -468,11 +468,27 @@ fn initdb(
     data_dir: &Path,
     options: &NativeOptions,
 ) -> Result<(), NativeError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     fs::create_dir_all(data_dir).map_err(io("creating", data_dir))?;
-    let pwfile = data_dir.with_file_name("run").join(".pwfile");
-    fs::write(&pwfile, format!("{}\n", options.password)).map_err(io("writing", &pwfile))?;
+    // The password goes through a file of its own in a private directory (0700, the file 0600):
+    // never next to the data directory, whose parent may not exist (a cluster on /dev/shm) or
+    // may be readable by others.
+    let tmp = std::env::temp_dir();
+    let pw_dir = tempfile::Builder::new()
+        .prefix("devenv-pw-")
+        .tempdir()
+        .map_err(io("creating a private directory in", &tmp))?;
+    let pwfile = pw_dir.path().join("pwfile");
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&pwfile)
+        .and_then(|mut f| f.write_all(format!("{}\n", options.password).as_bytes()))
+        .map_err(io("writing", &pwfile))?;
     if let Some(user) = run_as {
-        for path in [data_dir, pwfile.as_path()] {
+        for path in [data_dir, pw_dir.path(), pwfile.as_path()] {
             chown(path, Some(user.uid), Some(user.gid)).map_err(io("changing owner of", path))?;
         }
         check_reachable(user, data_dir)?;
@@ -485,7 +501,7 @@ fn initdb(
         .arg(format!("--pwfile={}", pwfile.display()))
         .stdin(Stdio::null())
         .output();
-    let _ = fs::remove_file(&pwfile);
+    drop(pw_dir);
     let out = out.map_err(io("running", &bin_dir.join("initdb")))?;
     if !out.status.success() {
         return Err(NativeError::Command {

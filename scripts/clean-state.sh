@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Puts the machine back in cold product state, as a new user's machine would be: removes what
+# devenv (and its tests) left from earlier runs, and nothing else.
+#
+#   - native clusters: /dev/shm/devenv-*, $TMPDIR/devenv-*, the fixture's shared test servers
+#     (their postmasters are stopped first, recognised by postmaster.pid + data directory);
+#   - docker: containers, volumes and networks labelled dev.devenv.managed=true, and the
+#     fixture's containers (label dev.devenv.fixture);
+#   - `devenv up` processes of this checkout's debug build.
+#
+# The toolchain's caches (cargo, apt, the built test image) stay. The initdb cache is not
+# touched here: .ci/run points DEVENV_CACHE_DIR at a new empty directory instead.
+# Idempotent; prints what it removed.
+set -euo pipefail
+
+log() { printf 'clean-state: %s\n' "$*" >&2; }
+
+# A postmaster whose data directory is under $1: its postmaster.pid names it, and the process's
+# working directory is that data directory (a recycled pid is left alone).
+stop_postmasters_under() {
+    local root=$1 pidfile pid datadir
+    while IFS= read -r pidfile; do
+        pid=$(head -n1 "$pidfile" 2>/dev/null || true)
+        datadir=$(dirname "$pidfile")
+        [ -n "$pid" ] || continue
+        if [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$(readlink -f "$datadir")" ]; then
+            log "stopping postmaster $pid ($datadir)"
+            kill -INT "$pid" 2>/dev/null || true
+            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done < <(find "$root" -maxdepth 6 -name postmaster.pid 2>/dev/null)
+}
+
+pkill -f 'target/debug/devenv up' 2>/dev/null && log "stopped leftover devenv up processes" || true
+
+tmp=${TMPDIR:-/tmp}
+for dir in /dev/shm/devenv-* "$tmp"/devenv-* /var/lib/devenv/*; do
+    [ -e "$dir" ] || continue
+    stop_postmasters_under "$dir"
+    log "removing $dir"
+    rm -rf "$dir"
+done
+
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    for label in dev.devenv.managed=true dev.devenv.fixture; do
+        ids=$(docker ps -aq --filter "label=$label")
+        if [ -n "$ids" ]; then
+            log "removing containers ($label): $(echo "$ids" | tr '\n' ' ')"
+            # shellcheck disable=SC2086
+            docker rm -f $ids >/dev/null
+        fi
+    done
+    vols=$(docker volume ls -q --filter label=dev.devenv.managed=true)
+    if [ -n "$vols" ]; then
+        log "removing volumes: $(echo "$vols" | tr '\n' ' ')"
+        # shellcheck disable=SC2086
+        docker volume rm -f $vols >/dev/null
+    fi
+    nets=$(docker network ls -q --filter label=dev.devenv.managed=true)
+    if [ -n "$nets" ]; then
+        log "removing networks: $(echo "$nets" | tr '\n' ' ')"
+        # shellcheck disable=SC2086
+        docker network rm $nets >/dev/null || true
+    fi
+fi
+log "done"
