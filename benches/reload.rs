@@ -163,7 +163,7 @@ async fn main() {
     println!("reload latency, write -> visible to a polling client, {runs} edits each, alternating, image {image}:");
     println!(
         "  devenv up (watch, debounce {} ms, build + swap)      p50 {:>6.1} ms   p95 {:>6.1} ms   ({reloads} reloads)",
-        devenv::reload::QUIET.as_millis(),
+        devenv::supervisor::reloader::QUIET.as_millis(),
         ms(d50),
         ms(d95)
     );

@@ -86,13 +86,24 @@ impl Project {
         project
     }
 
-    /// The postmaster pid a running native `devenv up` recorded.
-    pub fn server_pid(&self) -> Option<u32> {
+    /// The record of what `devenv up` runs (`.devenv/state.json`'s `server`).
+    pub fn record(&self) -> Option<serde_json::Value> {
         let state = std::fs::read_to_string(self.path().join(".devenv/state.json")).ok()?;
         let state: serde_json::Value = serde_json::from_str(&state).ok()?;
-        state["server_pid"]
-            .as_u64()
-            .and_then(|p| u32::try_from(p).ok())
+        Some(state["server"].clone()).filter(|r| !r.is_null())
+    }
+
+    /// The data directory of a native `devenv up`, as recorded.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.record()?["data_dir"].as_str().map(PathBuf::from)
+    }
+
+    /// The postmaster of a native `devenv up`: the pid its data directory's postmaster.pid
+    /// names.
+    pub fn server_pid(&self) -> Option<u32> {
+        let dir = self.data_dir()?;
+        let pid = std::fs::read_to_string(dir.join("postmaster.pid")).ok()?;
+        pid.lines().next()?.trim().parse().ok()
     }
 
     pub fn path(&self) -> &Path {
@@ -193,7 +204,9 @@ impl Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
-        // Leave nothing behind even when an assertion failed.
+        // Leave nothing behind even when an assertion failed: the supervisor, its server, kept
+        // data (volumes, data directories), containers and the test network.
+        let _ = self.command(&["down", "--volumes"]).output();
         for id in self.containers() {
             let _ = Command::new("docker").args(["rm", "-f", &id]).output();
         }

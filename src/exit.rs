@@ -1,0 +1,111 @@
+//! Exit codes, decided in one place from what an error is, and the errors the CLI itself
+//! raises. The library crates' typed errors travel inside `anyhow::Error`; [`Exit::of`] walks
+//! the chain and maps the first it knows.
+
+use devenv_core::{ConfigError, CoreError};
+use devenv_server::ServerError;
+use devenv_sql::LoadError;
+
+/// The documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: it worked.
+    Ok = 0,
+    /// 1: any other failure; `status` when nothing runs.
+    Failure = 1,
+    /// 2: the configuration (devenv.yaml, `DEVENV_*`, a connection string) is wrong.
+    Config = 2,
+    /// 3: a SQL file did not load (the report is on stderr).
+    Sql = 3,
+    /// 4: the environment: Docker engine, image, port, PostgreSQL binaries, another `up`
+    /// running, the server died.
+    Environment = 4,
+    /// 5: refused by a guard (a remote target without confirmation, a database devenv did not
+    /// make).
+    Refused = 5,
+}
+
+impl Exit {
+    /// The code for `error`.
+    pub fn of(error: &anyhow::Error) -> Exit {
+        for cause in error.chain() {
+            if let Some(e) = cause.downcast_ref::<CliError>() {
+                return e.exit();
+            }
+            if cause.is::<ConfigError>() || cause.is::<devenv_server::ConnInfoError>() {
+                return Exit::Config;
+            }
+            if cause.is::<LoadError>() {
+                return Exit::Sql;
+            }
+            if let Some(e) = cause.downcast_ref::<ServerError>() {
+                return if e.is_environment() {
+                    Exit::Environment
+                } else {
+                    Exit::Failure
+                };
+            }
+            if let Some(e) = cause.downcast_ref::<CoreError>() {
+                match e {
+                    CoreError::Config(_) | CoreError::Url { .. } => return Exit::Config,
+                    CoreError::Load(_) => return Exit::Sql,
+                    CoreError::Server(s) if s.is_environment() => return Exit::Environment,
+                    CoreError::NotOurs { .. } => return Exit::Refused,
+                    _ => {}
+                }
+            }
+        }
+        Exit::Failure
+    }
+}
+
+/// Failures the CLI itself decides on.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Another supervisor holds the project's lock.
+    #[error("devenv {command} already runs for this project (pid {pid}, since {since}); `devenv down` stops it")]
+    AlreadyRunning {
+        /// Its pid.
+        pid: u32,
+        /// What it runs.
+        command: String,
+        /// When it started.
+        since: String,
+    },
+    /// Nothing runs for the project.
+    #[error("no `devenv up` runs for this project; start one with `devenv up`")]
+    NotRunning,
+    /// The server died under `devenv up`.
+    #[error("the server stopped under devenv up: {0}")]
+    ServerDied(String),
+    /// A guard refused a destructive operation.
+    #[error("refusing to {what}: {why}")]
+    Refused {
+        /// What was refused.
+        what: String,
+        /// Why, and how to go ahead.
+        why: String,
+    },
+    /// A stop signal arrived during start-up.
+    #[error("stopped during start-up ({0}); nothing left running")]
+    Cancelled(&'static str),
+    /// `status` found nothing running (exit 1, nothing printed as an error).
+    #[error("not running")]
+    StatusNotRunning,
+    /// A tool devenv runs is missing or failed.
+    #[error("{0}")]
+    Tool(String),
+}
+
+impl CliError {
+    fn exit(&self) -> Exit {
+        match self {
+            CliError::AlreadyRunning { .. } | CliError::ServerDied(_) => Exit::Environment,
+            CliError::Refused { .. } => Exit::Refused,
+            CliError::Tool(_) => Exit::Environment,
+            CliError::NotRunning | CliError::Cancelled(_) | CliError::StatusNotRunning => {
+                Exit::Failure
+            }
+        }
+    }
+}
