@@ -760,10 +760,15 @@ impl<'a> Scanner<'a> {
 
     /// The data lines after `COPY ... FROM stdin`, up to a line that is `\.` or the end.
     fn copy_data(&mut self) -> Item {
-        // Data starts on the line after the one that ended the COPY statement.
-        let start = match self.src[self.pos..].iter().position(|&b| b == b'\n') {
-            Some(i) => self.pos + i + 1,
-            None => self.src.len(),
+        // Data starts on the line after the one that ended the COPY statement (a meta-command
+        // such as `\copy` has taken its line's end already).
+        let start = if self.pos > 0 && self.src[self.pos - 1] == b'\n' {
+            self.pos
+        } else {
+            match self.src[self.pos..].iter().position(|&b| b == b'\n') {
+                Some(i) => self.pos + i + 1,
+                None => self.src.len(),
+            }
         };
         let mut line = start;
         while line < self.src.len() {
