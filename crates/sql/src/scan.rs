@@ -110,7 +110,8 @@ pub enum Item {
     },
     /// A meta-command.
     Meta(Meta),
-    /// Whitespace, comments and empty statements (`;` alone) between the other items.
+    /// Whitespace, comments and empty statements (`;` alone) between the other items, and
+    /// text of an inactive `\if` branch that psql drops from the query buffer.
     Trivia(Range<usize>),
 }
 
@@ -187,8 +188,11 @@ pub struct Scanner<'a> {
     /// The file's open `\if` blocks.
     cond: Conditions,
     /// The query buffer when the current inactive branch began, restored when it ends (psql
-    /// forgets text read in an inactive branch).
+    /// forgets text read in an inactive branch); `None` once a statement ended there.
     saved: Option<Partial>,
+    /// Text of an inactive branch dropped from the query buffer, still to be returned as
+    /// [`Item::Trivia`] so that the items keep tiling the file.
+    dropped: Vec<Range<usize>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -286,6 +290,7 @@ impl<'a> Scanner<'a> {
             partial: None,
             cond: Conditions::default(),
             saved: None,
+            dropped: Vec::new(),
         }
     }
 
@@ -301,7 +306,13 @@ impl<'a> Scanner<'a> {
         self.cond.apply(branch, value, at)?;
         match (was_active, self.cond.active()) {
             (true, false) => self.saved = self.partial.clone(),
-            (false, true) => self.partial = self.saved.take(),
+            (false, true) => {
+                let saved = self.saved.take();
+                if let Some(current) = self.partial.take() {
+                    self.dropped = dropped_ranges(saved.as_ref(), &current);
+                }
+                self.partial = saved;
+            }
             _ => {}
         }
         Ok(())
@@ -411,6 +422,9 @@ impl<'a> Scanner<'a> {
 
     /// Returns the next item, or `None` at the end of the input.
     pub fn next_item(&mut self) -> Option<Item> {
+        if let Some(range) = self.dropped.pop() {
+            return Some(Item::Trivia(range));
+        }
         if self.pending_copy {
             self.pending_copy = false;
             return Some(self.copy_data());
@@ -525,6 +539,10 @@ impl<'a> Scanner<'a> {
         let copy_from_stdin = st.is_copy_from_stdin();
         self.note_standard_conforming_strings(&st);
         self.pending_copy = copy_from_stdin && self.cond.active();
+        if !self.cond.active() {
+            // The statement took the query buffer with it: nothing to restore.
+            self.saved = None;
+        }
         Statement {
             sql: st.sql,
             pieces: st.pieces,
@@ -627,9 +645,12 @@ impl<'a> Scanner<'a> {
         } else {
             None
         };
-        // An `\elif` that is evaluated interpolates its arguments though its block is inactive.
-        let interpolate =
-            self.cond.active() || Branch::from_name(&name).is_some_and(|b| self.cond.evaluates(b));
+        // A branching command interpolates its expression only when it evaluates it: an
+        // `\elif` after false branches does, one after a taken branch does not (psql).
+        let interpolate = match Branch::from_name(&name) {
+            Some(branch) => self.cond.evaluates(branch),
+            None => self.cond.active(),
+        };
         let mut args = Vec::new();
         let mut arg_starts = Vec::new();
         if WHOLE_LINE.contains(&name.as_str()) {
@@ -796,6 +817,28 @@ impl<'a> Scanner<'a> {
             data: start..self.src.len(),
         }
     }
+}
+
+/// The source ranges of `current` that `saved`, a state it grew from, does not have.
+fn dropped_ranges(saved: Option<&Partial>, current: &Partial) -> Vec<Range<usize>> {
+    let kept = saved.map_or(0, |s| s.pieces.len());
+    let mut out: Vec<Range<usize>> = current
+        .pieces
+        .iter()
+        .skip(kept)
+        .map(|p| p.src.clone())
+        .collect();
+    // The last kept piece may have grown since (contiguous text is merged into one piece).
+    if let (Some(last), Some(now)) = (
+        saved.and_then(|s| s.pieces.last()),
+        kept.checked_sub(1).and_then(|i| current.pieces.get(i)),
+    ) {
+        if now.src.end > last.src.end {
+            out.push(last.src.end..now.src.end);
+        }
+    }
+    out.retain(|r| !r.is_empty());
+    out
 }
 
 /// Splits a whole file without variables, for tests and tools.
