@@ -20,6 +20,13 @@ pub struct Location {
     pub source_line: String,
 }
 
+impl Location {
+    /// `path:line`, as events show it.
+    pub fn short(&self) -> String {
+        format!("{}:{}", self.path.display(), self.line)
+    }
+}
+
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ErrorKind {

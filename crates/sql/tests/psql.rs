@@ -56,6 +56,13 @@ async fn load(dir: &Path, file: &str) -> (Loaded, String) {
     )
 }
 
+/// Writes `sql` as `name` in a new project and loads it; the project stays while it is held.
+async fn load_one(name: &str, sql: &str) -> (tempfile::TempDir, Loaded, String) {
+    let dir = project(&[(name, sql)]);
+    let (loaded, db) = load(dir.path(), name).await;
+    (dir, loaded, db)
+}
+
 /// Runs `file` with psql 15 (`-X -q -v ON_ERROR_STOP=1`, query results discarded) from `dir`
 /// into a fresh database; its outcome and its stderr.
 async fn psql(dir: &Path, file: &str) -> (Outcome, String, String) {
@@ -192,11 +199,11 @@ async fn an_unterminated_if_is_an_error_at_the_if() {
 #[tokio::test]
 async fn an_if_that_is_not_a_boolean_stops_the_load() {
     let server = support::server().await;
-    let dir = project(&[(
+    let (dir, loaded, _) = load_one(
         "bad.sql",
         "\\set v maybe\n\\if :v\n\\endif\nCREATE TABLE t ();\n",
-    )]);
-    let (loaded, _) = load(dir.path(), "bad.sql").await;
+    )
+    .await;
     // psql prints the same error but carries on with the block as false even under
     // ON_ERROR_STOP (checked with psql 15.18): the loader stops, as for any other error.
     assert_eq!(
@@ -261,14 +268,14 @@ async fn gset_with_no_row_or_two_rows_is_an_error_at_the_gset() {
 #[tokio::test]
 async fn automatic_variables_are_psqls() {
     let server = support::server().await;
-    let dir = project(&[(
+    let (dir, loaded, db) = load_one(
         "auto.sql",
         "\\echo :DBNAME :USER :HOST :PORT :ENCODING :SERVER_VERSION_NUM :SERVER_VERSION_NAME\n\
          ALTER DATABASE :\"DBNAME\" SET work_mem = '7MB';\n\
          COMMENT ON DATABASE :DBNAME IS :'DBNAME';\n\
          \\c postgres\n\\echo :DBNAME\n",
-    )]);
-    let (loaded, db) = load(dir.path(), "auto.sql").await;
+    )
+    .await;
     let (theirs, stderr, psql_db) = psql(dir.path(), "auto.sql").await;
     assert_eq!(theirs.error, None, "{stderr}");
     let ours = &loaded.outcome.echoes;
@@ -290,11 +297,7 @@ async fn automatic_variables_are_psqls() {
 #[tokio::test]
 async fn the_loader_sets_on_error_stop_and_the_server_version() {
     let _server = support::server().await;
-    let dir = project(&[(
-        "v.sql",
-        "SELECT current_setting('server_version_num') = :'SERVER_VERSION_NUM' AS same \\gset\n\\echo :same :ON_ERROR_STOP :VERSION_NUM\n",
-    )]);
-    let (loaded, _) = load(dir.path(), "v.sql").await;
+    let (_dir, loaded, _) = load_one("v.sql", "SELECT current_setting('server_version_num') = :'SERVER_VERSION_NUM' AS same \\gset\n\\echo :same :ON_ERROR_STOP :VERSION_NUM\n",).await;
     let echo = &loaded.outcome.echoes[0];
     assert!(echo.starts_with("t on 1"), "{echo}");
 }
@@ -369,6 +372,12 @@ async fn copy_a_csv_with_header_and_quoted_commas() {
         .map(|f| f.file_name().unwrap().to_str().unwrap())
         .collect();
     assert_eq!(names, ["seed.sql", "users.csv", "more.csv"]);
+    // The static listing (the fixture's template key) finds the same files.
+    let listed: Vec<_> = devenv_sql::files_read(dir.path(), &["seed.sql"])
+        .into_iter()
+        .map(|input| input.path)
+        .collect();
+    assert_eq!(listed, summary.files);
 }
 
 #[tokio::test]
@@ -378,8 +387,7 @@ async fn copy_from_pstdin_reads_the_lines_that_follow() {
     // `psql < file`; the loader has no other input, so it reads the lines that follow, as
     // `psql < file` would (checked by hand with psql 15.18).
     let sql = format!("{USERS}\\copy users (id) from pstdin with (format csv)\n9\n\\.\nINSERT INTO users (id) VALUES (10);\n");
-    let dir = project(&[("p.sql", &sql)]);
-    let (loaded, db) = load(dir.path(), "p.sql").await;
+    let (_dir, loaded, db) = load_one("p.sql", &sql).await;
     loaded.result.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(text(&server, &db, SUM).await.unwrap(), "9:-:-|10:-:-");
 }
@@ -443,8 +451,7 @@ async fn a_copy_data_error_points_at_the_field() {
     let _server = support::server().await;
     let sql = "CREATE TABLE t (a int, b text, c int);\n\
                COPY t (c, a) FROM stdin;\n1\t2\n3\tfour\n\\.\n";
-    let dir = project(&[("c.sql", sql)]);
-    let (loaded, _) = load(dir.path(), "c.sql").await;
+    let (dir, loaded, _) = load_one("c.sql", sql).await;
     let (theirs, stderr, _) = psql(dir.path(), "c.sql").await;
     // psql: "ERROR: invalid input syntax for type integer: "four"" with
     // "CONTEXT: COPY t, line 2, column a: "four"": line 2 of the data is line 4 of the file,
@@ -460,8 +467,7 @@ async fn a_copy_data_error_points_at_the_field() {
     for (data, at) in [("1\tx\tbad\n", "3:5"), ("1\tx\n", "3:4")] {
         let sql =
             format!("CREATE TABLE t (a int, b text, c int);\nCOPY t FROM stdin;\n{data}\\.\n");
-        let dir = project(&[("c.sql", &sql)]);
-        let (loaded, _) = load(dir.path(), "c.sql").await;
+        let (_dir, loaded, _) = load_one("c.sql", &sql).await;
         let e = loaded.result.unwrap_err().to_string();
         assert!(e.starts_with(&format!("c.sql:{at}: error: ")), "{e}");
     }
@@ -513,8 +519,7 @@ async fn display_only_commands_are_ignored_and_shown_as_such() {
         .collect();
     assert_eq!(ignored.len(), 10, "{ignored:?}");
     assert_eq!(ignored[2], "ignored: pasted.sql:3: \\pset");
-    let dir = project(&[("o.sql", "\\o out.txt\n")]);
-    let (loaded, _) = load(dir.path(), "o.sql").await;
+    let (_dir, loaded, _) = load_one("o.sql", "\\o out.txt\n").await;
     assert!(loaded.result.is_err(), "\\o with a file is refused");
 }
 
@@ -545,8 +550,7 @@ async fn encoding_getenv_and_setenv() {
 #[tokio::test]
 async fn other_meta_commands_stay_errors_naming_them() {
     let _server = support::server().await;
-    let dir = project(&[("m.sql", "\\gdesc\n")]);
-    let (loaded, _) = load(dir.path(), "m.sql").await;
+    let (_dir, loaded, _) = load_one("m.sql", "\\gdesc\n").await;
     let e = loaded.result.unwrap_err();
     assert!(
         matches!(e.kind, ErrorKind::UnsupportedMeta(ref m) if m == "gdesc"),

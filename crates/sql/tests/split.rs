@@ -27,17 +27,16 @@ fn drive(src: &[u8]) -> Vec<Item> {
 
 /// The texts of the statements `drive` yields, those of inactive branches included.
 fn driven_statements(src: &str) -> Vec<String> {
-    drive(src.as_bytes())
-        .into_iter()
-        .filter_map(|item| match item {
-            Item::Statement(s) => Some(String::from_utf8(s.sql).unwrap()),
-            _ => None,
-        })
-        .collect()
+    sql_texts(drive(src.as_bytes()))
 }
 
 fn statements(src: &str) -> Vec<String> {
-    split(src.as_bytes())
+    sql_texts(split(src.as_bytes()))
+}
+
+/// The text of each statement among `items`.
+fn sql_texts(items: Vec<Item>) -> Vec<String> {
+    items
         .into_iter()
         .filter_map(|item| match item {
             Item::Statement(s) => Some(String::from_utf8(s.sql).unwrap()),

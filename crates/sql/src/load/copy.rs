@@ -60,15 +60,9 @@ impl Run<'_> {
                 (&read, 0..read.src.len())
             }
         };
-        let session = self.session(file, at).await?;
-        let result = copy_in(&session.client, &sql, data_file.src.slice(data.clone())).await;
-        self.report_notices(file, at);
-        match result {
-            Ok(rows) => {
-                self.summary.statements += 1;
-                self.summary.copy_rows += rows;
-                Ok(())
-            }
+        let bytes = data_file.src.slice(data.clone());
+        match self.execute(file, at, &sql, Some(bytes)).await? {
+            Ok(()) => Ok(()),
             Err(e) => {
                 let Some(db) = e.as_db_error() else {
                     self.session = None;

@@ -99,17 +99,14 @@ pub type EventHandler = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
 pub fn stderr_events(verbose: bool) -> EventHandler {
     Arc::new(move |event| match event {
         Event::Echo(text) | Event::Warn(text) => eprintln!("{text}"),
-        Event::Warning { location, message } => eprintln!(
-            "{}:{}: warning: {message}",
-            location.path.display(),
-            location.line
-        ),
+        Event::Warning { location, message } => {
+            eprintln!("{}: warning: {message}", location.short());
+        }
         Event::Ignored { location, command } => {
             if verbose {
                 eprintln!(
-                    "{}:{}: note: \\{command} ignored (it only changes psql's display)",
-                    location.path.display(),
-                    location.line
+                    "{}: note: \\{command} ignored (it only changes psql's display)",
+                    location.short()
                 );
             }
         }
@@ -119,12 +116,8 @@ pub fn stderr_events(verbose: bool) -> EventHandler {
             message,
         } => {
             if notice_shown(severity, verbose) {
-                eprintln!(
-                    "{}:{}: {}: {message}",
-                    location.path.display(),
-                    location.line,
-                    severity.to_ascii_lowercase()
-                );
+                let severity = severity.to_ascii_lowercase();
+                eprintln!("{}: {severity}: {message}", location.short());
             }
         }
     })
@@ -467,18 +460,9 @@ impl Run<'_> {
         let Ok(sql) = std::str::from_utf8(&statement.sql) else {
             return Err(file.error(start, ErrorKind::InvalidUtf8));
         };
-        let session = self.session(file, start).await?;
-        let result = match &copy {
-            None => session.client.simple_query(sql).await.map(|_| 0),
-            Some(data) => copy::copy_in(&session.client, sql, file.src.slice(data.clone())).await,
-        };
-        self.report_notices(file, start);
-        match result {
-            Ok(rows) => {
-                self.summary.statements += 1;
-                self.summary.copy_rows += rows;
-                Ok(())
-            }
+        let data = copy.as_ref().map(|data| file.src.slice(data.clone()));
+        match self.execute(file, start, sql, data).await? {
+            Ok(()) => Ok(()),
             Err(e) => {
                 let data_error = match (&copy, e.as_db_error()) {
                     (Some(data), Some(db)) => self.copy_error_offset(file, data, sql, db).await,
@@ -487,6 +471,27 @@ impl Run<'_> {
                 Err(self.server_error(file, statement, data_error, &e))
             }
         }
+    }
+
+    /// Runs `sql` (a COPY with `data`, when given) and counts it; notices are reported at
+    /// `offset`. The outer error is one of the session, the inner one the statement's.
+    async fn execute(
+        &mut self,
+        file: &File,
+        offset: usize,
+        sql: &str,
+        data: Option<Bytes>,
+    ) -> Result<Result<(), tokio_postgres::Error>, LoadError> {
+        let session = self.session(file, offset).await?;
+        let result = match data {
+            None => session.client.simple_query(sql).await.map(|_| 0),
+            Some(data) => copy::copy_in(&session.client, sql, data).await,
+        };
+        self.report_notices(file, offset);
+        Ok(result.map(|rows| {
+            self.summary.statements += 1;
+            self.summary.copy_rows += rows;
+        }))
     }
 
     /// Passes the notices the last command raised to the event handler, at `offset`.

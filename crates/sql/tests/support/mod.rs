@@ -88,25 +88,17 @@ impl Events {
             let line = match event {
                 Event::Echo(t) => format!("echo: {t}"),
                 Event::Warn(t) => format!("warn: {t}"),
-                Event::Warning { location, message } => format!(
-                    "warning: {}:{}: {message}",
-                    location.path.display(),
-                    location.line
-                ),
-                Event::Ignored { location, command } => format!(
-                    "ignored: {}:{}: \\{command}",
-                    location.path.display(),
-                    location.line
-                ),
+                Event::Warning { location, message } => {
+                    format!("warning: {}: {message}", location.short())
+                }
+                Event::Ignored { location, command } => {
+                    format!("ignored: {}: \\{command}", location.short())
+                }
                 Event::Notice {
                     location,
                     severity,
                     message,
-                } => format!(
-                    "{severity}: {}:{}: {message}",
-                    location.path.display(),
-                    location.line
-                ),
+                } => format!("{severity}: {}: {message}", location.short()),
             };
             log.lock().unwrap().push(line);
         })
