@@ -47,7 +47,7 @@ pub enum ErrorKind {
     /// A file could not be read (a top-level file or an `\i` include).
     #[error("could not read {what} \"{}\": {source}", path.display())]
     Read {
-        /// "file", "included file" or "data file" (`\\copy ... FROM 'file'`).
+        /// "file", "included file" or "data file" (`\copy ... FROM 'file'`).
         what: &'static str,
         /// The path tried.
         path: PathBuf,

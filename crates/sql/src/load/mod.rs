@@ -132,7 +132,7 @@ pub fn notice_shown(severity: &str, verbose: bool) -> bool {
 /// What a successful load did.
 #[derive(Debug, Default, Clone)]
 pub struct LoadSummary {
-    /// Every file read, includes and `\\copy` data files too, as paths on disk (for a watcher).
+    /// Every file read, includes and `\copy` data files too, as paths on disk (for a watcher).
     pub files: Vec<PathBuf>,
     /// Statements executed.
     pub statements: usize,
