@@ -61,7 +61,7 @@ pub enum ErrorKind {
     /// A meta-command devenv does not run.
     #[error("meta-command \\{0} is not supported (supported: {list})", list = SUPPORTED_META)]
     UnsupportedMeta(String),
-    /// An error psql itself reports, in psql's words (`no rows returned for \\gset`, ...).
+    /// An error psql itself reports, in psql's words (`no rows returned for \gset`, ...).
     #[error("{0}")]
     Psql(String),
     /// A supported meta-command used wrongly.

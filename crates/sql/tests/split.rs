@@ -439,7 +439,7 @@ proptest! {
         while scanner.next_item().is_some() {}
     }
 
-    /// With `\\if` blocks applied as the loader applies them (inactive text dropped from the
+    /// With `\if` blocks applied as the loader applies them (inactive text dropped from the
     /// query buffer, no COPY data read there), the items still tile the input exactly.
     #[test]
     fn if_blocks_keep_the_input_tiled(parts in proptest::collection::vec(
