@@ -8,6 +8,13 @@
 //! connection. `DISCARD ALL` fails inside a transaction block, which is also how a file that
 //! ends with an open `BEGIN` is caught: psql would roll its work back in silence at exit; the
 //! loader reports it instead. `\i` includes share the including file's session, as in psql.
+//! A session is opened when a file starts, as psql connects before it reads, so psql's
+//! automatic variables (`:DBNAME`, ...) are set from the first line on.
+//!
+//! ## Variables and branches
+//! Variables live for the whole load, as in one psql run; `\if` blocks belong to one file.
+//! Statements and meta-commands in a branch that does not run are skipped whole: nothing is
+//! sent, interpolated or opened.
 //!
 //! ## Transaction mode
 //! Statements run in autocommit, one `simple_query` each, as psql runs them by default, so
@@ -22,18 +29,25 @@
 //! (foreign-key checks, index builds). Relaxed stays the default because it is correct for
 //! throw-away databases and only helps on a durable server.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 use tokio_postgres::error::{DbError, ErrorPosition};
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+use tokio_postgres::Config;
 
 use crate::error::{client_error_text, ErrorKind, LoadError, Location};
-use crate::scan::{line_col, line_text, Item, Meta, Scanner, Statement, Variables};
+use crate::inputs::MAX_INCLUDE_DEPTH;
+use crate::scan::{line_col, line_text, Item, Scanner, Statement, Variables};
+
+mod copy;
+mod meta;
+mod query;
+mod session;
+
+use session::Session;
 
 /// How far a session's commits must reach before they return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,6 +74,13 @@ pub enum Event<'a> {
         /// What.
         message: &'a str,
     },
+    /// A display-only meta-command (`\timing`, `\pset`, `\x`, ...) accepted and ignored.
+    Ignored {
+        /// Where.
+        location: &'a Location,
+        /// The command, without its backslash.
+        command: &'a str,
+    },
     /// A server notice (`NOTICE`, `WARNING`, ...) raised by a statement.
     Notice {
         /// The statement that raised it.
@@ -78,23 +99,25 @@ pub type EventHandler = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
 pub fn stderr_events(verbose: bool) -> EventHandler {
     Arc::new(move |event| match event {
         Event::Echo(text) | Event::Warn(text) => eprintln!("{text}"),
-        Event::Warning { location, message } => eprintln!(
-            "{}:{}: warning: {message}",
-            location.path.display(),
-            location.line
-        ),
+        Event::Warning { location, message } => {
+            eprintln!("{}: warning: {message}", location.short());
+        }
+        Event::Ignored { location, command } => {
+            if verbose {
+                eprintln!(
+                    "{}: note: \\{command} ignored (it only changes psql's display)",
+                    location.short()
+                );
+            }
+        }
         Event::Notice {
             location,
             severity,
             message,
         } => {
             if notice_shown(severity, verbose) {
-                eprintln!(
-                    "{}:{}: {}: {message}",
-                    location.path.display(),
-                    location.line,
-                    severity.to_ascii_lowercase()
-                );
+                let severity = severity.to_ascii_lowercase();
+                eprintln!("{}: {severity}: {message}", location.short());
             }
         }
     })
@@ -109,7 +132,7 @@ pub fn notice_shown(severity: &str, verbose: bool) -> bool {
 /// What a successful load did.
 #[derive(Debug, Default, Clone)]
 pub struct LoadSummary {
-    /// Every file read, includes too, as paths on disk (for a watcher).
+    /// Every file read, includes and `\copy` data files too, as paths on disk (for a watcher).
     pub files: Vec<PathBuf>,
     /// Statements executed.
     pub statements: usize,
@@ -136,8 +159,6 @@ impl std::fmt::Debug for Loader {
             .finish_non_exhaustive()
     }
 }
-
-const MAX_INCLUDE_DEPTH: usize = 32;
 
 impl Loader {
     /// A loader for the server `config` points at (its `dbname` is replaced per load). Relative
@@ -178,10 +199,13 @@ impl Loader {
             vars: Variables::new(),
             summary: LoadSummary::default(),
             session: None,
+            restricted: None,
+            env: BTreeMap::new(),
         };
         for file in files {
             let path = file.as_ref().to_path_buf();
             let src = run.read(&path, "file", None).await?;
+            run.start_session().await?;
             run.run_file(path, src, 0).await?;
             run.end_of_file_session().await?;
         }
@@ -190,50 +214,7 @@ impl Loader {
     }
 
     fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.root.join(path)
-        }
-    }
-}
-
-/// A connection and the notices it receives.
-struct Session {
-    client: Client,
-    database: String,
-    notices: mpsc::UnboundedReceiver<DbError>,
-}
-
-impl Session {
-    async fn open(loader: &Loader, config: &Config, database: &str) -> Result<Self, String> {
-        let mut config = config.clone();
-        config.dbname(database);
-        if config.get_application_name().is_none() {
-            config.application_name("devenv");
-        }
-        if loader.durability == Durability::Relaxed {
-            let options = config.get_options().unwrap_or_default().to_owned();
-            config.options(format!("{options} -c synchronous_commit=off").trim());
-        }
-        let (client, mut connection) = config
-            .connect(NoTls)
-            .await
-            .map_err(|e| client_error_text(&e))?;
-        let (tx, notices) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(Ok(message)) = messages.next().await {
-                if let AsyncMessage::Notice(notice) = message {
-                    let _ = tx.send(notice);
-                }
-            }
-        });
-        Ok(Session {
-            client,
-            database: database.to_owned(),
-            notices,
-        })
+        crate::inputs::on_disk(&self.root, path)
     }
 }
 
@@ -245,9 +226,14 @@ enum FileEnd {
 struct Run<'l> {
     loader: &'l Loader,
     database: String,
+    /// The variables between files (a running file's scanner holds them meanwhile).
     vars: Variables,
     summary: LoadSummary,
     session: Option<Session>,
+    /// The key of `\restrict`, while meta-commands are restricted.
+    restricted: Option<String>,
+    /// Environment variables set (`Some`) or unset (`None`) by `\setenv`, seen by `\getenv`.
+    env: BTreeMap<String, Option<String>>,
 }
 
 /// A file being run: what errors point into.
@@ -272,6 +258,17 @@ impl File {
             location: Some(self.location(offset)),
             kind,
         }
+    }
+}
+
+/// The error a server error is, with `context` in place of the server's CONTEXT.
+fn server_kind(db: &DbError, context: Option<String>) -> ErrorKind {
+    ErrorKind::Server {
+        message: db.message().to_owned(),
+        code: db.code().code().to_owned(),
+        detail: db.detail().map(str::to_owned),
+        hint: db.hint().map(str::to_owned),
+        context,
     }
 }
 
@@ -305,6 +302,25 @@ impl Run<'_> {
         }
     }
 
+    /// Connects before a top-level file runs, as psql does, and sets the automatic variables.
+    async fn start_session(&mut self) -> Result<(), LoadError> {
+        if self.session.is_none() {
+            let session = Session::open(self.loader, &self.loader.config, &self.database)
+                .await
+                .map_err(|message| LoadError {
+                    location: None,
+                    kind: ErrorKind::Connect {
+                        database: self.database.clone(),
+                        message,
+                    },
+                })?;
+            session.set_variables(&mut self.vars);
+            self.session = Some(session);
+        }
+        Ok(())
+    }
+
+    /// The session, reopened (on the load's database) if a broken connection dropped it.
     async fn session(&mut self, file: &File, offset: usize) -> Result<&mut Session, LoadError> {
         if self.session.is_none() {
             let session = Session::open(self.loader, &self.loader.config, &self.database)
@@ -347,7 +363,10 @@ impl Run<'_> {
                 }),
             });
         }
-        if session.database != self.database {
+        if session.database == self.database {
+            // `DISCARD ALL` reset an `\encoding` too.
+            session.set_variables(&mut self.vars);
+        } else {
             self.session = None;
         }
         Ok(())
@@ -377,40 +396,58 @@ impl Run<'_> {
         scanner: &mut Scanner<'_>,
         depth: usize,
     ) -> Result<FileEnd, LoadError> {
+        // psql's previous query buffer, sent again by a `\g` with an empty one.
+        let mut previous: Option<Statement> = None;
         while let Some(item) = scanner.next_item() {
             match item {
                 Item::Trivia(_) | Item::CopyData { .. } => {}
+                Item::Statement(_) if !scanner.conditions().active() => {}
                 Item::Statement(statement) => {
                     let copy = if statement.copy_from_stdin {
-                        match scanner.next_item() {
-                            Some(Item::CopyData { data, .. }) => Some(data),
-                            _ => Some(file.src.len()..file.src.len()),
-                        }
+                        Some(inline_copy_data(file, scanner))
                     } else {
                         None
                     };
                     self.statement(file, &statement, copy).await?;
+                    if !statement.copy_from_stdin {
+                        previous = Some(statement);
+                    }
                 }
                 Item::Meta(meta) => {
-                    if let FileEnd::Quit = self.meta(file, &meta, depth, &mut scanner.vars).await? {
-                        let (line, _) = line_col(&file.src, meta.span.start);
-                        let total = line_col(&file.src, file.src.len()).0;
-                        let message = format!(
-                            "\\{} stops loading this file here; {} line(s) after it are not loaded",
-                            meta.name,
-                            total.saturating_sub(line)
-                        );
-                        let location = file.location(meta.span.start);
-                        (self.loader.events)(&Event::Warning {
-                            location: &location,
-                            message: &message,
-                        });
+                    let context = meta::Context {
+                        file,
+                        depth,
+                        scanner: &mut *scanner,
+                        previous: &mut previous,
+                    };
+                    if let FileEnd::Quit = self.meta(&meta, context).await? {
+                        self.warn_quit(file, &meta.name, meta.span.start);
                         return Ok(FileEnd::Quit);
                     }
                 }
             }
         }
+        if let Some(at) = scanner.conditions().unclosed() {
+            return Err(file.error(
+                at,
+                ErrorKind::Psql("reached EOF without finding closing \\endif(s)".into()),
+            ));
+        }
         Ok(FileEnd::Done)
+    }
+
+    fn warn_quit(&self, file: &File, name: &str, at: usize) {
+        let (line, _) = line_col(&file.src, at);
+        let total = line_col(&file.src, file.src.len()).0;
+        let message = format!(
+            "\\{name} stops loading this file here; {} line(s) after it are not loaded",
+            total.saturating_sub(line)
+        );
+        let location = file.location(at);
+        (self.loader.events)(&Event::Warning {
+            location: &location,
+            message: &message,
+        });
     }
 
     async fn statement(
@@ -423,15 +460,49 @@ impl Run<'_> {
         let Ok(sql) = std::str::from_utf8(&statement.sql) else {
             return Err(file.error(start, ErrorKind::InvalidUtf8));
         };
-        let session = self.session(file, start).await?;
-        let result = match &copy {
+        let data = copy.as_ref().map(|data| file.src.slice(data.clone()));
+        match self.execute(file, start, sql, data).await? {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let data_error = match (&copy, e.as_db_error()) {
+                    (Some(data), Some(db)) => self.copy_error_offset(file, data, sql, db).await,
+                    _ => None,
+                };
+                Err(self.server_error(file, statement, data_error, &e))
+            }
+        }
+    }
+
+    /// Runs `sql` (a COPY with `data`, when given) and counts it; notices are reported at
+    /// `offset`. The outer error is one of the session, the inner one the statement's.
+    async fn execute(
+        &mut self,
+        file: &File,
+        offset: usize,
+        sql: &str,
+        data: Option<Bytes>,
+    ) -> Result<Result<(), tokio_postgres::Error>, LoadError> {
+        let session = self.session(file, offset).await?;
+        let result = match data {
             None => session.client.simple_query(sql).await.map(|_| 0),
-            Some(data) => copy_in(&session.client, sql, file.src.slice(data.clone())).await,
+            Some(data) => copy::copy_in(&session.client, sql, data).await,
+        };
+        self.report_notices(file, offset);
+        Ok(result.map(|rows| {
+            self.summary.statements += 1;
+            self.summary.copy_rows += rows;
+        }))
+    }
+
+    /// Passes the notices the last command raised to the event handler, at `offset`.
+    fn report_notices(&mut self, file: &File, offset: usize) {
+        let Some(session) = self.session.as_mut() else {
+            return;
         };
         let notices: Vec<DbError> =
             std::iter::from_fn(|| session.notices.try_recv().ok()).collect();
         if !notices.is_empty() {
-            let location = file.location(start);
+            let location = file.location(offset);
             for notice in &notices {
                 (self.loader.events)(&Event::Notice {
                     location: &location,
@@ -440,21 +511,15 @@ impl Run<'_> {
                 });
             }
         }
-        match result {
-            Ok(rows) => {
-                self.summary.statements += 1;
-                self.summary.copy_rows += rows;
-                Ok(())
-            }
-            Err(e) => Err(self.server_error(file, statement, copy, &e)),
-        }
     }
 
+    /// The error for a failed statement: at the server's position in it, at `data_error` (the
+    /// COPY data the error is about), else at its start.
     fn server_error(
         &mut self,
         file: &File,
         statement: &Statement,
-        copy: Option<std::ops::Range<usize>>,
+        data_error: Option<usize>,
         e: &tokio_postgres::Error,
     ) -> LoadError {
         let Some(db) = e.as_db_error() else {
@@ -479,180 +544,18 @@ impl Run<'_> {
                 });
                 statement.start()
             }
-            None => copy
-                .and_then(|data| copy_error_offset(&file.src, data, db.where_()?))
-                .unwrap_or_else(|| statement.start()),
+            None => data_error.unwrap_or_else(|| statement.start()),
         };
-        file.error(
-            offset,
-            ErrorKind::Server {
-                message: db.message().to_owned(),
-                code: db.code().code().to_owned(),
-                detail: db.detail().map(str::to_owned),
-                hint: db.hint().map(str::to_owned),
-                context,
-            },
-        )
-    }
-
-    async fn meta(
-        &mut self,
-        file: &File,
-        meta: &Meta,
-        depth: usize,
-        vars: &mut Variables,
-    ) -> Result<FileEnd, LoadError> {
-        let at = meta.span.start;
-        let bad = |message: &str| {
-            file.error(
-                at,
-                ErrorKind::BadMeta {
-                    name: meta.name.clone(),
-                    message: message.to_owned(),
-                },
-            )
-        };
-        match meta.name.as_str() {
-            "c" | "connect" => {
-                let args: Vec<&str> = meta
-                    .args
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|a| !a.starts_with("-reuse-previous"))
-                    .collect();
-                let mut config = self.loader.config.clone();
-                let current = self
-                    .session
-                    .as_ref()
-                    .map_or(self.database.clone(), |s| s.database.clone());
-                let mut database = current;
-                if let Some(first) = args.first().filter(|a| **a != "-") {
-                    if first.contains('=') || first.contains("://") {
-                        let parsed: Config = first
-                            .parse()
-                            .map_err(|e| bad(&format!("invalid connection string: {e}")))?;
-                        if let Some(db) = parsed.get_dbname() {
-                            db.clone_into(&mut database);
-                        }
-                        if let Some(user) = parsed.get_user() {
-                            config.user(user);
-                        }
-                        if let Some(pw) = parsed.get_password() {
-                            config.password(pw);
-                        }
-                    } else {
-                        database = dequote_ident(first);
-                    }
-                }
-                if let Some(user) = args.get(1).filter(|a| **a != "-") {
-                    config.user(dequote_ident(user));
-                }
-                if args.len() > 2 {
-                    return Err(bad(
-                        "only a database name and a user are supported; host and port stay those of the server being loaded",
-                    ));
-                }
-                let session = Session::open(self.loader, &config, &database)
-                    .await
-                    .map_err(|message| file.error(at, ErrorKind::Connect { database, message }))?;
-                self.session = Some(session);
-            }
-            "i" | "include" | "ir" | "include_relative" => {
-                let [arg] = meta.args.as_slice() else {
-                    return Err(bad("takes exactly one file name"));
-                };
-                if depth >= MAX_INCLUDE_DEPTH {
-                    return Err(bad(&format!(
-                        "includes nest deeper than {MAX_INCLUDE_DEPTH} files; is a file including itself?"
-                    )));
-                }
-                let target = Path::new(arg);
-                let path = if meta.name.starts_with("ir") || meta.name == "include_relative" {
-                    file.path
-                        .parent()
-                        .map_or_else(|| target.to_path_buf(), |dir| dir.join(target))
-                } else {
-                    target.to_path_buf()
-                };
-                let arg_at = meta.arg_starts.first().copied().unwrap_or(at);
-                let src = self
-                    .read(&path, "included file", Some((file, arg_at)))
-                    .await?;
-                // The include shares the session and the variables; `\quit` stops it alone.
-                self.vars = std::mem::take(vars);
-                self.run_file(path, src, depth + 1).await?;
-                *vars = std::mem::take(&mut self.vars);
-            }
-            "echo" | "warn" => {
-                // `-n` (no newline) has no meaning for line-wise events.
-                let args = match meta.args.split_first() {
-                    Some((first, rest)) if first == "-n" => rest,
-                    _ => meta.args.as_slice(),
-                };
-                let text = args.join(" ");
-                if meta.name == "echo" {
-                    (self.loader.events)(&Event::Echo(&text));
-                } else {
-                    (self.loader.events)(&Event::Warn(&text));
-                }
-            }
-            "set" => match meta.args.split_first() {
-                None => {
-                    let listing: Vec<String> =
-                        vars.iter().map(|(k, v)| format!("{k} = '{v}'")).collect();
-                    (self.loader.events)(&Event::Echo(&listing.join("\n")));
-                }
-                Some((name, values)) => {
-                    if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
-                        return Err(bad(&format!("invalid variable name: \"{name}\"")));
-                    }
-                    vars.insert(name.clone(), values.concat());
-                }
-            },
-            "unset" => {
-                let [name] = meta.args.as_slice() else {
-                    return Err(bad("takes exactly one variable name"));
-                };
-                vars.remove(name);
-            }
-            "q" | "quit" => return Ok(FileEnd::Quit),
-            // pg_dump 17.6+ brackets its output with these; they only guard psql itself.
-            "restrict" | "unrestrict" | "\\" => {}
-            other => {
-                return Err(file.error(at, ErrorKind::UnsupportedMeta(other.to_owned())));
-            }
-        }
-        Ok(FileEnd::Done)
+        file.error(offset, server_kind(db, context))
     }
 }
 
-/// Sends one COPY block through the COPY protocol; returns the rows the server counted.
-async fn copy_in(client: &Client, sql: &str, data: Bytes) -> Result<u64, tokio_postgres::Error> {
-    let sink = client.copy_in(sql).await?;
-    futures_util::pin_mut!(sink);
-    if !data.is_empty() {
-        sink.send(data).await?;
-    }
-    sink.as_mut().finish().await
-}
-
-/// The file offset of the data line a COPY error's CONTEXT names (`COPY t, line 3, ...`).
-fn copy_error_offset(src: &[u8], data: std::ops::Range<usize>, context: &str) -> Option<usize> {
-    let rest = &context[context.find(", line ")? + ", line ".len()..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let line: usize = digits.parse().ok()?;
-    let mut offset = data.start;
-    for _ in 1..line {
-        offset += src[offset..data.end].iter().position(|&b| b == b'\n')? + 1;
-    }
-    Some(offset.min(src.len()))
-}
-
-/// `"Name"` -> `Name`; unquoted names are kept as written (psql's `\c` does not downcase).
-fn dequote_ident(s: &str) -> String {
-    match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-        Some(inner) => inner.replace("\"\"", "\""),
-        None => s.to_owned(),
+/// The data block after a `COPY ... FROM stdin` or `\copy ... FROM stdin` (empty at the end
+/// of the file).
+fn inline_copy_data(file: &File, scanner: &mut Scanner<'_>) -> std::ops::Range<usize> {
+    match scanner.next_item() {
+        Some(Item::CopyData { data, .. }) => data,
+        _ => file.src.len()..file.src.len(),
     }
 }
 
