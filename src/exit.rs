@@ -100,9 +100,10 @@ pub enum CliError {
 impl CliError {
     fn exit(&self) -> Exit {
         match self {
-            CliError::AlreadyRunning { .. } | CliError::ServerDied(_) => Exit::Environment,
+            CliError::AlreadyRunning { .. } | CliError::ServerDied(_) | CliError::Tool(_) => {
+                Exit::Environment
+            }
             CliError::Refused { .. } => Exit::Refused,
-            CliError::Tool(_) => Exit::Environment,
             CliError::NotRunning | CliError::Cancelled(_) | CliError::StatusNotRunning => {
                 Exit::Failure
             }

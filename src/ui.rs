@@ -7,6 +7,7 @@
 //! Secrets registered with [`secret`] are replaced by `****` in every log line (the tracing
 //! writer goes through [`redact`]).
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -122,11 +123,9 @@ impl Ui {
                 if gutter.trim().chars().all(|c| c.is_ascii_digit()) {
                     let caret = rest.trim_start_matches([' ', '\t']).starts_with('^');
                     if caret {
-                        out.push_str(&format!(
-                            "{GUTTER}{gutter} |{GUTTER:#} {ERROR}{rest}{ERROR:#}"
-                        ));
+                        let _ = write!(out, "{GUTTER}{gutter} |{GUTTER:#} {ERROR}{rest}{ERROR:#}");
                     } else {
-                        out.push_str(&format!("{GUTTER}{gutter} |{GUTTER:#} {rest}"));
+                        let _ = write!(out, "{GUTTER}{gutter} |{GUTTER:#} {rest}");
                     }
                 } else {
                     out.push_str(line);

@@ -8,6 +8,7 @@
 //! are parsed, never printed with their password; `connect` hands psql the password through
 //! `PGPASSWORD`, not its command line.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -172,23 +173,22 @@ pub fn resolve(project: &Project, args: &TargetArgs) -> anyhow::Result<Resolved>
     Err(CliError::NotRunning.into())
 }
 
-/// Guards a destructive `what` on `target`: asks unless the server is devenv's own, or local
-/// and the database devenv-made.
-async fn guard(
-    target: &Resolved,
-    project: &Project,
-    what: &str,
-    yes: bool,
-) -> anyhow::Result<bool> {
+/// Guards a destructive `what` on `target`: nothing to ask on devenv's own server; on a
+/// remote one always asked, before any connection; on a local one asked when the database is
+/// not devenv's (no mark of this project).
+async fn guard(target: &Resolved, project: &Project, what: &str, yes: bool) -> anyhow::Result<()> {
     if target.owned {
-        return Ok(true);
+        return Ok(());
     }
-    let ours = devenv_core::db::marks(&db::admin(&target.server).await?, &target.database)
-        .await?
-        .and_then(|m| m.get(db::PROJECT_MARK).cloned())
-        .is_some_and(|p| p == project.id);
-    if target.local && ours {
-        return Ok(ours);
+    if target.local {
+        let admin = db::admin(&target.server).await?;
+        let ours = db::marks(&admin, &target.database)
+            .await?
+            .and_then(|m| m.get(db::PROJECT_MARK).cloned())
+            .is_some_and(|p| p == project.id);
+        if ours {
+            return Ok(());
+        }
     }
     confirm(
         &format!(
@@ -198,7 +198,7 @@ async fn guard(
         &target.database,
         yes,
     )?;
-    Ok(ours)
+    Ok(())
 }
 
 fn loader(root: &Path, target: &Resolved, verbose: bool) -> Loader {
@@ -383,8 +383,9 @@ async fn sessions(t: &Resolved, kill_idle: bool, ui: &Ui) -> anyhow::Result<()> 
     );
     for row in &rows {
         let own: bool = row.get(6);
-        text.push_str(&format!(
-            "{:>7}  {:<12} {:<20} {:<15} {:<20} {}{}\n",
+        let _ = writeln!(
+            text,
+            "{:>7}  {:<12} {:<20} {:<15} {:<20} {}{}",
             row.get::<_, i32>(0),
             row.get::<_, String>(1),
             row.get::<_, String>(2),
@@ -392,7 +393,7 @@ async fn sessions(t: &Resolved, kill_idle: bool, ui: &Ui) -> anyhow::Result<()> 
             row.get::<_, String>(4),
             row.get::<_, String>(5),
             if own { " (this one)" } else { "" }
-        ));
+        );
     }
     crate::output::stdout(&text)?;
     if kill_idle {

@@ -4,6 +4,7 @@
 //! The report goes to stdout (`--json`: `{"checks": [{"name", "ok", "detail"}], "backend",
 //! "would_use", "reason"}`); exit 0 when `up` can run, 2 for a broken configuration, 4 else.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use clap::Args;
@@ -26,6 +27,10 @@ struct Check {
     detail: String,
 }
 
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent yes/no flags; an enum per flag would only rename them"
+)]
 #[derive(Default)]
 struct Found {
     engine: bool,
@@ -91,17 +96,19 @@ pub async fn run(root: &Path, args: &DoctorArgs) -> anyhow::Result<()> {
     } else {
         let mut text = String::new();
         for c in &checks {
-            text.push_str(&format!(
-                "{} {}: {}\n",
+            let _ = writeln!(
+                text,
+                "{} {}: {}",
                 if c.ok { "ok  " } else { "FAIL" },
                 c.name,
                 c.detail
-            ));
+            );
         }
-        text.push_str(&format!(
-            "`devenv up` would use: {} ({reason})\n",
+        let _ = writeln!(
+            text,
+            "`devenv up` would use: {} ({reason})",
             would_use.unwrap_or("nothing")
-        ));
+        );
         crate::output::stdout(&text)?;
     }
     match (&config, would_use) {
@@ -119,6 +126,10 @@ pub async fn run(root: &Path, args: &DoctorArgs) -> anyhow::Result<()> {
     }
 }
 
+#[cfg_attr(
+    not(feature = "docker"),
+    expect(clippy::unused_async, reason = "only the docker backend awaits here")
+)]
 async fn check_docker(config: &Config, checks: &mut Vec<Check>, found: &mut Found) {
     #[cfg(feature = "docker")]
     {

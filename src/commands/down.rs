@@ -124,6 +124,10 @@ async fn clean_record(dir: &StateDir, ui: &Ui) -> anyhow::Result<usize> {
 
 /// Removes the project's `up` containers whatever the record says (found by label); returns
 /// how many went. Nothing to do without an engine.
+#[cfg_attr(
+    not(feature = "docker"),
+    expect(clippy::unused_async, reason = "only the docker backend awaits here")
+)]
 pub async fn sweep_containers(project: &Project, ui: &Ui) -> anyhow::Result<usize> {
     #[cfg(feature = "docker")]
     {
@@ -160,6 +164,10 @@ pub async fn sweep_containers(project: &Project, ui: &Ui) -> anyhow::Result<usiz
 }
 
 /// Removes the kept data of both local backends (whichever exists), naming it first.
+#[cfg_attr(
+    not(feature = "docker"),
+    expect(clippy::unused_async, reason = "only the docker backend awaits here")
+)]
 async fn forget_data(project: &Project, ui: &Ui) -> anyhow::Result<()> {
     if project.config.backend == Choice::External {
         ui.note("backend external: the data lives on that server; devenv leaves it (`devenv db drop` drops the database)");

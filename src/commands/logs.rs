@@ -107,7 +107,7 @@ async fn follow_file(path: &Path, args: &LogsArgs, alive: impl Fn() -> bool) -> 
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         // A new `up` truncates the log: start again from the top.
-        if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) < position {
+        if std::fs::metadata(path).map_or(0, |m| m.len()) < position {
             reader = std::io::BufReader::new(std::fs::File::open(path)?);
             position = 0;
         }

@@ -3,6 +3,7 @@
 //! reload: clients are disconnected, the URLs do not change, and the database it replaces is
 //! kept as an automatic snapshot.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
@@ -128,8 +129,9 @@ pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()>
             } else {
                 let mut text = format!("{:<32} {:<24} {:>10}  kind\n", "name", "created", "size");
                 for s in &all {
-                    text.push_str(&format!(
-                        "{:<32} {:<24} {:>7} MB  {}\n",
+                    let _ = writeln!(
+                        text,
+                        "{:<32} {:<24} {:>7} MB  {}",
                         s.name,
                         super::since(s.created),
                         s.size_bytes / 1_000_000,
@@ -137,7 +139,7 @@ pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()>
                             snapshot::Kind::Manual => "manual",
                             snapshot::Kind::Automatic => "automatic",
                         }
-                    ));
+                    );
                 }
                 crate::output::stdout(&text)?;
             }

@@ -28,7 +28,7 @@ pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> 
     let project = Project::open(root)?;
     let dir = super::state_dir(&project.root)?;
     let running = super::running(&dir)?;
-    let stale = match &running {
+    let left_by = match &running {
         Some(_) => None,
         None => dir.read().ok().flatten().map(|s| s.pid),
     };
@@ -53,37 +53,34 @@ pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> 
             None => json!({
                 "running": false,
                 "data": data,
-                "stale_record_of": stale,
+                "stale_record_of": left_by,
             }),
         };
         crate::output::json(&value)?;
+    } else if let Some((holder, state)) = &running {
+        ui.result(format!(
+            "running (pid {}, {} since {}), backend {}, database {} on 127.0.0.1:{}{}; {}",
+            holder.pid,
+            if state.detached {
+                "detached"
+            } else {
+                "in a terminal"
+            },
+            super::since(state.started_at),
+            state
+                .backend()
+                .map_or_else(|| "?".into(), |b| b.to_string()),
+            state.database,
+            state.port.map_or_else(|| "?".into(), |p| p.to_string()),
+            if state.ready { "" } else { " (starting)" },
+            describe(&data)
+        ));
     } else {
-        match &running {
-            Some((holder, state)) => ui.result(format!(
-                "running (pid {}, {} since {}), backend {}, database {} on 127.0.0.1:{}{}; {}",
-                holder.pid,
-                if state.detached {
-                    "detached"
-                } else {
-                    "in a terminal"
-                },
-                super::since(state.started_at),
-                state
-                    .backend()
-                    .map_or_else(|| "?".into(), |b| b.to_string()),
-                state.database,
-                state.port.map_or_else(|| "?".into(), |p| p.to_string()),
-                if state.ready { "" } else { " (starting)" },
-                describe(&data)
-            )),
-            None => {
-                ui.result(format!("not running; {}", describe(&data)));
-                if let Some(pid) = stale {
-                    ui.note(format!(
+        ui.result(format!("not running; {}", describe(&data)));
+        if let Some(pid) = left_by {
+            ui.note(format!(
                         "a record of a devenv up (pid {pid}) that is gone is left; `devenv down` or the next `devenv up` cleans it up"
                     ));
-                }
-            }
         }
     }
     if running.is_some() {

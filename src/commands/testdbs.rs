@@ -2,6 +2,7 @@
 //! project's tests use, and stops the shared test server ([`devenv_testdbs`]). `--json` prints
 //! `{"server": {...}, "templates": [...], "test_dbs": [...]}`.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use clap::Args;
@@ -13,6 +14,10 @@ use serde_json::json;
 use crate::ui::Ui;
 
 /// `devenv test-dbs` arguments.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent yes/no flags; an enum per flag would only rename them"
+)]
 #[derive(Debug, Clone, Args)]
 pub struct TestDbsArgs {
     /// Drop test databases of dead processes (kept ones too) and old templates.
@@ -117,15 +122,16 @@ async fn list(root: &Path, as_json: bool, ui: &Ui) -> anyhow::Result<()> {
         inv.templates.len()
     );
     for t in &inv.templates {
-        text.push_str(&format!(
-            "  {:<28} {:>8} kB  built {}  {}\n",
+        let _ = writeln!(
+            text,
+            "  {:<28} {:>8} kB  built {}  {}",
             t.name,
             t.size_bytes / 1024,
             t.built_at.as_deref().unwrap_or("?"),
             t.strategy.as_deref().unwrap_or("")
-        ));
+        );
     }
-    text.push_str(&format!("test databases ({}):\n", inv.test_dbs.len()));
+    let _ = writeln!(text, "test databases ({}):", inv.test_dbs.len());
     for d in &inv.test_dbs {
         let owner = match d.owner_alive {
             Some(true) => "owner running",
@@ -139,14 +145,15 @@ async fn list(root: &Path, as_json: bool, ui: &Ui) -> anyhow::Result<()> {
         } else {
             "in use"
         };
-        text.push_str(&format!(
-            "  {:<36} {:<20} pid {:<7} {owner:<22} {}  {}\n",
+        let _ = writeln!(
+            text,
+            "  {:<36} {:<20} pid {:<7} {owner:<22} {}  {}",
             d.name,
             state,
             d.pid,
             d.created_at,
             d.test.as_deref().unwrap_or("")
-        ));
+        );
     }
     crate::output::stdout(&text)
 }

@@ -17,6 +17,10 @@ use crate::supervisor::{self, Options};
 use crate::ui::Ui;
 
 /// `devenv up` arguments.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent yes/no flags; an enum per flag would only rename them"
+)]
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
     /// Run in the background once the database is ready; `devenv logs -f` follows it,

@@ -53,9 +53,7 @@ pub async fn run(root: &Path, options: Options, ui: &'static Ui) -> anyhow::Resu
     let mut signals = Signals::install()?;
     let project = Project::open(root)?;
     project.config.check_files()?;
-    for secret in [&project.config.password] {
-        crate::ui::secret(secret);
-    }
+    crate::ui::secret(&project.config.password);
     let dir = StateDir::new(&project.state_dir());
     dir.create()?;
     let command = if options.detached { "up -d" } else { "up" };
@@ -102,31 +100,12 @@ pub async fn run(root: &Path, options: Options, ui: &'static Ui) -> anyhow::Resu
             return Err(e);
         }
     };
-    let vars = devenv_core::env::exported_vars(&project.config, handle.server(), handle.backend());
-    {
-        let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.ready = true;
-        state.port = Some(handle.server().port());
-        state.env.clone_from(&vars);
-        dir.write(&state)?;
-    }
-    for (name, value) in &vars {
-        ui.result(format!("  {name}={}", devenv_server::mask(value)));
-    }
+    let vars = ready(&project, &dir, &state, &handle, options, ui)?;
     ui.result(format!(
         "ready in {:.2}s (server answered after {:.2}s); wrote {}",
         started.elapsed().as_secs_f64(),
         server_after.as_secs_f64(),
         dir.env().display()
-    ));
-    ui.say(format!(
-        "watching {}; `devenv reload` reloads by hand; {}",
-        project.config.watch.join(", "),
-        if options.detached {
-            "`devenv down` stops it"
-        } else {
-            "Ctrl-C stops it"
-        }
     ));
     gitpod_persist(&vars, ui).await;
     let outcome = supervise(&handle, &mut reloader, &mut rx, &mut signals).await;
@@ -149,6 +128,39 @@ pub async fn run(root: &Path, options: Options, ui: &'static Ui) -> anyhow::Resu
         "stopped, nothing left running"
     });
     outcome
+}
+
+/// Writes the ready state and `.devenv/env`, prints the URLs (masked) and what is watched;
+/// returns the exported variables.
+fn ready(
+    project: &Project,
+    dir: &StateDir,
+    state: &Mutex<State>,
+    handle: &Handle,
+    options: Options,
+    ui: &Ui,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let vars = devenv_core::env::exported_vars(&project.config, handle.server(), handle.backend());
+    {
+        let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.ready = true;
+        state.port = Some(handle.server().port());
+        state.env.clone_from(&vars);
+        dir.write(&state)?;
+    }
+    for (name, value) in &vars {
+        ui.result(format!("  {name}={}", devenv_server::mask(value)));
+    }
+    ui.say(format!(
+        "watching {}; `devenv reload` reloads by hand; {}",
+        project.config.watch.join(", "),
+        if options.detached {
+            "`devenv down` stops it"
+        } else {
+            "Ctrl-C stops it"
+        }
+    ));
+    Ok(vars)
 }
 
 /// The loop of a ready supervisor; returns when it should stop.
@@ -229,7 +241,8 @@ async fn start_server(
             if let Ok(Ok((handle, _))) = task.await {
                 handle.stop().await;
             }
-            if let Some(record) = state.lock().unwrap_or_else(PoisonError::into_inner).server.clone() {
+            let record = state.lock().unwrap_or_else(PoisonError::into_inner).server.clone();
+            if let Some(record) = record {
                 devenv_server::clean(&record, false).await?;
             }
             return Err(CliError::Cancelled(why).into());

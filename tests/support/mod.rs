@@ -31,7 +31,7 @@ pub fn docker_ready() -> bool {
         return true;
     }
     if std::env::var("DEVENV_SKIP_DOCKER_TESTS").as_deref() == Ok("1") {
-        eprintln!("skipping: DEVENV_SKIP_DOCKER_TESTS=1 and no Docker engine with the test image");
+        skipped("DEVENV_SKIP_DOCKER_TESTS=1 and no Docker engine with the test image");
         return false;
     }
     panic!(
@@ -39,6 +39,23 @@ pub fn docker_ready() -> bool {
          scripts/build-test-image.sh, or set DEVENV_SKIP_DOCKER_TESTS=1 to skip them)",
         test_image()
     );
+}
+
+/// Records a skipped test where scripts/test reports it (`DEVENV_SKIP_LOG`): a skip is
+/// reported as a skip, never counted as a pass.
+pub fn skipped(reason: &str) {
+    use std::io::Write as _;
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    eprintln!("skipped {test}: {reason}");
+    if let Some(log) = std::env::var_os("DEVENV_SKIP_LOG") {
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(log)
+        {
+            let _ = writeln!(file, "{test}: {reason}");
+        }
+    }
 }
 
 /// A temp copy of the example project with its own network.

@@ -9,6 +9,7 @@
 //! not devenv's and is never dropped, replaced or reloaded without a guarded request.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use devenv_server::{quote_ident, quote_literal, Server};
 use tokio_postgres::error::SqlState;
@@ -283,12 +284,12 @@ pub async fn copy_attributes(client: &Client, from: &str, to: &str) -> Result<()
             } else {
                 quote_literal(value)
             };
-            sql.push_str(&format!("ALTER DATABASE {target} SET {key} = {value};"));
+            let _ = write!(sql, "ALTER DATABASE {target} SET {key} = {value};");
         }
     }
     if !default_acl {
         // Start from no grants beyond the owner's, then add those of the source.
-        sql.push_str(&format!("REVOKE ALL ON DATABASE {target} FROM PUBLIC;"));
+        let _ = write!(sql, "REVOKE ALL ON DATABASE {target} FROM PUBLIC;");
     }
     for grant in &grants {
         sql.push_str(grant);

@@ -1,9 +1,9 @@
 //! The files a project's database is built from: the schema and seed files with everything
-//! they include (followed with the loader's own scanner, resolved as the loader resolves
-//! them), and their content hash. The hash is recorded on the databases `up` builds (a kept
+//! they read (includes and `\copy` data, as the loader itself lists them), and their content
+//! hash. The hash is recorded on the databases `up` builds (a kept
 //! database built from the same files is reused as is) and names the fixture's templates.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -84,61 +84,16 @@ impl Sources {
     }
 }
 
-/// The schema and seed files with the files they `\i`/`\ir` include, each once, in load order.
+/// The schema and seed files with everything they read (`\i`, `\ir`, `\copy ... FROM
+/// 'file'`), each once, in load order: the loader's own answer ([`devenv_sql::files_read`]).
 fn collect_inputs(config: &Config) -> Vec<Input> {
-    let mut out = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for file in config.sql_files() {
-        visit(&config.root, &file, 0, &mut seen, &mut out);
-    }
-    out
-}
-
-fn resolve(root: &Path, shown: &Path) -> PathBuf {
-    if shown.is_absolute() {
-        shown.to_path_buf()
-    } else {
-        root.join(shown)
-    }
-}
-
-fn visit(
-    root: &Path,
-    shown: &Path,
-    depth: usize,
-    seen: &mut std::collections::HashSet<PathBuf>,
-    out: &mut Vec<Input>,
-) {
-    let path = resolve(root, shown);
-    let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-    if depth > 32 || !seen.insert(key) {
-        return;
-    }
-    let Ok(bytes) = std::fs::read(&path) else {
-        // A missing include: the loader reports it with its line and column.
-        return;
-    };
-    out.push(Input {
-        shown: shown.to_path_buf(),
-        path,
-    });
-    for item in devenv_sql::split(&bytes) {
-        let devenv_sql::Item::Meta(meta) = item else {
-            continue;
-        };
-        let [arg] = meta.args.as_slice() else {
-            continue;
-        };
-        let target = Path::new(arg);
-        let next = match meta.name.as_str() {
-            "i" | "include" => target.to_path_buf(),
-            "ir" | "include_relative" => shown
-                .parent()
-                .map_or_else(|| target.to_path_buf(), |dir| dir.join(target)),
-            _ => continue,
-        };
-        visit(root, &next, depth + 1, seen, out);
-    }
+    devenv_sql::files_read(&config.root, &config.sql_files())
+        .into_iter()
+        .map(|i| Input {
+            shown: i.shown,
+            path: i.path,
+        })
+        .collect()
 }
 
 #[cfg(test)]

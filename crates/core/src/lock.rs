@@ -84,8 +84,9 @@ pub fn holder(dir: &Path) -> Option<Holder> {
     let path = dir.join(LOCK_FILE);
     let meta = std::fs::metadata(&path).ok()?;
     let pid = match kernel_holder(&path, meta.ino()) {
-        Some(found) => found?,
-        None => held_by_someone(&path)?,
+        Table::Holder(pid) => pid,
+        Table::Free => return None,
+        Table::Unreadable => held_by_someone(&path)?,
     };
     let mut text = String::new();
     File::open(&path).ok()?.read_to_string(&mut text).ok()?;
@@ -98,11 +99,24 @@ pub fn holder(dir: &Path) -> Option<Holder> {
     })
 }
 
-/// From `/proc/locks`: `Some(Some(pid))` for the process holding a `flock` on inode `ino`
-/// that has `path` open, `Some(None)` when nobody does, `None` when the table is unreadable.
-fn kernel_holder(path: &Path, ino: u64) -> Option<Option<u32>> {
-    let table = std::fs::read_to_string("/proc/locks").ok()?;
-    let canonical = std::fs::canonicalize(path).ok()?;
+/// What the kernel's lock table says about a lock file.
+enum Table {
+    /// This process holds it.
+    Holder(u32),
+    /// Nobody does.
+    Free,
+    /// The table cannot be read (not Linux).
+    Unreadable,
+}
+
+/// From `/proc/locks`: the process holding a `flock` on inode `ino` that has `path` open.
+fn kernel_holder(path: &Path, ino: u64) -> Table {
+    let (Ok(table), Ok(canonical)) = (
+        std::fs::read_to_string("/proc/locks"),
+        std::fs::canonicalize(path),
+    ) else {
+        return Table::Unreadable;
+    };
     let found = table.lines().find_map(|line| {
         // `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -114,7 +128,7 @@ fn kernel_holder(path: &Path, ino: u64) -> Option<Option<u32>> {
         let pid: u32 = pid.parse().ok()?;
         has_open(pid, &canonical).then_some(pid)
     });
-    Some(found)
+    found.map_or(Table::Free, Table::Holder)
 }
 
 fn has_open(pid: u32, path: &Path) -> bool {
@@ -129,13 +143,11 @@ fn has_open(pid: u32, path: &Path) -> bool {
 /// had), and the pid it wrote.
 fn held_by_someone(path: &Path) -> Option<u32> {
     let file = File::open(path).ok()?;
-    match Flock::lock(file, FlockArg::LockSharedNonblock) {
-        Ok(_) => None,
-        Err(_) => {
-            let text = std::fs::read_to_string(path).ok()?;
-            text.lines().next()?.trim().parse().ok()
-        }
+    if Flock::lock(file, FlockArg::LockSharedNonblock).is_ok() {
+        return None;
     }
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().next()?.trim().parse().ok()
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! Every database built here is marked ([`crate::db`]): the project, the content hash of the
 //! files it was built from, and when. A database without the project's mark is never replaced.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -348,17 +349,19 @@ async fn swap(
     // nothing. Marks travel with the databases (they are keyed by oid).
     let mut sql = String::from("BEGIN;");
     if let Some(snap) = &kept {
-        sql.push_str(&format!(
+        let _ = write!(
+            sql,
             "ALTER DATABASE {} RENAME TO {};",
             db::ident(live),
             db::ident(&snap.database)
-        ));
+        );
     }
-    sql.push_str(&format!(
+    let _ = write!(
+        sql,
         "ALTER DATABASE {} RENAME TO {}; COMMIT;",
         db::ident(next),
         db::ident(live)
-    ));
+    );
     if let Err(e) = admin.batch_execute(&sql).await {
         let _ = admin.batch_execute("ROLLBACK").await;
         if had_live {

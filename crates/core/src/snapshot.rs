@@ -144,8 +144,7 @@ pub async fn list(admin: &Client, live: &str) -> Result<Vec<Listed>, CoreError> 
         snap.size_bytes = admin
             .query_one("SELECT pg_database_size($1::text)", &[&snap.database])
             .await
-            .map(|r| r.get(0))
-            .unwrap_or(0);
+            .map_or(0, |r| r.get(0));
     }
     found.sort_by(|a, b| (b.created, &b.database).cmp(&(a.created, &a.database)));
     Ok(found)

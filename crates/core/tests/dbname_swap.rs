@@ -43,11 +43,18 @@ async fn what_a_file_does_through_dbname_survives_the_swap() {
         },
     ));
     let mut rebuilder = Rebuilder::new(server.clone());
-    // Twice: the first build creates `app`, the second replaces it (and drops the old one,
-    // whose settings go with it).
+    // Twice: the first build creates `app`, the second replaces it (and keeps the old one as
+    // a snapshot, whose settings go with it).
+    let target = devenv_core::rebuild::Target {
+        live: "app",
+        project: "p1",
+        files_hash: "h",
+        replace_unmarked: true,
+        keep_replaced: true,
+    };
     for _ in 0..2 {
         rebuilder
-            .rebuild(&loader, "app", &files)
+            .rebuild(&loader, &target, &files)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         rebuilder.settle().await;
@@ -86,12 +93,14 @@ async fn what_a_file_does_through_dbname_survives_the_swap() {
             .await,
             "work_mem=9MB"
         );
-        // The live database's two settings and nothing else: the replaced one took its own.
+        // The live database has its two settings rows (the database's, with devenv's marks,
+        // and the role's in it); the replaced one, kept as a snapshot, took its own along.
         assert_eq!(
             one(
                 &server,
                 "postgres",
-                "SELECT count(*)::text FROM pg_db_role_setting WHERE setdatabase <> 0"
+                "SELECT count(*)::text FROM pg_db_role_setting s \
+                 JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'app'"
             )
             .await,
             "2"

@@ -17,7 +17,7 @@ async fn count(server: &devenv_server::Server, db: &str, sql: &str) -> Result<i6
         .map_err(|e| e.to_string())
 }
 
-fn target<'a>(hash: &'a str) -> Target<'a> {
+fn target(hash: &str) -> Target<'_> {
     Target {
         live: "app",
         project: "p1",

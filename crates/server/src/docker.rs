@@ -707,7 +707,9 @@ async fn create_container(
         .with_tag(tag)
         .with_container_name(&spec.identity.name)
         .with_labels(spec.identity.labels())
-        .with_cmd(std::iter::once("postgres".to_owned()).chain(crate::dev_settings_args()))
+        .with_cmd(
+            std::iter::once("postgres".to_owned()).chain(crate::dev_settings_args(spec.storage)),
+        )
         .with_ready_conditions(Vec::new())
         .with_reuse(ReuseDirective::Always)
         .with_startup_timeout(spec.timeout)

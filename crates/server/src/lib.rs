@@ -36,21 +36,21 @@ use serde::{Deserialize, Serialize};
 pub use conninfo::{mask, ConnInfoError, Server, APPLICATION_NAME};
 pub use error::ServerError;
 
-/// Server settings of every dev server devenv starts, as `-c` arguments: durability off (a
-/// crash of postgres alone is recovered by postgres; a dev database accepts losing the last
-/// moments of a machine crash) and room for many per-test connections.
-pub const DEV_SETTINGS: [&str; 4] = [
-    "fsync=off",
-    "synchronous_commit=off",
-    "full_page_writes=off",
-    "max_connections=200",
-];
-
-/// [`DEV_SETTINGS`] as `postgres` arguments: `-c fsync=off -c ...`.
-pub fn dev_settings_args() -> Vec<String> {
-    DEV_SETTINGS
-        .iter()
-        .flat_map(|s| ["-c".to_owned(), (*s).to_owned()])
+/// Server settings of every dev server devenv starts, as `-c` arguments. `fsync` and
+/// `full_page_writes` are off: a crash of postgres alone (SIGKILL, `docker kill`, OOM) loses
+/// nothing with them off, since what it wrote is in the operating system's cache, and postgres
+/// recovers from its WAL; only a crash of the machine could lose recent writes, which a dev
+/// database accepts. `synchronous_commit` stays on for kept data (off, a commit returns before
+/// its WAL is written, and a SIGKILL can lose a committed row) and is off for throw-away data.
+/// Room for many per-test connections.
+pub fn dev_settings_args(storage: Storage) -> Vec<String> {
+    let mut settings = vec!["fsync=off", "full_page_writes=off", "max_connections=200"];
+    if storage == Storage::Ephemeral {
+        settings.push("synchronous_commit=off");
+    }
+    settings
+        .into_iter()
+        .flat_map(|s| ["-c".to_owned(), s.to_owned()])
         .collect()
 }
 
@@ -447,6 +447,10 @@ impl Handle {
 
     /// Finds the running server `record` describes, checked against the world; `port` is the
     /// one recorded for a native server.
+    #[cfg_attr(
+        not(feature = "docker"),
+        expect(clippy::unused_async, reason = "only the docker backend awaits here")
+    )]
     pub async fn attach(
         record: &Record,
         user: &str,
@@ -488,6 +492,10 @@ impl Handle {
     }
 
     /// The server's log, when devenv can read it: the last `n` lines.
+    #[cfg_attr(
+        not(feature = "docker"),
+        expect(clippy::unused_async, reason = "only the docker backend awaits here")
+    )]
     pub async fn log_tail(&self, n: usize) -> Option<String> {
         match self {
             #[cfg(feature = "docker")]
@@ -582,6 +590,10 @@ async fn start_docker(
 }
 
 #[cfg(not(feature = "docker"))]
+#[expect(
+    clippy::unused_async,
+    reason = "the same signature as the docker build's"
+)]
 async fn start_docker(
     _spec: &Spec,
     _record: &mut (dyn FnMut(&Record) -> std::io::Result<()> + Send),

@@ -639,7 +639,11 @@ fn spawn_postmaster(
         .arg(&layout.data_dir)
         .args(["-c", "listen_addresses=127.0.0.1", "-p", &port.to_string()])
         .args(["-c", &socket_dirs, "-c", "unix_socket_permissions=0700"])
-        .args(crate::dev_settings_args())
+        .args(crate::dev_settings_args(if layout.ephemeral {
+            Storage::Ephemeral
+        } else {
+            Storage::Persistent
+        }))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)

@@ -71,13 +71,14 @@ async fn psql(dir: &Path, file: &str) -> (Outcome, String, String) {
     let db = server.fresh_db("ps").await;
     let s = server.server();
     let bin = devenv_server::native::find_bin_dir()
+        .await
         .expect("PostgreSQL binaries")
         .join("psql");
     let out = Command::new(&bin)
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null"])
-        .args(["-h", &s.host, "-p", &s.port.to_string(), "-U", &s.user])
+        .args(["-h", &s.host(), "-p", &s.port().to_string(), "-U", s.user()])
         .args(["-d", &db, "-f", file])
-        .env("PGPASSWORD", &s.password)
+        .env("PGPASSWORD", s.password())
         .current_dir(dir)
         .output()
         .unwrap_or_else(|e| panic!("these tests compare with psql; run {}: {e}", bin.display()));
