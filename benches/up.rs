@@ -2,14 +2,17 @@
 //! written) against the raw baseline in the same run: `docker run` of the same image with the
 //! same tmpfs and settings, poll until psql connects, `psql -f schema -f seed`. Then
 //! `devenv down` against `docker rm -f`. And `devenv up` on the native backend (a fresh
-//! project each time: the cluster comes from the initdb cache). Alternating, `BENCH_RUNS`
-//! runs each (default 5).
+//! project each time: the cluster comes from the initdb cache). Then `devenv up -d` from its
+//! start to its exit against the foreground `devenv up` from its start to its "ready" line, on
+//! both backends (issue #14: the detached start may cost at most 5% more). Alternating,
+//! `BENCH_RUNS` runs each (default 5). Every run forgets its data (`down --volumes`).
 //!
 //! Run: `cargo bench --bench up` (needs the Docker engine and the test image:
 //! `scripts/build-test-image.sh`; image in DEVENV_TEST_IMAGE).
 
 mod common;
 
+use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -60,10 +63,86 @@ fn devenv_once(image: &str, backend: &str) -> (Duration, Duration) {
     }
     let up = started.elapsed();
     let started = Instant::now();
-    run(Command::new(BIN).arg("down").current_dir(dir.path()));
+    run(Command::new(BIN)
+        .args(["down", "--volumes"])
+        .current_dir(dir.path()));
     let down = started.elapsed();
     child.wait().unwrap();
     (up, down)
+}
+
+fn devenv(dir: &Path, image: &str, backend: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env("DEVENV_IMAGE", image)
+        .env("DEVENV_PORT", "0")
+        .env("DEVENV_BACKEND", backend)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// The foreground `devenv up` from its start to its "ready" line on stderr.
+fn foreground_once(image: &str, backend: &str) -> Duration {
+    let dir = copy_example("devenv-bench-");
+    let started = Instant::now();
+    let mut child = devenv(dir.path(), image, backend)
+        .arg("up")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut ready = None;
+    for line in stderr.lines() {
+        if line.unwrap().starts_with("devenv: ready in ") {
+            ready = Some(started.elapsed());
+            break;
+        }
+    }
+    let ready = ready.expect("devenv up ended without its ready line");
+    run(devenv(dir.path(), image, backend).args(["down", "--volumes"]));
+    child.wait().unwrap();
+    ready
+}
+
+/// `devenv up -d` from its start to its exit (ready, in the background).
+fn detached_once(image: &str, backend: &str) -> Duration {
+    let dir = copy_example("devenv-bench-");
+    let started = Instant::now();
+    let status = devenv(dir.path(), image, backend)
+        .args(["up", "-d"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "devenv up -d: {status}");
+    run(devenv(dir.path(), image, backend).args(["down", "--volumes"]));
+    took
+}
+
+/// `up -d` against the foreground `up` on `backend`, alternating; prints medians and ratio.
+fn detached_against_foreground(image: &str, backend: &str, runs: usize) {
+    foreground_once(image, backend);
+    detached_once(image, backend);
+    let (mut fg, mut bg) = (vec![], vec![]);
+    for i in 0..runs {
+        // Alternate which goes first, so neither always runs on a warmer machine.
+        if i % 2 == 0 {
+            fg.push(foreground_once(image, backend));
+            bg.push(detached_once(image, backend));
+        } else {
+            bg.push(detached_once(image, backend));
+            fg.push(foreground_once(image, backend));
+        }
+    }
+    let (f, b) = (median(fg), median(bg));
+    println!(
+        "  {backend:<6}  up -d to its exit {:>7.0} ms   up to its ready line {:>7.0} ms   ratio {:.3} (limit 1.05)",
+        ms(b),
+        ms(f),
+        b.as_secs_f64() / f.as_secs_f64()
+    );
 }
 
 /// docker run + poll psql + psql -f schema -f seed; then docker rm -f. Returns (up, down).
@@ -164,4 +243,8 @@ fn main() {
         ms(du),
         ms(nd)
     );
+    println!("devenv up -d against the foreground devenv up, {runs} runs each, alternating:");
+    for backend in ["native", "docker"] {
+        detached_against_foreground(&image, backend, runs);
+    }
 }

@@ -15,8 +15,8 @@ Examples:
   devenv db setup --target prod  rebuild prod from the files (asks first)
   devenv snapshot save before    keep a copy of the dev database
 
-This is devenv the PostgreSQL dev-environment supervisor (github.com: devenv-pg), not
-cachix's devenv.sh; `devenv --version` says which one runs.";
+This devenv is the PostgreSQL dev-environment supervisor, not cachix's devenv (devenv.sh,
+also a `devenv` binary with a `devenv up`); `devenv --version` says which one runs.";
 
 /// devenv: a real Postgres with your schema and seed, right now, that keeps your data.
 #[derive(Debug, Parser)]
@@ -47,9 +47,12 @@ pub struct Cli {
 pub enum Command {
     /// Start Postgres, build or reuse the database, export the URLs, reload on save.
     ///
-    /// Example: `devenv up`, then in another terminal `eval "$(devenv env)"`.
+    /// In the foreground until Ctrl-C; with `-d` in the background once the database is
+    /// ready.
+    ///
+    /// Example: `devenv up`, or `devenv up -d && eval "$(devenv env)"`.
     Up(up::UpArgs),
-    /// Stop this project's environment (also one a killed `devenv up` left); data is kept.
+    /// Stop this project's environment, also one a killed `devenv up` left; data is kept.
     ///
     /// Example: `devenv down`, `devenv down --volumes` (also forget the data).
     Down(down::DownArgs),
@@ -73,10 +76,12 @@ pub enum Command {
     ///
     /// Example: `devenv snapshot save before-migration`.
     Snapshot(snapshot::SnapshotArgs),
-    /// The seed scripts' jobs: create, drop, schema-load, seed, setup, reset, connect,
-    /// sessions; locally or with `--target prod` / `--url URL`.
+    /// Database jobs (create, drop, schema-load, seed, setup, connect, ...) on any server.
     ///
-    /// Example: `devenv db sessions --target prod`, `devenv db setup`.
+    /// On the running `devenv up`, else the `backend: external` server of devenv.yaml, or
+    /// `--target prod` (PROD_CONNECTION_URL) or `--url URL`.
+    ///
+    /// Example: `devenv db setup`, `devenv db sessions --target prod`.
     Db {
         /// Which job.
         #[command(subcommand)]
@@ -86,12 +91,11 @@ pub enum Command {
     ///
     /// Example: `devenv doctor --json`.
     Doctor(doctor::DoctorArgs),
-    /// List the test fixture's databases and templates; prune leftovers; stop the shared
-    /// test server.
+    /// List, prune or stop the test fixture's databases, templates and shared server.
     ///
     /// Example: `devenv test-dbs`, `devenv test-dbs --prune`.
     TestDbs(testdbs::TestDbsArgs),
-    /// Print a shell completion script.
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     ///
     /// Example: `source <(devenv completions bash)`.
     Completions(completions::CompletionsArgs),

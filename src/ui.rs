@@ -4,22 +4,50 @@
 //! decides); the spinner only on a terminal and without `--quiet` (indicatif draws it).
 //! Machines read stdout, which never gets any of this.
 //!
+//! While `devenv up` loads its files ([`Ui::loading`]), the spinner also names a file once it
+//! has taken over [`SLOW_FILE`], with its bytes done, from the loader's
+//! [`devenv_sql::Event::Progress`] ([`Ui::sql_events`]).
+//!
 //! Secrets registered with [`secret`] are replaced by `****` in every log line (the tracing
 //! writer goes through [`redact`]).
 
-use std::fmt::Write as _;
+use std::collections::HashMap;
 use std::io::{IsTerminal as _, Write as _};
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use anstyle::{AnsiColor, Style};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 const ERROR: Style = AnsiColor::Red.on_default().bold();
 const WARNING: Style = AnsiColor::Yellow.on_default().bold();
 const NOTE: Style = AnsiColor::Cyan.on_default().bold();
 const EMPHASIS: Style = Style::new().bold();
 const GUTTER: Style = AnsiColor::Blue.on_default().bold();
+
+/// How long a file loads before the spinner names it.
+pub const SLOW_FILE: Duration = Duration::from_millis(300);
+
+/// The file a load runs now, for the spinner.
+#[derive(Debug, Default)]
+struct Loading {
+    /// Whether files are shown (between [`Ui::loading`] and [`Ui::done`]).
+    on: bool,
+    /// The file running now: its name, bytes done, size.
+    file: Option<(String, u64, u64)>,
+    /// When each file of the load started.
+    started: HashMap<String, Instant>,
+}
+
+impl Loading {
+    /// What the spinner adds: the file, once it has run for [`SLOW_FILE`].
+    fn shown(&self) -> Option<String> {
+        let (name, done, total) = self.file.as_ref()?;
+        let slow = self.started.get(name)?.elapsed() >= SLOW_FILE;
+        (self.on && slow)
+            .then(|| format!(" — {name}: {} of {}", HumanBytes(*done), HumanBytes(*total)))
+    }
+}
 
 /// The human side of the output.
 #[derive(Debug)]
@@ -30,6 +58,7 @@ pub struct Ui {
     spinner: Mutex<Option<ProgressBar>>,
     spinning: bool,
     log: Mutex<Option<std::fs::File>>,
+    loading: Arc<Mutex<Loading>>,
 }
 
 impl Ui {
@@ -41,6 +70,7 @@ impl Ui {
             spinner: Mutex::new(None),
             spinning: !quiet && std::io::stderr().is_terminal(),
             log: Mutex::new(None),
+            loading: Arc::default(),
         }
     }
 
@@ -99,10 +129,16 @@ impl Ui {
 
     /// An error with its causes, each once; a SQL error as the loader's report.
     pub fn error(&self, error: &anyhow::Error) {
-        if let Some(load) = error
-            .chain()
-            .find_map(|c| c.downcast_ref::<devenv_sql::LoadError>())
-        {
+        // `CoreError::Load` is transparent: the chain shows its report, not the `LoadError`.
+        let load = error.chain().find_map(|c| {
+            c.downcast_ref::<devenv_sql::LoadError>().or_else(|| {
+                match c.downcast_ref::<devenv_core::CoreError>() {
+                    Some(devenv_core::CoreError::Load(load)) => Some(&**load),
+                    _ => None,
+                }
+            })
+        });
+        if let Some(load) = load {
             self.sql_report(load);
             return;
         }
@@ -111,31 +147,82 @@ impl Ui {
 
     /// The loader's compiler-style report, in colour where colour goes.
     pub fn sql_report(&self, e: &devenv_sql::LoadError) {
-        let text = e.to_string();
-        let mut out = String::new();
-        for (i, line) in text.lines().enumerate() {
-            if i == 0 {
-                out.push_str(&style_first_line(line));
-            } else if let Some((gutter, rest)) = line
-                .split_once(" | ")
-                .or_else(|| line.strip_suffix(" |").map(|g| (g, "")))
-            {
-                if gutter.trim().chars().all(|c| c.is_ascii_digit()) {
-                    let caret = rest.trim_start_matches([' ', '\t']).starts_with('^');
-                    if caret {
-                        let _ = write!(out, "{GUTTER}{gutter} |{GUTTER:#} {ERROR}{rest}{ERROR:#}");
-                    } else {
-                        let _ = write!(out, "{GUTTER}{gutter} |{GUTTER:#} {rest}");
-                    }
-                } else {
-                    out.push_str(line);
-                }
-            } else {
-                out.push_str(line);
-            }
-            out.push('\n');
+        self.replay(&e.to_string());
+    }
+
+    /// Prints `text`, devenv's own stderr saved elsewhere (the background supervisor's log),
+    /// styled line by line as it was when it was written ([`style_line`]).
+    pub fn replay(&self, text: &str) {
+        let styled: Vec<String> = text.lines().map(style_line).collect();
+        if !styled.is_empty() {
+            self.print(&styled.join("\n"));
         }
-        self.print(out.trim_end());
+    }
+
+    /// The loader's events as devenv shows them: `\echo` and `\warn` text as is, the files'
+    /// warnings and the server's `WARNING`s in rustc's style (notices and ignored display
+    /// commands only with `--verbose`), and progress in the spinner while [`Ui::loading`].
+    /// Through this `Ui`, so the spinner is cleared first and `devenv logs` gets them too.
+    pub fn sql_events(&'static self) -> devenv_sql::EventHandler {
+        Arc::new(move |event| match event {
+            devenv_sql::Event::Echo(text) | devenv_sql::Event::Warn(text) => self.print(text),
+            devenv_sql::Event::Warning { location, message } => self.print(&format!(
+                "{EMPHASIS}{}{EMPHASIS:#}: {WARNING}warning{WARNING:#}: {message}",
+                location.short()
+            )),
+            devenv_sql::Event::Ignored { location, command } => {
+                if self.verbose {
+                    self.print(&format!(
+                        "{EMPHASIS}{}{EMPHASIS:#}: {NOTE}note{NOTE:#}: \\{command} ignored (it only changes psql's display)",
+                        location.short()
+                    ));
+                }
+            }
+            devenv_sql::Event::Notice {
+                location,
+                severity,
+                message,
+            } => {
+                if devenv_sql::load::notice_shown(severity, self.verbose) {
+                    let style = match *severity {
+                        "WARNING" => WARNING,
+                        _ => NOTE,
+                    };
+                    let severity = severity.to_ascii_lowercase();
+                    self.print(&format!(
+                        "{EMPHASIS}{}{EMPHASIS:#}: {style}{severity}{style:#}: {message}",
+                        location.short()
+                    ));
+                }
+            }
+            devenv_sql::Event::Progress { path, done, total } => {
+                let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+                if loading.on {
+                    let name = path.display().to_string();
+                    if *done == 0 {
+                        loading.started.insert(name.clone(), Instant::now());
+                    } else {
+                        loading
+                            .started
+                            .entry(name.clone())
+                            .or_insert_with(Instant::now);
+                    }
+                    loading.file = Some((name, *done, *total));
+                }
+            }
+        })
+    }
+
+    /// Shows `name` as the current step, and from now until [`Ui::done`] the file being
+    /// loaded once it has taken over [`SLOW_FILE`] (from [`Ui::sql_events`]).
+    pub fn loading(&self, name: impl Into<String>) {
+        self.step(name);
+        if self.spinning {
+            self.loading
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .on = true;
+        }
     }
 
     /// Shows `name` as the current step (spinner on a terminal).
@@ -144,11 +231,19 @@ impl Ui {
             return;
         }
         let mut spinner = self.spinner.lock().unwrap_or_else(PoisonError::into_inner);
+        let loading = self.loading.clone();
         let bar = spinner.get_or_insert_with(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            let file = move |_: &ProgressState, out: &mut dyn std::fmt::Write| {
+                let loading = loading.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(text) = loading.shown() {
+                    let _ = out.write_str(&text);
+                }
+            };
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ProgressStyle::with_template("{spinner} {msg}{file} {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                    .with_key("file", file),
             );
             bar.enable_steady_tick(Duration::from_millis(80));
             bar
@@ -156,8 +251,9 @@ impl Ui {
         bar.set_message(name.into());
     }
 
-    /// Ends the current step.
+    /// Ends the current step (and the file progress of [`Ui::loading`]).
     pub fn done(&self) {
+        *self.loading.lock().unwrap_or_else(PoisonError::into_inner) = Loading::default();
         if let Some(bar) = self
             .spinner
             .lock()
@@ -190,16 +286,56 @@ impl Ui {
     }
 }
 
-fn style_first_line(line: &str) -> String {
-    match line.split_once(": error: ") {
-        Some((location, message)) => {
-            format!("{EMPHASIS}{location}{EMPHASIS:#}: {ERROR}error{ERROR:#}: {EMPHASIS}{message}{EMPHASIS:#}")
-        }
-        None => match line.strip_prefix("error: ") {
-            Some(rest) => format!("{ERROR}error{ERROR:#}: {rest}"),
-            None => line.to_owned(),
-        },
+/// One line of devenv's stderr (or of its log) styled as rustc styles its own: `error:` in bold
+/// red, `warning:` in yellow, `note:` in cyan, a `path:line[:col]:` before them in bold (and an
+/// error's message), the report's gutter in blue and its caret in bold red. Other lines are
+/// returned as they are.
+pub fn style_line(line: &str) -> String {
+    if let Some(styled) = style_gutter(line) {
+        return styled;
     }
+    for (label, style) in [("error", ERROR), ("warning", WARNING), ("note", NOTE)] {
+        let tag = format!("{label}: ");
+        if let Some(rest) = line.strip_prefix(&tag) {
+            return format!("{style}{label}{style:#}: {rest}");
+        }
+        if let Some((location, message)) = line.split_once(&format!(": {tag}")) {
+            let is_location = location
+                .rsplit(':')
+                .next()
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+            if is_location {
+                let message = if label == "error" {
+                    format!("{EMPHASIS}{message}{EMPHASIS:#}")
+                } else {
+                    message.to_owned()
+                };
+                return format!(
+                    "{EMPHASIS}{location}{EMPHASIS:#}: {style}{label}{style:#}: {message}"
+                );
+            }
+        }
+    }
+    line.to_owned()
+}
+
+/// A line of the report's source display: `  |`, `12 | text`, `   |    ^`.
+fn style_gutter(line: &str) -> Option<String> {
+    let (gutter, rest) = line
+        .split_once(" | ")
+        .or_else(|| line.strip_suffix(" |").map(|g| (g, "")))?;
+    if !gutter.trim().chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let caret = rest.trim_start_matches([' ', '\t']);
+    Some(if caret.starts_with('^') {
+        let pad = &rest[..rest.len() - caret.len()];
+        format!("{GUTTER}{gutter} |{GUTTER:#} {pad}{ERROR}{caret}{ERROR:#}")
+    } else if rest.is_empty() {
+        format!("{GUTTER}{gutter} |{GUTTER:#}")
+    } else {
+        format!("{GUTTER}{gutter} |{GUTTER:#} {rest}")
+    })
 }
 
 /// An error and its causes on one line (`a: b: c`), each cause once: tokio-postgres repeats

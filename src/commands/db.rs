@@ -174,19 +174,22 @@ pub fn resolve(project: &Project, args: &TargetArgs) -> anyhow::Result<Resolved>
 }
 
 /// Guards a destructive `what` on `target`: nothing to ask on devenv's own server; on a
-/// remote one always asked, before any connection; on a local one asked when the database is
-/// not devenv's (no mark of this project).
+/// remote one always asked, before any connection; on a local one asked when the database
+/// exists and is not devenv's (no mark of this project).
 async fn guard(target: &Resolved, project: &Project, what: &str, yes: bool) -> anyhow::Result<()> {
     if target.owned {
         return Ok(());
     }
     if target.local {
         let admin = db::admin(&target.server).await?;
-        let ours = db::marks(&admin, &target.database)
-            .await?
-            .and_then(|m| m.get(db::PROJECT_MARK).cloned())
-            .is_some_and(|p| p == project.id);
-        if ours {
+        // A database that does not exist has nothing to lose.
+        let Some(marks) = db::marks(&admin, &target.database).await? else {
+            return Ok(());
+        };
+        if marks
+            .get(db::PROJECT_MARK)
+            .is_some_and(|p| *p == project.id)
+        {
             return Ok(());
         }
     }

@@ -38,7 +38,10 @@ pub async fn run(root: &Path, args: DownArgs, ui: &Ui) -> anyhow::Result<()> {
         ));
         devenv_server::process::signal(holder.pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + STOP_WAIT;
-        while lock::holder(&dir.dir).is_some_and(|h| h.pid == holder.pid) {
+        // The lock goes a moment before the process: wait for both, so nothing runs after.
+        while lock::holder(&dir.dir).is_some_and(|h| h.pid == holder.pid)
+            || devenv_server::process::alive(holder.pid)
+        {
             if Instant::now() > deadline {
                 anyhow::bail!(
                     "devenv {} (pid {}) did not stop within {}s",

@@ -121,7 +121,8 @@ pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()>
                     .iter()
                     .map(|s| serde_json::json!({
                         "name": s.name,
-                        "created": super::since(s.created),
+                        "database": s.database,
+                        "created_at": crate::output::timestamp(s.created),
                         "size_bytes": s.size_bytes,
                         "kind": s.kind,
                     }))

@@ -1,9 +1,10 @@
 //! `devenv status`: whether a supervisor runs for the project (the holder of its lock), since
 //! when, detached or not, on which backend and port, and the data it keeps. Exit code 0 when it
-//! runs, 1 when it does not. `--json` prints one document (passwords masked):
+//! runs, 1 when it does not. `--json` prints one document, the same keys either way (`null`
+//! when not running; passwords masked):
 //!
-//! `{"running", "pid", "detached", "since", "backend", "database", "port", "urls",
-//!   "data": {"kept", "bytes"}, "stale_record_of"}`
+//! `{"running", "pid", "detached", "started_at", "ready", "backend", "database", "port", "urls",
+//!   "data": {"kept", "size_bytes"}, "stale_pid"}`
 
 use std::path::Path;
 
@@ -34,29 +35,22 @@ pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> 
     };
     let data = data_kept(&project, running.as_ref().map(|(_, s)| s)).await;
     if args.json {
-        let value = match &running {
-            Some((holder, state)) => json!({
-                "running": true,
-                "pid": holder.pid,
-                "detached": state.detached,
-                "since": super::since(state.started_at),
-                "ready": state.ready,
-                "backend": state.backend(),
-                "database": state.database,
-                "port": state.port,
-                "urls": state.env.iter()
-                    .map(|(k, v)| (k.clone(), json!(devenv_server::mask(v))))
-                    .collect::<serde_json::Map<_, _>>(),
-                "data": data,
-                "stale_record_of": null,
-            }),
-            None => json!({
-                "running": false,
-                "data": data,
-                "stale_record_of": left_by,
-            }),
-        };
-        crate::output::json(&value)?;
+        let state = running.as_ref().map(|(_, s)| s);
+        crate::output::json(&json!({
+            "running": running.is_some(),
+            "pid": running.as_ref().map(|(holder, _)| holder.pid),
+            "detached": state.map(|s| s.detached),
+            "started_at": state.map(|s| crate::output::timestamp(s.started_at)),
+            "ready": state.map(|s| s.ready),
+            "backend": state.and_then(devenv_core::state::State::backend).map(|b| b.to_string()),
+            "database": state.map(|s| s.database.clone()),
+            "port": state.and_then(|s| s.port),
+            "urls": state.map(|s| s.env.iter()
+                .map(|(k, v)| (k.clone(), json!(devenv_server::mask(v))))
+                .collect::<serde_json::Map<_, _>>()),
+            "data": data,
+            "stale_pid": left_by,
+        }))?;
     } else if let Some((holder, state)) = &running {
         ui.result(format!(
             "running (pid {}, {} since {}), backend {}, database {} on 127.0.0.1:{}{}; {}",
@@ -91,7 +85,7 @@ pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> 
 }
 
 fn describe(data: &serde_json::Value) -> String {
-    match (data["kept"].as_bool(), data["bytes"].as_u64()) {
+    match (data["kept"].as_bool(), data["size_bytes"].as_u64()) {
         (Some(true), Some(bytes)) => format!("data kept ({} MB)", bytes / 1_000_000),
         (Some(true), None) => "data kept".into(),
         _ => "no data kept".into(),
@@ -113,22 +107,22 @@ async fn data_kept(
             }
             _ => None,
         };
-        return json!({"kept": kept, "bytes": bytes});
+        return json!({"kept": kept, "size_bytes": bytes});
     }
     let identity = project.identity(Role::Up, &project.state_dir());
     let run_as = devenv_server::native::run_as().ok().flatten();
     let layout =
         devenv_server::native::Layout::new(&identity, Storage::Persistent, run_as.as_ref());
     if layout.has_cluster() {
-        return json!({"kept": true, "bytes": layout.data_size()});
+        return json!({"kept": true, "size_bytes": layout.data_size()});
     }
     #[cfg(feature = "docker")]
     if let Ok(engine) = devenv_server::docker::engine_client().await {
         if engine.inspect_volume(&identity.volume_name()).await.is_ok() {
-            return json!({"kept": true, "bytes": null});
+            return json!({"kept": true, "size_bytes": null});
         }
     }
-    json!({"kept": false, "bytes": null})
+    json!({"kept": false, "size_bytes": null})
 }
 
 async fn databases_size(server: &Server) -> Option<u64> {

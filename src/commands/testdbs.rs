@@ -1,6 +1,10 @@
 //! `devenv test-dbs`: lists and prunes the databases the test fixture made on the server the
 //! project's tests use, and stops the shared test server ([`devenv_testdbs`]). `--json` prints
-//! `{"server": {...}, "templates": [...], "test_dbs": [...]}`.
+//! `{"server": {"source", "pid", "backend", "host", "port"} | null, "templates": [{"name",
+//! "size_bytes", "built_at", "strategy", "files"}], "test_dbs": [{"name", "template", "test",
+//! "pid", "host", "created_at", "kept", "pooled", "owner_alive"}]}`; `source` is `up` (the
+//! running `devenv up`, `pid` its pid), `external` or `shared` (the shared test server, `pid`
+//! the process that started it).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -88,9 +92,16 @@ async fn list(root: &Path, as_json: bool, ui: &Ui) -> anyhow::Result<()> {
         return Ok(());
     };
     if as_json {
+        let (source, pid, backend) = match &inv.source {
+            Source::DevenvUp { pid } => ("up", Some(*pid), None),
+            Source::External => ("external", None, Some(devenv_server::Backend::External)),
+            Source::Shared(s) => ("shared", Some(s.started_by), Some(s.backend())),
+        };
         return crate::output::json(&json!({
             "server": {
-                "source": source_text(&inv.source),
+                "source": source,
+                "pid": pid,
+                "backend": backend.map(|b| b.to_string()),
                 "host": inv.server.host(),
                 "port": inv.server.port(),
             },

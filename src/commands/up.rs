@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use devenv_core::state::StateDir;
@@ -98,14 +98,30 @@ async fn detach(root: &Path, args: &UpArgs, ui: &Ui) -> anyhow::Result<()> {
         .kill_on_drop(false)
         .spawn()?;
     let pid = child.id().unwrap_or_default();
-    ui.step("starting the background supervisor");
+    wait_ready(&mut child, pid, &dir, &log_path, ui).await
+}
+
+/// Waits until the background supervisor `child` is ready (prints the URLs) or gone (prints its
+/// output, returns its exit code as [`Detached`]). The spinner shows its last line meanwhile. A
+/// Ctrl-C here stops it: it removes what it started, as a foreground `up` does.
+async fn wait_ready(
+    child: &mut tokio::process::Child,
+    pid: u32,
+    dir: &StateDir,
+    log_path: &Path,
+    ui: &Ui,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    ui.step("starting in the background");
+    let mut log_len = 0;
+    let mut looked = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
             ui.done();
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            eprint!("{text}");
-            let code = status.code().unwrap_or(1);
-            return Err(Detached(code).into());
+            ui.replay(&std::fs::read_to_string(log_path).unwrap_or_default());
+            return Err(Detached(status.code().unwrap_or(1)).into());
         }
         if let Ok(Some(state)) = dir.read() {
             if state.pid == pid && state.ready {
@@ -119,12 +135,47 @@ async fn detach(root: &Path, args: &UpArgs, ui: &Ui) -> anyhow::Result<()> {
                 return Ok(());
             }
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        if looked.elapsed() >= Duration::from_millis(100) {
+            looked = Instant::now();
+            if let Some(line) = last_line(log_path, &mut log_len) {
+                ui.step(format!("starting in the background: {line}"));
+            }
+        }
+        let why = tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(5)) => continue,
+            _ = interrupt.recv() => "interrupted",
+            _ = terminate.recv() => "asked to stop (SIGTERM)",
+        };
+        ui.done();
+        ui.say(format!(
+            "{why}: stopping the background supervisor (pid {pid}); it removes what it started"
+        ));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or_default()),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        child.wait().await?;
+        return Err(CliError::Cancelled(why).into());
     }
 }
 
+/// The last `devenv: ...` line of the log at `path` when it grew since `len`, without its
+/// prefix.
+fn last_line(path: &Path, len: &mut u64) -> Option<String> {
+    let now = std::fs::metadata(path).ok()?.len();
+    if now == *len {
+        return None;
+    }
+    *len = now;
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("devenv: "))
+        .map(str::to_owned)
+}
+
 /// The background supervisor exited during start-up with this code (its output, the reason,
-/// was printed).
+/// was printed); it removed what it had started.
 #[derive(Debug, thiserror::Error)]
-#[error("the background supervisor stopped during start-up (exit code {0}); its output is above")]
+#[error("`devenv up -d` stopped during start-up (exit code {0}); nothing is left running")]
 pub struct Detached(pub i32);

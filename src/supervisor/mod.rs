@@ -299,7 +299,7 @@ async fn prepare(
         (Some(_), false) if ours => "the files changed",
         (Some(_), false) => "not built by devenv",
     };
-    ui.step(format!(
+    ui.loading(format!(
         "loading {} ({why})",
         project
             .config

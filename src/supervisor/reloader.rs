@@ -83,7 +83,7 @@ impl Reloader {
     /// The loader for this server.
     pub fn loader(&self) -> Loader {
         Loader::new(self.server.config("postgres"), &self.config().root)
-            .events(devenv_sql::stderr_events(self.ui.verbose))
+            .events(self.ui.sql_events())
     }
 
     /// Builds the database from the files now (at start-up, or on a reload).

@@ -318,6 +318,7 @@ impl NativeServer {
                 data_dir: layout.data_dir.clone(),
             });
         }
+        spec.progress.report(crate::Step::Starting);
         prepare_cluster(&bin_dir, version, run_as.as_ref(), &layout, spec).await?;
         let port = match spec.port {
             0 => crate::free_port().map_err(io("finding a free port for", &layout.data_dir))?,
@@ -349,6 +350,7 @@ impl NativeServer {
             .dbname("postgres")
             .application_name(crate::APPLICATION_NAME);
         let exited = self.exited.clone();
+        spec.progress.report(crate::Step::WaitingReady);
         let ready = wait_ready(&socket, spec.timeout, || exited.borrow().clone()).await;
         match ready {
             Ok(_) => {}

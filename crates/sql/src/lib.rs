@@ -20,5 +20,7 @@ pub mod scan;
 
 pub use error::{ErrorKind, LoadError, Location};
 pub use inputs::{files_read, Input, InputKind};
-pub use load::{stderr_events, Durability, Event, EventHandler, LoadSummary, Loader};
+pub use load::{
+    stderr_events, Durability, Event, EventHandler, LoadSummary, Loader, PROGRESS_EVERY,
+};
 pub use scan::{split, Item, Scanner};

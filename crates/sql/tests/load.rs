@@ -349,3 +349,52 @@ async fn missing_top_level_file_names_it() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn progress_names_each_file_and_counts_its_bytes_while_it_runs() {
+    use std::sync::{Arc, Mutex};
+    let slow = "SELECT pg_sleep(0.25);\nSELECT 1;\nSELECT pg_sleep(0.25);\nSELECT 2;\n";
+    let dir = project(&[("a.sql", "\\i b.sql\nSELECT 3;\n"), ("b.sql", slow)]);
+    let (server, loader, _) = loader(dir.path()).await;
+    let seen: Arc<Mutex<Vec<(PathBuf, u64, u64)>>> = Arc::default();
+    let log = seen.clone();
+    let loader = loader.events(Arc::new(move |event| {
+        if let devenv_sql::Event::Progress { path, done, total } = event {
+            log.lock()
+                .unwrap()
+                .push((path.to_path_buf(), *done, *total));
+        }
+    }));
+    let db = server.fresh_db("progress").await;
+    loader
+        .load_files(&db, &["a.sql"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seen = seen.lock().unwrap().clone();
+    let of = |name: &str| -> Vec<(u64, u64)> {
+        seen.iter()
+            .filter(|(p, _, _)| p.file_name().is_some_and(|f| f == name))
+            .map(|(_, d, t)| (*d, *t))
+            .collect()
+    };
+    // Each file is announced when it starts, with its size.
+    assert_eq!(of("a.sql").first(), Some(&(0, 19)), "{seen:?}");
+    let b = of("b.sql");
+    assert_eq!(b.first(), Some(&(0, slow.len() as u64)), "{seen:?}");
+    // The slow file reports bytes done between statements: after each pg_sleep, at most every
+    // PROGRESS_EVERY, growing, never past its size.
+    let during: Vec<u64> = b.iter().skip(1).map(|(d, _)| *d).collect();
+    assert!(
+        during.len() >= 2 && during.len() <= 5,
+        "one or two per sleep, not one per statement: {seen:?}"
+    );
+    assert!(during.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert!(
+        during.iter().all(|d| *d > 0 && *d <= slow.len() as u64),
+        "{seen:?}"
+    );
+    assert!(
+        (22..=23).contains(&during[0]),
+        "after the first sleep (23 bytes with its newline): {seen:?}"
+    );
+}
