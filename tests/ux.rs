@@ -243,31 +243,33 @@ fn is_rfc3339_utc(text: &str) -> bool {
             .all(|(i, c)| [4, 7, 10, 13, 16, 19].contains(&i) || c.is_ascii_digit())
 }
 
-#[test]
-fn up_d_is_ready_on_return_then_logs_status_reload_snapshot_and_down() {
-    let project = Project::native();
-    let started = Instant::now();
-    let out = ok(&project, &["up", "-d"]);
-    let took = started.elapsed();
-    let said = stderr(&out);
-    assert!(
-        said.contains("CONNECTION_URL=postgresql://postgres:****@127.0.0.1:"),
-        "{said}"
-    );
-    assert!(said.contains("running in the background (pid "), "{said}");
-    assert!(!said.contains(":password@"), "{said}");
+/// Appends `sql` to the project's db/seed.sql; returns the whole file.
+fn append_to_seed(project: &Project, sql: &str) -> String {
+    let seed = project.path().join("db/seed.sql");
+    let mut text = std::fs::read_to_string(&seed).unwrap();
+    text.push_str(sql);
+    std::fs::write(&seed, &text).unwrap();
+    text
+}
 
-    // Ready on return: the database answers with the seed, at once.
-    let env = json(&project, &["env", "--format", "json"]);
-    let url = env["CONNECTION_URL"].as_str().unwrap().to_owned();
-    assert_eq!(psql_count(&url, "SELECT count(*) FROM users"), "3");
+/// `status --json` when nothing runs: exit 1, the same keys as when something does.
+fn not_running(project: &Project) -> Value {
+    let status = run(project, &["status", "--json"]);
+    assert_eq!(status.status.code(), Some(1));
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(keys(&status), names(&STATUS_KEYS));
+    status
+}
 
-    // status --json: documented fields, detached, since when.
-    let status = json(&project, &["status", "--json"]);
-    assert_eq!(
-        keys(&status),
-        STATUS_KEYS.iter().map(|k| (*k).to_owned()).collect()
-    );
+fn names(keys: &[&str]) -> BTreeSet<String> {
+    keys.iter().map(|k| (*k).to_owned()).collect()
+}
+
+/// `status --json` of a running `up -d` at `url`: documented fields, detached, since when.
+/// Returns the supervisor's pid and the port.
+fn running_status(project: &Project, url: &str) -> (u32, u64) {
+    let status = json(project, &["status", "--json"]);
+    assert_eq!(keys(&status), names(&STATUS_KEYS));
     assert_eq!(status["running"], true);
     assert_eq!(status["detached"], true);
     assert_eq!(status["ready"], true);
@@ -294,6 +296,54 @@ fn up_d_is_ready_on_return_then_logs_status_reload_snapshot_and_down() {
     );
     let pid = u32::try_from(status["pid"].as_u64().unwrap()).unwrap();
     assert!(process_alive(pid));
+    (pid, port)
+}
+
+/// `snapshot list --json` and `test-dbs --json` with `up` running (pid, port): their fields.
+fn snapshot_and_test_dbs_json(project: &Project, pid: u32, port: u64) {
+    // snapshot list --json: its documented fields.
+    ok(project, &["snapshot", "save", "mine"]);
+    let snapshots = json(project, &["snapshot", "list", "--json"]);
+    let mine = snapshots
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "mine")
+        .unwrap_or_else(|| panic!("{snapshots}"));
+    assert_eq!(
+        keys(mine),
+        names(&["name", "database", "created_at", "size_bytes", "kind"])
+    );
+    assert_eq!(mine["kind"], "manual");
+    assert!(is_rfc3339_utc(mine["created_at"].as_str().unwrap()));
+
+    // test-dbs --json names the running up as the tests' server.
+    let inventory = json(project, &["test-dbs", "--json"]);
+    assert_eq!(inventory["server"]["source"], "up", "{inventory}");
+    assert_eq!(inventory["server"]["pid"], pid, "{inventory}");
+    assert_eq!(inventory["server"]["port"], port, "{inventory}");
+}
+
+#[test]
+fn up_d_is_ready_on_return_then_logs_status_reload_snapshot_and_down() {
+    let project = Project::native();
+    let started = Instant::now();
+    let out = ok(&project, &["up", "-d"]);
+    let took = started.elapsed();
+    let said = stderr(&out);
+    assert!(
+        said.contains("CONNECTION_URL=postgresql://postgres:****@127.0.0.1:"),
+        "{said}"
+    );
+    assert!(said.contains("running in the background (pid "), "{said}");
+    assert!(!said.contains(":password@"), "{said}");
+
+    // Ready on return: the database answers with the seed, at once.
+    let env = json(&project, &["env", "--format", "json"]);
+    let url = env["CONNECTION_URL"].as_str().unwrap().to_owned();
+    assert_eq!(psql_count(&url, "SELECT count(*) FROM users"), "3");
+
+    let (pid, port) = running_status(&project, &url);
     let text = stderr(&ok(&project, &["status"]));
     assert!(text.contains("detached since "), "{text}");
     assert!(took < Duration::from_secs(60), "up -d took {took:?}");
@@ -318,12 +368,8 @@ fn up_d_is_ready_on_return_then_logs_status_reload_snapshot_and_down() {
     // A reload shows in `logs -f`.
     let follow = Follow::start(cmd(&project, &["logs", "-f", "-n", "0"]));
     std::thread::sleep(Duration::from_millis(300));
-    let seed = project.path().join("db/seed.sql");
-    let mut text = std::fs::read_to_string(&seed).unwrap();
-    text.push_str(
-        "\nINSERT INTO public.users (display_name, email, handle, cognito_user_id) VALUES ('Z', 'z@x', 'zed', 'MOCK');\n",
+    append_to_seed(&project, "\nINSERT INTO public.users (display_name, email, handle, cognito_user_id) VALUES ('Z', 'z@x', 'zed', 'MOCK');\n",
     );
-    std::fs::write(&seed, text).unwrap();
     wait_for("the reload in logs -f", Duration::from_secs(60), || {
         follow.text().contains("devenv: reload [db/seed.sql]: ok")
     });
@@ -334,30 +380,7 @@ fn up_d_is_ready_on_return_then_logs_status_reload_snapshot_and_down() {
         follow.text()
     );
 
-    // snapshot list --json: its documented fields.
-    ok(&project, &["snapshot", "save", "mine"]);
-    let snapshots = json(&project, &["snapshot", "list", "--json"]);
-    let mine = snapshots
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "mine")
-        .unwrap_or_else(|| panic!("{snapshots}"));
-    assert_eq!(
-        keys(mine),
-        ["name", "database", "created_at", "size_bytes", "kind"]
-            .iter()
-            .map(|k| (*k).to_owned())
-            .collect()
-    );
-    assert_eq!(mine["kind"], "manual");
-    assert!(is_rfc3339_utc(mine["created_at"].as_str().unwrap()));
-
-    // test-dbs --json names the running up as the tests' server.
-    let inventory = json(&project, &["test-dbs", "--json"]);
-    assert_eq!(inventory["server"]["source"], "up", "{inventory}");
-    assert_eq!(inventory["server"]["pid"], pid, "{inventory}");
-    assert_eq!(inventory["server"]["port"], port, "{inventory}");
+    snapshot_and_test_dbs_json(&project, pid, port);
 
     // down: nothing of the environment runs any more; logs -f ends by itself.
     let mut follow = follow;
@@ -368,13 +391,7 @@ fn up_d_is_ready_on_return_then_logs_status_reload_snapshot_and_down() {
     wait_for("logs -f to end", Duration::from_secs(10), || {
         follow.child.try_wait().unwrap().is_some()
     });
-    let status = run(&project, &["status", "--json"]);
-    assert_eq!(status.status.code(), Some(1));
-    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(
-        keys(&status),
-        STATUS_KEYS.iter().map(|k| (*k).to_owned()).collect()
-    );
+    let status = not_running(&project);
     assert_eq!(status["running"], false);
     assert!(status["pid"].is_null() && status["started_at"].is_null());
 }
@@ -417,6 +434,37 @@ fn up_d_on_a_broken_schema_exits_3_with_the_report_and_leaves_nothing() {
     );
     let left = processes_naming(&root(&project));
     assert!(left.is_empty(), "left running: {left:?}");
+}
+
+#[test]
+fn interrupting_up_d_while_it_starts_stops_the_background_supervisor() {
+    let project = Project::native();
+    append_to_seed(&project, "\nSELECT pg_sleep(5);\n");
+    let said = project.path().join("said");
+    let mut up = cmd(&project, &["up", "-d"])
+        .stderr(std::fs::File::create(&said).unwrap())
+        .spawn()
+        .unwrap();
+    let log = project.path().join(".devenv/up.log");
+    wait_for("the server to start", Duration::from_secs(60), || {
+        read(&log).contains("devenv: backend: native")
+    });
+    assert!(up.try_wait().unwrap().is_none(), "{}", read(&said));
+    let status = Command::new("kill")
+        .args(["-INT", &up.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = up.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{}", read(&said));
+    assert!(
+        read(&said).contains("interrupted: stopping the background supervisor"),
+        "{}",
+        read(&said)
+    );
+    let left = processes_naming(&root(&project));
+    assert!(left.is_empty(), "left running: {left:?}");
+    assert!(!project.path().join(".devenv/state.json").exists());
 }
 
 #[test]
@@ -710,10 +758,10 @@ fn up_until_ready(project: &Project, args: &[&str], pty: bool) -> String {
 #[test]
 fn progress_shows_on_a_terminal_only_and_names_a_slow_file() {
     let project = Project::native();
-    let seed = project.path().join("db/seed.sql");
-    let mut text = std::fs::read_to_string(&seed).unwrap();
-    text.push_str("\nSELECT pg_sleep(1.2);\n-- the end of the seed\n");
-    std::fs::write(&seed, &text).unwrap();
+    let text = append_to_seed(
+        &project,
+        "\nSELECT pg_sleep(1.2);\n-- the end of the seed\n",
+    );
 
     let shown = up_until_ready(&project, &["up", "--fresh"], true);
     assert!(
@@ -876,33 +924,18 @@ fn version_and_readme_say_which_devenv_this_is() {
 #[test]
 fn json_documents_without_a_running_up_have_their_documented_fields() {
     let project = Project::native();
-    let status = run(&project, &["status", "--json"]);
-    assert_eq!(status.status.code(), Some(1));
-    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(
-        keys(&status),
-        STATUS_KEYS.iter().map(|k| (*k).to_owned()).collect()
-    );
+    let status = not_running(&project);
     assert_eq!(status["data"]["kept"], false);
 
     let doctor = json(&project, &["doctor", "--json"]);
     assert_eq!(
         keys(&doctor),
-        ["checks", "backend", "would_use", "reason"]
-            .iter()
-            .map(|k| (*k).to_owned())
-            .collect()
+        names(&["checks", "backend", "would_use", "reason"])
     );
     assert_eq!(doctor["backend"], "native");
     assert_eq!(doctor["would_use"], "native", "{doctor}");
     for check in doctor["checks"].as_array().unwrap() {
-        assert_eq!(
-            keys(check),
-            ["name", "ok", "detail"]
-                .iter()
-                .map(|k| (*k).to_owned())
-                .collect()
-        );
+        assert_eq!(keys(check), names(&["name", "ok", "detail"]));
     }
 
     let inventory = json(&project, &["test-dbs", "--json"]);
