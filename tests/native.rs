@@ -8,11 +8,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{process_alive, psql_count, query, var, wait_until, Project};
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use support::{process_alive, psql_count, query, stderr, var, wait_until, Project};
 
 #[test]
 fn native_up_loads_reloads_and_leaves_no_process() {

@@ -30,7 +30,13 @@ pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> 
     let running = super::running(&dir)?;
     let left_by = match &running {
         Some(_) => None,
-        None => dir.read().ok().flatten().map(|s| s.pid),
+        None => match dir.read() {
+            Ok(state) => state.map(|s| s.pid),
+            Err(e) => {
+                ui.warn(crate::ui::chain(&e.into()));
+                None
+            }
+        },
     };
     let data = data_kept(&project, running.as_ref().map(|(_, s)| s)).await;
     if args.json {

@@ -162,6 +162,22 @@ impl Project {
         Up { child, log }
     }
 
+    /// `.devenv/state.json`, parsed, when there is one.
+    pub fn state(&self) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(self.path().join(".devenv/state.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The container id a docker `devenv up` recorded.
+    pub fn container_id(&self) -> Option<String> {
+        self.record()?["container_id"].as_str().map(str::to_owned)
+    }
+
+    /// Writes `text` to a file of the project.
+    pub fn write(&self, file: &str, text: &str) {
+        std::fs::write(self.path().join(file), text).unwrap();
+    }
+
     pub fn env_file(&self) -> PathBuf {
         self.path().join(".devenv/env")
     }
@@ -282,6 +298,20 @@ impl Up {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Polls `check` until it holds or `timeout` passes (without a running `up` to report).
+pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The stderr of a finished command.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 pub fn var<'a>(vars: &'a [(String, String)], name: &str) -> &'a str {
