@@ -294,10 +294,10 @@ async fn prepare(
         return Ok((reloader, rx));
     }
     let why = match (&marks, options.fresh) {
-        (None, _) => "new",
+        (None, _) => "a new database",
         (Some(_), true) => "--fresh",
-        (Some(_), false) if ours => "the files changed",
-        (Some(_), false) => "not built by devenv",
+        (Some(_), false) if ours => "the files changed since it was built",
+        (Some(_), false) => "the database there was not built by devenv",
     };
     ui.step(format!(
         "loading {} ({why})",
@@ -312,7 +312,7 @@ async fn prepare(
     let rebuilt = reloader.build().await?;
     ui.done();
     ui.result(format!(
-        "loaded {} ({} statements, {} COPY rows) in {} ms{}",
+        "loaded {} ({} statements, {} COPY rows) in {} ms ({why}){}",
         project
             .config
             .sql_files()

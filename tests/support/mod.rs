@@ -182,19 +182,27 @@ impl Project {
         self.path().join(".devenv/env")
     }
 
-    /// Waits for `.devenv/env` and returns its variables.
+    /// Waits until this `up` is ready (its own state, not one a killed `up` left) and returns
+    /// the variables of `.devenv/env`.
     pub fn wait_env(&self, up: &mut Up) -> Vec<(String, String)> {
         let deadline = Instant::now() + Duration::from_secs(90);
-        while !self.env_file().exists() {
+        let pid = u64::from(up.child.id());
+        loop {
+            let ready = self
+                .state()
+                .is_some_and(|s| s["pid"].as_u64() == Some(pid) && s["ready"] == true);
+            if ready {
+                break;
+            }
             if let Some(status) = up.child.try_wait().unwrap() {
                 panic!("devenv up exited with {status}:\n{}", up.stderr());
             }
             assert!(
                 Instant::now() < deadline,
-                "no .devenv/env after 90 s:\n{}",
+                "not ready after 90 s:\n{}",
                 up.stderr()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
         std::fs::read_to_string(self.env_file())
             .unwrap()
