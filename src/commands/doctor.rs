@@ -44,6 +44,7 @@ struct Found {
 /// Runs `devenv doctor`.
 pub async fn run(root: &Path, args: &DoctorArgs) -> anyhow::Result<()> {
     let mut checks = Vec::new();
+    let mut broken = None;
     let config = match Config::load(root).and_then(|c| c.check_files().map(|()| c)) {
         Ok(c) => {
             checks.push(Check {
@@ -68,8 +69,9 @@ pub async fn run(root: &Path, args: &DoctorArgs) -> anyhow::Result<()> {
             checks.push(Check {
                 name: "config",
                 ok: false,
-                detail: crate::ui::chain(&anyhow::Error::from(e)),
+                detail: e.to_string(),
             });
+            broken = Some(e);
             None
         }
     };
