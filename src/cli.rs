@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{completions, db, doctor, down, env, logs, snapshot, status, testdbs, up};
+use crate::commands::{db, doctor, down, env, logs, snapshot, status, testdbs, up};
 use crate::ui::Ui;
 
 const AFTER_HELP: &str = "\
@@ -98,7 +98,35 @@ pub enum Command {
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     ///
     /// Example: `source <(devenv completions bash)`.
-    Completions(completions::CompletionsArgs),
+    Completions(CompletionsArgs),
+}
+
+/// `devenv completions` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+/// `devenv completions SHELL`: a completion script for bash, zsh, fish, PowerShell or elvish
+/// (clap_complete), on stdout.
+fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    let mut out = Vec::new();
+    // The name this binary was run as: a copy installed under another name (to keep it apart
+    // from cachix's `devenv`) completes too.
+    let name = std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            std::path::Path::new(&arg0)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_owned)
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "devenv".to_owned());
+    clap_complete::generate(args.shell, &mut Cli::command(), name, &mut out);
+    crate::output::stdout(&String::from_utf8_lossy(&out))
 }
 
 /// Runs a parsed command line.
@@ -115,7 +143,7 @@ pub async fn run(cli: Cli, ui: &'static Ui) -> anyhow::Result<()> {
         Command::Db { command } => db::run(&root, command, ui).await,
         Command::Doctor(args) => doctor::run(&root, &args).await,
         Command::TestDbs(args) => testdbs::run(&root, &args, ui).await,
-        Command::Completions(args) => completions::run(&args),
+        Command::Completions(args) => completions(&args),
     }
 }
 

@@ -94,8 +94,7 @@ fn up_loads_exports_reaches_the_network_and_cleans_up_on_sigint() {
     );
     assert!(!stderr.contains(":password@"), "{stderr}");
 
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
     assert!(
         project.containers().is_empty(),
         "container left after SIGINT"

@@ -27,11 +27,17 @@ pub struct StatusArgs {
 /// Runs `devenv status`.
 pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> {
     let project = Project::open(root)?;
-    let dir = super::state_dir(&project.root)?;
-    let running = super::running(&dir)?;
+    let dir = crate::running::state_dir(&project.root)?;
+    let running = crate::running::running(&dir)?;
     let left_by = match &running {
         Some(_) => None,
-        None => dir.read().ok().flatten().map(|s| s.pid),
+        None => match dir.read() {
+            Ok(state) => state.map(|s| s.pid),
+            Err(e) => {
+                ui.warn(crate::ui::chain(&e.into()));
+                None
+            }
+        },
     };
     let data = data_kept(&project, running.as_ref().map(|(_, s)| s)).await;
     if args.json {
@@ -60,7 +66,7 @@ pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> 
             } else {
                 "in a terminal"
             },
-            super::since(state.started_at),
+            crate::ui::since(state.started_at),
             state
                 .backend()
                 .map_or_else(|| "?".into(), |b| b.to_string()),

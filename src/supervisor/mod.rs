@@ -59,14 +59,7 @@ pub async fn run(root: &Path, options: Options, ui: &'static Ui) -> anyhow::Resu
     let command = if options.detached { "up -d" } else { "up" };
     let _lock = match lock::try_acquire(&dir.dir, command)? {
         Ok(lock) => lock,
-        Err(holder) => {
-            return Err(CliError::AlreadyRunning {
-                pid: holder.pid,
-                command: holder.command,
-                since: crate::commands::since(holder.since),
-            }
-            .into())
-        }
+        Err(holder) => return Err(CliError::from(holder).into()),
     };
     if !options.detached {
         ui.tee(&dir.up_log());
@@ -207,7 +200,7 @@ async fn clean_stale(project: &Project, dir: &StateDir, ui: &Ui) -> anyhow::Resu
         }
         dir.remove();
     }
-    crate::commands::down::sweep_containers(project, ui).await?;
+    crate::leftovers::sweep_containers(project, ui).await?;
     Ok(())
 }
 
@@ -279,14 +272,14 @@ async fn prepare(
         .is_some_and(|p| *p == project.id);
     let same_files = marks
         .as_ref()
-        .and_then(|m| m.get(devenv_core::rebuild::FILES_MARK))
+        .and_then(|m| m.get(devenv_core::db::FILES_MARK))
         .is_some_and(|h| *h == sources.digest);
     if ours && same_files && !options.fresh {
         let built = marks
             .as_ref()
-            .and_then(|m| m.get(devenv_core::rebuild::BUILT_MARK))
+            .and_then(|m| m.get(devenv_core::db::BUILT_MARK))
             .and_then(|b| b.parse().ok())
-            .map_or_else(|| "?".to_owned(), crate::commands::since);
+            .map_or_else(|| "?".to_owned(), crate::ui::since);
         ui.result(format!("reusing {live}, unchanged since {built}"));
         let files: Vec<_> = sources.inputs.iter().map(|i| i.path.clone()).collect();
         reloader.rebuilder.prepare_spare(live, &project.id);
@@ -294,32 +287,23 @@ async fn prepare(
         return Ok((reloader, rx));
     }
     let why = match (&marks, options.fresh) {
-        (None, _) => "new",
+        (None, _) => "a new database",
         (Some(_), true) => "--fresh",
-        (Some(_), false) if ours => "the files changed",
-        (Some(_), false) => "not built by devenv",
+        (Some(_), false) if ours => "the files changed since it was built",
+        (Some(_), false) => "the database there was not built by devenv",
     };
-    ui.loading(format!(
-        "loading {} ({why})",
-        project
-            .config
-            .sql_files()
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
+    let files = project
+        .config
+        .sql_files()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    ui.loading(format!("loading {files} ({why})"));
     let rebuilt = reloader.build().await?;
     ui.done();
     ui.result(format!(
-        "loaded {} ({} statements, {} COPY rows) in {} ms{}",
-        project
-            .config
-            .sql_files()
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        "loaded {files} ({} statements, {} COPY rows) in {} ms ({why}){}",
         rebuilt.summary.statements,
         rebuilt.summary.copy_rows,
         rebuilt.total.as_millis(),

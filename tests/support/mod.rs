@@ -162,23 +162,47 @@ impl Project {
         Up { child, log }
     }
 
+    /// `.devenv/state.json`, parsed, when there is one.
+    pub fn state(&self) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(self.path().join(".devenv/state.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The container id a docker `devenv up` recorded.
+    pub fn container_id(&self) -> Option<String> {
+        self.record()?["container_id"].as_str().map(str::to_owned)
+    }
+
+    /// Writes `text` to a file of the project.
+    pub fn write(&self, file: &str, text: &str) {
+        std::fs::write(self.path().join(file), text).unwrap();
+    }
+
     pub fn env_file(&self) -> PathBuf {
         self.path().join(".devenv/env")
     }
 
-    /// Waits for `.devenv/env` and returns its variables.
+    /// Waits until this `up` is ready (its own state, not one a killed `up` left) and returns
+    /// the variables of `.devenv/env`.
     pub fn wait_env(&self, up: &mut Up) -> Vec<(String, String)> {
         let deadline = Instant::now() + Duration::from_secs(90);
-        while !self.env_file().exists() {
+        let pid = u64::from(up.child.id());
+        loop {
+            let ready = self
+                .state()
+                .is_some_and(|s| s["pid"].as_u64() == Some(pid) && s["ready"] == true);
+            if ready {
+                break;
+            }
             if let Some(status) = up.child.try_wait().unwrap() {
                 panic!("devenv up exited with {status}:\n{}", up.stderr());
             }
             assert!(
                 Instant::now() < deadline,
-                "no .devenv/env after 90 s:\n{}",
+                "not ready after 90 s:\n{}",
                 up.stderr()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
         std::fs::read_to_string(self.env_file())
             .unwrap()
@@ -190,15 +214,21 @@ impl Project {
 
     /// Containers carrying this project's label.
     pub fn containers(&self) -> Vec<String> {
+        self.labelled(&["ps", "-aq"])
+    }
+
+    /// Volumes carrying this project's label.
+    pub fn volumes(&self) -> Vec<String> {
+        self.labelled(&["volume", "ls", "-q"])
+    }
+
+    fn labelled(&self, list: &[&str]) -> Vec<String> {
+        let root = self.path().canonicalize().unwrap();
         let out = Command::new("docker")
+            .args(list)
             .args([
-                "ps",
-                "-aq",
                 "--filter",
-                &format!(
-                    "label=dev.devenv.root={}",
-                    self.path().canonicalize().unwrap().display()
-                ),
+                &format!("label=dev.devenv.root={}", root.display()),
             ])
             .output()
             .unwrap();
@@ -206,6 +236,18 @@ impl Project {
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Adds a `column text` to the users table of db/schema.sql (as a developer's edit).
+    pub fn add_users_column(&self, column: &str) {
+        let schema = self.path().join("db/schema.sql");
+        let text = std::fs::read_to_string(&schema).unwrap();
+        let edited = text.replace(
+            "  email text NOT NULL,",
+            &format!("  email text NOT NULL,\n  {column} text,"),
+        );
+        assert_ne!(text, edited, "the schema has the email column to add after");
+        std::fs::write(&schema, edited).unwrap();
     }
 
     pub fn network_exists(&self) -> bool {
@@ -260,6 +302,17 @@ impl Up {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Ctrl-C, and the exit must be a success.
+    pub fn stop(&mut self) {
+        self.signal("INT");
+        let status = self.wait();
+        assert!(
+            status.success(),
+            "devenv up ended with {status}:\n{}",
+            self.stderr()
+        );
+    }
+
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([&format!("-{signal}"), &self.child.id().to_string()])
@@ -282,6 +335,20 @@ impl Up {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Polls `check` until it holds or `timeout` passes (without a running `up` to report).
+pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The stderr of a finished command.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 pub fn var<'a>(vars: &'a [(String, String)], name: &str) -> &'a str {
@@ -323,6 +390,16 @@ pub fn wait_until(up: &Up, what: &str, timeout: Duration, mut check: impl FnMut(
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Waits until `column` of users answers at `url` (a reload made it).
+pub fn wait_for_column(up: &Up, url: &str, column: &str) {
+    wait_until(
+        up,
+        &format!("a reload adding {column}"),
+        Duration::from_secs(20),
+        || query(url, &format!("SELECT count({column}) FROM users")).is_some(),
+    );
 }
 
 /// Runs one query with psql; `None` when it fails.

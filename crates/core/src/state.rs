@@ -104,18 +104,18 @@ impl StateDir {
         self.dir.join("postgres.log")
     }
 
-    /// Writes `state.json`, and `env` once the state is ready.
+    /// Writes `env` once the state is ready, then `state.json` (so a ready state always has
+    /// its `env` beside it).
     pub fn write(&self, state: &State) -> Result<(), CoreError> {
         self.create()?;
-        let json = serde_json::to_string_pretty(state).unwrap_or_default();
-        let path = self.state();
-        write_private(&path, json.as_bytes()).map_err(crate::error::io("writing", &path))?;
         if state.ready {
             let env = self.env();
             write_private(&env, format_env(&state.env, EnvFormat::Dotenv).as_bytes())
                 .map_err(crate::error::io("writing", &env))?;
         }
-        Ok(())
+        let json = serde_json::to_string_pretty(state).unwrap_or_default();
+        let path = self.state();
+        write_private(&path, json.as_bytes()).map_err(crate::error::io("writing", &path))
     }
 
     /// Reads `state.json`, if there is one; a corrupt file is an error naming it.
