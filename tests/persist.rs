@@ -51,7 +51,7 @@ fn data_survives(project: &Project) {
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["data"]["kept"], true, "{status}");
     assert!(
-        status["data"]["bytes"].as_u64().unwrap() > 1_000_000,
+        status["data"]["size_bytes"].as_u64().unwrap() > 1_000_000,
         "{status}"
     );
     up.signal("KILL");
