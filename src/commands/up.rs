@@ -1,8 +1,9 @@
 //! `devenv up`: in the foreground (the supervisor runs in this process until Ctrl-C), or with
 //! `-d` in the background: a supervisor process of its own (its own session, its output in
 //! `.devenv/up.log`) is started, and this process returns once it is ready, printing the URLs
-//! (exit 0), or once it failed, printing why (its exit code: 3 for a SQL error). A failed
-//! start leaves nothing running.
+//! (exit 0), or once it failed, printing why in colour on a terminal (its exit code: 3 for a
+//! SQL error). A failed start leaves nothing running; so does Ctrl-C while it starts (the
+//! background supervisor is asked to stop and waited for).
 
 use std::path::Path;
 use std::process::Stdio;
