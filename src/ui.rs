@@ -420,3 +420,51 @@ pub fn since(secs: u64) -> String {
         .replace('T', " ")
         .replace('Z', " UTC")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::style_line;
+
+    const RED: &str = "\u{1b}[1m\u{1b}[31m";
+    const YELLOW: &str = "\u{1b}[1m\u{1b}[33m";
+    const BLUE: &str = "\u{1b}[1m\u{1b}[34m";
+    const BOLD: &str = "\u{1b}[1m";
+    const RESET: &str = "\u{1b}[0m";
+
+    #[test]
+    fn report_lines_are_styled_as_rustc_styles_them() {
+        assert_eq!(
+            style_line("db/seed.sql:1:13: error: relation \"nope\" does not exist"),
+            format!("{BOLD}db/seed.sql:1:13{RESET}: {RED}error{RESET}: {BOLD}relation \"nope\" does not exist{RESET}")
+        );
+        assert_eq!(
+            style_line("db/schema.sql:2: warning: \\quit stops loading"),
+            format!("{BOLD}db/schema.sql:2{RESET}: {YELLOW}warning{RESET}: \\quit stops loading")
+        );
+        assert_eq!(
+            style_line("error: no `devenv up` runs"),
+            format!("{RED}error{RESET}: no `devenv up` runs")
+        );
+        assert_eq!(style_line("  |"), format!("{BLUE}  |{RESET}"));
+        assert_eq!(
+            style_line("12 | SELECT x FROM t;"),
+            format!("{BLUE}12 |{RESET} SELECT x FROM t;")
+        );
+        assert_eq!(
+            style_line("   |        ^"),
+            format!("{BLUE}   |{RESET}        {RED}^{RESET}")
+        );
+    }
+
+    #[test]
+    fn other_lines_are_left_alone() {
+        for line in [
+            "devenv: reload [db/a.sql | db/b.sql]: ok",
+            "DETAIL: Key (id)=(1) already exists.",
+            "a message: error: without a location",
+            "",
+        ] {
+            assert_eq!(style_line(line), line);
+        }
+    }
+}
