@@ -80,9 +80,9 @@ fn every_file_and_socket_devenv_keeps_is_private_to_its_user() {
         .find(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             name.starts_with(".s.PGSQL.")
-                && !std::path::Path::new(&name)
+                && std::path::Path::new(&name)
                     .extension()
-                    .is_some_and(|e| e == "lock")
+                    .is_none_or(|e| e != "lock")
         })
         .expect("the socket")
         .path();
