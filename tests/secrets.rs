@@ -79,7 +79,10 @@ fn every_file_and_socket_devenv_keeps_is_private_to_its_user() {
         .flatten()
         .find(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with(".s.PGSQL.") && !name.ends_with(".lock")
+            name.starts_with(".s.PGSQL.")
+                && std::path::Path::new(&name)
+                    .extension()
+                    .is_none_or(|e| e != "lock")
         })
         .expect("the socket")
         .path();

@@ -168,9 +168,10 @@ async fn supervise(
     tokio::pin!(died);
     loop {
         tokio::select! {
-            signal = signals.next() => match signal {
-                Some(_) => return Ok(()),
-                None => reloader.manual().await,
+            asked = signals.next() => match asked {
+                signals::Asked::Stop(_) => return Ok(()),
+                signals::Asked::Reload => reloader.manual().await,
+                signals::Asked::Tidy => reloader.tidy(),
             },
             Some(trigger) = rx.recv() => reloader.handle(trigger, rx).await,
             _ = tick.tick() => reloader.check_world().await,
