@@ -40,6 +40,6 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339_utc() {
         assert_eq!(super::timestamp(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::timestamp(1_795_473_601), "2026-11-22T22:40:01Z");
+        assert_eq!(super::timestamp(1_795_387_201), "2026-11-22T22:40:01Z");
     }
 }
