@@ -132,12 +132,17 @@ fn detached_once(image: &str, backend: &str) -> (Duration, Duration) {
         .unwrap();
     let took = started.elapsed();
     assert!(status.success(), "devenv up -d: {status}");
-    let log = std::fs::read_to_string(dir.path().join(".devenv/up.log")).unwrap();
-    let line = log
-        .lines()
-        .find(|l| l.starts_with("devenv: ready in "))
-        .expect("no ready line in up.log");
-    let outside = took.saturating_sub(said_ready(line));
+    // The supervisor writes its ready state, then prints its "ready in" line.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let log = std::fs::read_to_string(dir.path().join(".devenv/up.log")).unwrap();
+        if let Some(line) = log.lines().find(|l| l.starts_with("devenv: ready in ")) {
+            break line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no ready line in up.log: {log}");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let outside = took.saturating_sub(said_ready(&line));
     run(devenv(dir.path(), image, backend).args(["down", "--volumes"]));
     (took, outside)
 }

@@ -349,12 +349,15 @@ fn up_d_is_ready_on_return_then_logs_status_reload_snapshot_and_down() {
     assert!(took < Duration::from_secs(60), "up -d took {took:?}");
 
     // logs: the supervisor's output, the last N lines, the server's log.
+    // The supervisor writes its ready state (which `up -d` waits for), then its ready line.
+    wait_for("the ready line in the log", Duration::from_secs(10), || {
+        stdout(&ok(&project, &["logs"])).contains("devenv: ready in ")
+    });
     let logs = stdout(&ok(&project, &["logs"]));
     assert!(
         logs.contains("devenv: loaded db/schema.sql, db/seed.sql"),
         "{logs}"
     );
-    assert!(logs.contains("devenv: ready in "), "{logs}");
     assert!(!has_sgr(&logs) && !logs.contains('\r'), "{logs:?}");
     let last = stdout(&ok(&project, &["logs", "-n", "1"]));
     assert_eq!(last.lines().count(), 1, "{last}");
