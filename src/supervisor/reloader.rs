@@ -84,6 +84,7 @@ impl Reloader {
     pub fn loader(&self) -> Loader {
         Loader::new(self.server.config("postgres"), &self.config().root)
             .events(self.ui.sql_events())
+            .progress(true)
     }
 
     /// Builds the database from the files now (at start-up, or on a reload).

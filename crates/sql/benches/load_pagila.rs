@@ -1,6 +1,7 @@
 //! Loads pagila (schema + 50k rows of COPY data) into fresh databases on one native server,
 //! alternating devenv's loader and psql (`psql -X -q -v ON_ERROR_STOP=1 -1 -f`), and prints
-//! the medians and their ratio. Run: `cargo bench -p devenv-sql --bench load_pagila`.
+//! the medians and their ratio; also the loader with its progress events on, as `devenv up`
+//! runs it, which must cost nothing measurable. Run: `cargo bench -p devenv-sql --bench load_pagila`.
 //! `BENCH_RUNS` sets the runs per contender (default 7).
 
 use std::path::{Path, PathBuf};
@@ -43,8 +44,14 @@ async fn main() {
     tokio::spawn(conn);
     let relaxed = Loader::new(server.config("postgres"), &corpora);
     let full = relaxed.clone().durability(Durability::Full);
+    let with_progress = relaxed.clone().progress(true);
 
-    let contenders = ["loader (relaxed)", "loader (full durability)", "psql -1"];
+    let contenders = [
+        "loader (relaxed)",
+        "loader (full durability)",
+        "psql -1",
+        "loader (relaxed, progress)",
+    ];
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); contenders.len()];
     for run in 0..=runs {
         for (i, name) in contenders.iter().enumerate() {
@@ -57,7 +64,8 @@ async fn main() {
             match i {
                 0 => drop(relaxed.load_files(&db, &FILES).await.unwrap()),
                 1 => drop(full.load_files(&db, &FILES).await.unwrap()),
-                _ => run_psql(&psql, &server, &db, &corpora),
+                2 => run_psql(&psql, &server, &db, &corpora),
+                _ => drop(with_progress.load_files(&db, &FILES).await.unwrap()),
             }
             let took = started.elapsed();
             let rentals: i64 = {

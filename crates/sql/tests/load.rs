@@ -365,8 +365,16 @@ async fn progress_names_each_file_and_counts_its_bytes_while_it_runs() {
                 .push((path.to_path_buf(), *done, *total));
         }
     }));
+    // Off by default.
     let db = server.fresh_db("progress").await;
     loader
+        .load_files(&db, &["b.sql"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(seen.lock().unwrap().is_empty());
+    let db = server.fresh_db("progress").await;
+    loader
+        .progress(true)
         .load_files(&db, &["a.sql"])
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -90,9 +90,9 @@ pub enum Event<'a> {
         /// The message.
         message: &'a str,
     },
-    /// How far the loader is in a file: sent when a file (top-level or included) starts, then
-    /// between statements at most every [`PROGRESS_EVERY`] while it runs. Cheap enough to
-    /// leave on: one clock read per item.
+    /// How far the loader is in a file, when asked for ([`Loader::progress`]): sent when a
+    /// file (top-level or included) starts, then between items at most every
+    /// [`PROGRESS_EVERY`] while it runs (one clock read per item).
     Progress {
         /// The file as the user named it (or as an include resolved it).
         path: &'a Path,
@@ -164,6 +164,7 @@ pub struct Loader {
     root: PathBuf,
     durability: Durability,
     events: EventHandler,
+    progress: bool,
 }
 
 impl std::fmt::Debug for Loader {
@@ -171,6 +172,7 @@ impl std::fmt::Debug for Loader {
         f.debug_struct("Loader")
             .field("root", &self.root)
             .field("durability", &self.durability)
+            .field("progress", &self.progress)
             .finish_non_exhaustive()
     }
 }
@@ -184,6 +186,7 @@ impl Loader {
             root: root.into(),
             durability: Durability::default(),
             events: stderr_events(false),
+            progress: false,
         }
     }
 
@@ -191,6 +194,13 @@ impl Loader {
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Sends [`Event::Progress`] events (default: off, and then not a clock read is spent).
+    #[must_use]
+    pub fn progress(mut self, on: bool) -> Self {
+        self.progress = on;
         self
     }
 
@@ -416,9 +426,12 @@ impl Run<'_> {
     ) -> Result<FileEnd, LoadError> {
         // psql's previous query buffer, sent again by a `\g` with an empty one.
         let mut previous: Option<Statement> = None;
-        self.progress(file, 0);
+        let progress = self.loader.progress;
+        if progress {
+            self.progress(file, 0);
+        }
         loop {
-            if self.progress_at.elapsed() >= PROGRESS_EVERY {
+            if progress && self.progress_at.elapsed() >= PROGRESS_EVERY {
                 self.progress(file, scanner.position());
             }
             let Some(item) = scanner.next_item() else {
