@@ -50,6 +50,15 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::dbcmd::DbCommand,
     },
+    /// The seeds' AWS chores around the prod database: allow this machine's IP through the
+    /// RDS security group, show, create, stop and start the RDS instance (`aws` feature).
+    ///
+    /// Example: `devenv prod allow-ip`, `devenv prod stop --wait`.
+    Prod {
+        /// Which chore.
+        #[command(subcommand)]
+        command: crate::prod::ProdCommand,
+    },
     /// Check what `devenv up` needs and say how to fix what is missing.
     Doctor,
     /// List the test fixture's databases and templates; prune leftovers; stop the shared
@@ -92,7 +101,9 @@ pub fn main() -> ExitCode {
     let filter = if cli.verbose {
         "devenv=debug,devenv_core=debug,devenv_server=debug,devenv_sql=debug"
     } else {
-        "warn"
+        // The AWS SDK's warnings (no ~/.aws file, no region from IMDS) would bury `devenv
+        // prod`'s one-line errors: its crates (targets `aws_*`, a prefix) log errors only.
+        "warn,aws=error"
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -133,6 +144,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Down => crate::commands::down(&root).await,
         Command::Reload => crate::commands::reload(&root),
         Command::Db { command } => crate::dbcmd::run(&root, command, cli.verbose).await,
+        Command::Prod { command } => crate::prod::run(&root, command).await,
         Command::Doctor => crate::doctor::doctor(&root).await,
         Command::TestDbs {
             prune,

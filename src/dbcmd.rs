@@ -7,7 +7,6 @@
 //! `--target prod` always counts as non-local, whatever its host. Passwords are masked in
 //! everything printed.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -87,7 +86,8 @@ pub struct Resolved {
     pub label: String,
 }
 
-fn parse_url(url: &str) -> Result<(Server, String), Failure> {
+/// A PostgreSQL URL's server and database (the user's name when it names none).
+pub(crate) fn parse_url(url: &str) -> Result<(Server, String), Failure> {
     let parsed: tokio_postgres::Config = url.parse().map_err(|e| Failure {
         code: 2,
         message: format!("not a PostgreSQL URL ({}): {e}", mask_url(url)),
@@ -173,31 +173,21 @@ pub fn resolve(root: &Path, args: &TargetArgs) -> Result<Resolved, Failure> {
 
 /// Asks for confirmation of a destructive command on a non-local target.
 fn guard(target: &Resolved, what: &str, yes: bool) -> Result<(), Failure> {
-    if target.local || yes {
+    if target.local {
         return Ok(());
     }
-    let refuse = |why: &str| Failure {
-        code: 5,
-        message: format!(
-            "refusing to {what} database \"{}\" on {}: {why}",
-            target.database, target.label
-        ),
-    };
-    if !std::io::stdin().is_terminal() {
-        return Err(refuse("no terminal to confirm on; pass --yes to go ahead"));
-    }
-    eprint!(
-        "devenv: about to {what} database \"{}\" on {}.\nType the database name to go ahead: ",
+    let action = format!(
+        "{what} database \"{}\" on {}",
         target.database, target.label
     );
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() == target.database {
-        Ok(())
-    } else {
-        Err(refuse("the name typed did not match"))
-    }
+    crate::guard::confirm(
+        crate::guard::Danger {
+            action: &action,
+            name: &target.database,
+            noun: "database name",
+        },
+        yes,
+    )
 }
 
 fn loader(root: &Path, target: &Resolved, verbose: bool) -> Loader {

@@ -6,6 +6,9 @@
 //! - [`reload`]: the watcher and the build-then-swap reload loop of `up`.
 //! - [`commands`]: `down`, `env`, `status`, `reload`.
 //! - [`dbcmd`]: `devenv db ...`, the seed scripts' jobs, with guards for remote targets.
+//! - [`prod`]: `devenv prod ...`, the seeds' AWS chores (security-group rule, RDS instance);
+//!   the SDK only with the `aws` feature.
+//! - [`guard`]: the confirmation of destructive commands, shared by `db` and `prod`.
 //! - [`doctor`]: `devenv doctor`.
 //! - [`testdbs`]: `devenv test-dbs`, over the test fixture's inventory.
 //!
@@ -17,6 +20,8 @@ pub mod cli;
 pub mod commands;
 pub mod dbcmd;
 pub mod doctor;
+pub mod guard;
+pub mod prod;
 pub mod reload;
 pub mod testdbs;
 pub mod up;
@@ -88,5 +93,29 @@ impl From<std::io::Error> for Failure {
 impl From<tokio_postgres::Error> for Failure {
     fn from(e: tokio_postgres::Error) -> Self {
         Failure::other(devenv_sql::error::client_error_text(&e))
+    }
+}
+
+#[cfg(feature = "aws")]
+impl From<devenv_aws::AwsError> for Failure {
+    fn from(e: devenv_aws::AwsError) -> Self {
+        use devenv_aws::AwsError as E;
+        let code = match &e {
+            E::RuleNotFound { .. }
+            | E::RuleInOtherGroup { .. }
+            | E::GroupNotFound { .. }
+            | E::InstanceNotFound { .. } => 2,
+            E::NoCredentials { .. }
+            | E::BadCredentials { .. }
+            | E::NoRegion
+            | E::Unreachable { .. }
+            | E::IpLookup { .. } => 4,
+            E::InstanceExists { .. } => 5,
+            E::Denied { .. } | E::WrongState { .. } | E::WaitGaveUp { .. } | E::Api { .. } => 1,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
     }
 }

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod prod;
+pub use prod::{ProdConfig, DEFAULT_IP_SERVICE, PASSWORD_VAR};
+
 /// The config file's name at the project root.
 pub const FILE_NAME: &str = "devenv.yaml";
 
@@ -63,6 +66,7 @@ struct Raw {
     network: Option<String>,
     backend: Option<Backend>,
     url: Option<String>,
+    prod: Option<prod::RawProd>,
 }
 
 /// Configuration errors.
@@ -139,6 +143,8 @@ pub struct Config {
     pub backend: Backend,
     /// Server URL for `backend: external`.
     pub url: Option<String>,
+    /// The `prod:` section: AWS settings of `devenv prod ...`.
+    pub prod: ProdConfig,
 }
 
 impl Config {
@@ -188,9 +194,11 @@ impl Config {
             None => raw.backend.unwrap_or(Backend::Auto),
         };
         let paths = |v: Vec<String>| v.into_iter().map(PathBuf::from).collect::<Vec<_>>();
+        let database = var("database").or(raw.database).unwrap_or(dir_name);
         let config = Config {
             root: root.to_path_buf(),
-            database: var("database").or(raw.database).unwrap_or(dir_name),
+            prod: ProdConfig::resolve(raw.prod, &database, &env),
+            database,
             user: var("user")
                 .or(raw.user)
                 .unwrap_or_else(|| "postgres".into()),
