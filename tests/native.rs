@@ -58,10 +58,7 @@ fn native_up_starts_with_an_empty_initdb_cache() {
     let cache = tempfile::tempdir().unwrap();
     for round in ["cold", "warm"] {
         let project = Project::native();
-        let mut up = project.spawn_up_with(&[(
-            "DEVENV_CACHE_DIR",
-            cache.path().to_str().unwrap(),
-        )]);
+        let mut up = project.spawn_up_with(&[("DEVENV_CACHE_DIR", cache.path().to_str().unwrap())]);
         let vars = project.wait_env(&mut up);
         assert_eq!(
             psql_count(var(&vars, "CONNECTION_URL"), "SELECT count(*) FROM users"),
