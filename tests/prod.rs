@@ -354,7 +354,7 @@ async fn create_then_status_shows_the_instance_and_whether_this_ip_may_connect()
         (instance.engine_version.as_str(), instance.class.as_str()),
         ("14.6", "db.t3.micro")
     );
-    assert_eq!(instance.security_groups, [w.group.clone()]);
+    assert_eq!(instance.security_groups, std::slice::from_ref(&w.group));
 
     let again = w.prod(&["create"], &[]);
     assert_eq!(again.status.code(), Some(5), "{}", stderr(&again));
