@@ -9,7 +9,7 @@
 use std::error::Error as StdError;
 
 use aws_credential_types::provider::error::CredentialsError;
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
 /// What can go wrong in a chore.
 #[derive(Debug, thiserror::Error)]
@@ -204,7 +204,12 @@ impl Op<'_> {
     {
         if let Some(creds) = find_credentials_error(err) {
             return AwsError::NoCredentials {
-                detail: one_line(&DisplayErrorContext(creds).to_string()),
+                detail: match creds {
+                    CredentialsError::CredentialsNotLoaded(_) => {
+                        "none in the environment, ~/.aws, a profile or the instance metadata".into()
+                    }
+                    other => display_chain(other),
+                },
             };
         }
         match err {
@@ -217,12 +222,12 @@ impl Op<'_> {
             }
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => AwsError::Unreachable {
                 action: self.action.to_owned(),
-                message: one_line(&DisplayErrorContext(err).to_string()),
+                message: display_chain(err),
             },
             _ => AwsError::Api {
                 action: self.action.to_owned(),
                 code: "SdkError".into(),
-                message: one_line(&DisplayErrorContext(err).to_string()),
+                message: display_chain(err),
             },
         }
     }
@@ -288,6 +293,23 @@ fn find_credentials_error<'e>(err: &'e (dyn StdError + 'static)) -> Option<&'e C
         next = e.source();
     }
     None
+}
+
+/// An error and its sources, `: `-separated on one line (the SDK's `Debug` dumps left out).
+fn display_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let part = one_line(&e.to_string());
+        if !part.is_empty() && !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+        next = e.source();
+    }
+    text
 }
 
 /// The SDK's multi-line accounts folded onto one line.
@@ -356,5 +378,11 @@ mod tests {
     #[test]
     fn messages_are_one_line() {
         assert_eq!(one_line("a\n  b\tc "), "a b c");
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused\nhere");
+        let outer = CredentialsError::provider_error(io);
+        assert_eq!(
+            display_chain(&outer),
+            "an error occurred while loading credentials: refused here"
+        );
     }
 }
