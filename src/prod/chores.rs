@@ -112,6 +112,16 @@ async fn ip_check(
     Ok((ip, None))
 }
 
+/// What `status` found.
+struct StatusView {
+    instance: Instance,
+    region: String,
+    /// The port checked.
+    port: u16,
+    /// This IP and the rule that lets it in, or why that could not be told.
+    check: Result<(Ipv4Addr, Option<Rule>), AwsError>,
+}
+
 async fn status(
     config: &Config,
     aws: &Aws,
@@ -125,57 +135,77 @@ async fn status(
     };
     // Whether this IP may connect is a detail: a failure to tell is reported, not fatal.
     let check = ip_check(config, aws, &instance, ip, port).await;
-    let endpoint = instance
-        .endpoint
-        .as_ref()
-        .map(|(host, port)| format!("{host}:{port}"));
+    let view = StatusView {
+        instance,
+        region: aws.region().to_owned(),
+        port,
+        check,
+    };
     if json {
-        let (ip, allowed_by, error) = match &check {
+        println!("{:#}", view.json());
+    } else {
+        view.print();
+    }
+    Ok(())
+}
+
+impl StatusView {
+    fn endpoint(&self) -> Option<String> {
+        self.instance
+            .endpoint
+            .as_ref()
+            .map(|(host, port)| format!("{host}:{port}"))
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let i = &self.instance;
+        let (ip, allowed_by, error) = match &self.check {
             Ok((ip, rule)) => (Some(ip.to_string()), Some(rule.as_ref()), None),
             Err(e) => (None, None, Some(e.to_string())),
         };
-        let value = serde_json::json!({
-            "instance": instance.id,
-            "region": aws.region(),
-            "engine": instance.engine,
-            "engine_version": instance.engine_version,
-            "class": instance.class,
-            "status": instance.status,
-            "endpoint": endpoint,
-            "security_groups": instance.security_groups,
+        serde_json::json!({
+            "instance": i.id,
+            "region": self.region,
+            "engine": i.engine,
+            "engine_version": i.engine_version,
+            "class": i.class,
+            "status": i.status,
+            "endpoint": self.endpoint(),
+            "security_groups": i.security_groups,
             "ip": ip,
-            "port": port,
+            "port": self.port,
             "ip_allowed": allowed_by.map(|r| r.is_some()),
             "allowed_by": allowed_by.flatten().map(|r| &r.id),
             "ip_error": error,
-        });
-        println!("{value:#}");
-        return Ok(());
+        })
     }
-    eprintln!("devenv: RDS instance {} ({})", instance.id, aws.region());
-    eprintln!(
-        "  engine      {} {} ({})",
-        instance.engine, instance.engine_version, instance.class
-    );
-    eprintln!("  status      {}", instance.status);
-    eprintln!(
-        "  endpoint    {}",
-        endpoint.as_deref().unwrap_or("none yet")
-    );
-    let allowed = match check {
-        Ok((ip, Some(rule))) => format!(
-            "{ip} allowed on port {port} by rule {} of {} ({})",
-            rule.id,
-            rule.group,
-            rule.summary()
-        ),
-        Ok((ip, None)) => {
-            format!("{ip} NOT allowed on port {port}: `devenv prod allow-ip` lets it in")
-        }
-        Err(e) => format!("unknown: {e}"),
-    };
-    eprintln!("  this IP     {allowed}");
-    Ok(())
+
+    fn print(&self) {
+        let (i, port) = (&self.instance, self.port);
+        let allowed = match &self.check {
+            Ok((ip, Some(rule))) => format!(
+                "{ip} allowed on port {port} by rule {} of {} ({})",
+                rule.id,
+                rule.group,
+                rule.summary()
+            ),
+            Ok((ip, None)) => {
+                format!("{ip} NOT allowed on port {port}: `devenv prod allow-ip` lets it in")
+            }
+            Err(e) => format!("unknown: {e}"),
+        };
+        eprintln!("devenv: RDS instance {} ({})", i.id, self.region);
+        eprintln!(
+            "  engine      {} {} ({})",
+            i.engine, i.engine_version, i.class
+        );
+        eprintln!("  status      {}", i.status);
+        eprintln!(
+            "  endpoint    {}",
+            self.endpoint().as_deref().unwrap_or("none yet")
+        );
+        eprintln!("  this IP     {allowed}");
+    }
 }
 
 /// Polls until `wanted`, with a line on stderr per state change.
@@ -190,7 +220,7 @@ async fn wait_for(
         timeout: Duration::from_secs(timeout.seconds),
         every: POLL,
     };
-    let reached = aws
+    Ok(aws
         .wait_for(id, wanted, wait, |i| {
             eprintln!(
                 "devenv: {} is {} ({} s)",
@@ -199,8 +229,7 @@ async fn wait_for(
                 start.elapsed().as_secs()
             );
         })
-        .await?;
-    Ok(reached)
+        .await?)
 }
 
 /// The master password for `create`, from the environment only.
@@ -262,25 +291,25 @@ async fn create(
 async fn stop(config: &Config, aws: &Aws, yes: bool, wait: Option<Timeout>) -> Result<(), Failure> {
     let id = &config.prod.instance;
     let current = aws.instance(id).await?;
-    if current.status == "stopped" {
-        eprintln!("devenv: {id} is already stopped");
-        return Ok(());
-    }
-    let action = format!(
-        "stop RDS instance \"{id}\" ({}, {})",
-        aws.region(),
-        current.status
-    );
-    confirm(
-        Danger {
+    // Only a request that would go out is confirmed.
+    if !matches!(current.status.as_str(), "stopped" | "stopping") {
+        let action = format!(
+            "stop RDS instance \"{id}\" ({}, {})",
+            aws.region(),
+            current.status
+        );
+        let danger = Danger {
             action: &action,
             name: id,
             noun: "instance name",
-        },
-        yes,
-    )?;
+        };
+        confirm(danger, yes)?;
+    }
     let transition = aws.stop_instance(id).await?;
     report(&transition, "stop", wait.is_some());
+    if let Transition::AlreadyThere(_) = transition {
+        return Ok(());
+    }
     if let Some(timeout) = wait {
         wait_for(aws, id, "stopped", timeout).await?;
     }
