@@ -79,7 +79,9 @@ fn baseline_once(root: &Path, image: &str) -> (Duration, Duration) {
             "POSTGRES_PASSWORD=password",
         ])
         .args(["-e", "POSTGRES_DB=cruddur", image, "postgres"])
-        .args(devenv_server::dev_settings_args()));
+        .args(devenv_server::dev_settings_args(
+            devenv_server::Storage::Ephemeral,
+        )));
     let port = run(Command::new("docker").args(["port", &id, "5432/tcp"]));
     let port = port
         .lines()

@@ -1,22 +1,44 @@
-//! Arguments and dispatch.
+//! The command line: global flags, the subcommands (each module in [`crate::commands`] owns
+//! its arguments), and dispatch.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
-use crate::Failure;
+use crate::commands::{
+    completions, db, doctor, down, env, logs, prod, snapshot, status, testdbs, up,
+};
+use crate::ui::Ui;
 
-/// devenv: a real Postgres with your schema and seed, right now.
+const AFTER_HELP: &str = "\
+Examples:
+  devenv up                      start Postgres, load db/schema.sql then db/seed.sql, watch
+  devenv up -d && eval \"$(devenv env)\"   the same in the background, then use it
+  devenv db setup --target prod  rebuild prod from the files (asks first)
+  devenv snapshot save before    keep a copy of the dev database
+
+This is devenv the PostgreSQL dev-environment supervisor (github.com: devenv-pg), not
+cachix's devenv.sh; `devenv --version` says which one runs.";
+
+/// devenv: a real Postgres with your schema and seed, right now, that keeps your data.
 #[derive(Debug, Parser)]
-#[command(name = "devenv", version, about)]
+#[command(
+    name = "devenv",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (the PostgreSQL dev-environment supervisor, not cachix's devenv.sh)"),
+    about,
+    after_help = AFTER_HELP
+)]
 pub struct Cli {
     /// Project directory (where devenv.yaml and db/ live). Default: the current directory.
     #[arg(long, short = 'C', global = true, default_value = ".")]
     pub project: PathBuf,
-    /// Show server notices and more detail on stderr.
-    #[arg(long, short, global = true)]
+    /// Show server notices and more detail on stderr. (`-v` is `down --volumes`, as in
+    /// docker compose.)
+    #[arg(long, global = true)]
     pub verbose: bool,
+    /// No progress and no informational lines on stderr (errors, warnings and results stay).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -25,22 +47,34 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start Postgres, load schema then seed, export the URLs, run until Ctrl-C.
+    /// Start Postgres, build or reuse the database, export the URLs, reload on save.
     ///
     /// Example: `devenv up`, then in another terminal `eval "$(devenv env)"`.
-    Up,
-    /// Stop and remove this project's environment (also one left by a killed `devenv up`).
-    Down,
+    Up(up::UpArgs),
+    /// Stop this project's environment (also one a killed `devenv up` left); data is kept.
+    ///
+    /// Example: `devenv down`, `devenv down --volumes` (also forget the data).
+    Down(down::DownArgs),
     /// Print the running environment's variables on stdout.
     ///
     /// Example: `eval "$(devenv env)"` or `devenv env --format json`.
-    Env {
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Sh)]
-        format: Format,
-    },
-    /// Ask the running `devenv up` of this project to reload now (it prints the outcome).
+    Env(env::EnvArgs),
+    /// Ask the running `devenv up` of this project to reload now.
+    ///
+    /// Example: `devenv reload`.
     Reload,
+    /// Show whether an environment runs for this project (exit 1 when not).
+    ///
+    /// Example: `devenv status --json`.
+    Status(status::StatusArgs),
+    /// Show the supervisor's output, or the server's with `--server`.
+    ///
+    /// Example: `devenv logs -f`, `devenv logs --server -n 50`.
+    Logs(logs::LogsArgs),
+    /// Save, restore, list and remove snapshots of the dev database.
+    ///
+    /// Example: `devenv snapshot save before-migration`.
+    Snapshot(snapshot::SnapshotArgs),
     /// The seed scripts' jobs: create, drop, schema-load, seed, setup, reset, connect,
     /// sessions; locally or with `--target prod` / `--url URL`.
     ///
@@ -48,110 +82,57 @@ pub enum Command {
     Db {
         /// Which job.
         #[command(subcommand)]
-        command: crate::dbcmd::DbCommand,
+        command: db::DbCommand,
     },
-    /// The seeds' AWS chores around the prod database: allow this machine's IP through the
-    /// RDS security group, show, create, stop and start the RDS instance (`aws` feature).
+    /// The seeds' AWS chores around the prod database: let this machine's IP through the RDS
+    /// security group, show, create, stop and start the RDS instance (`aws` feature).
     ///
     /// Example: `devenv prod allow-ip`, `devenv prod stop --wait`.
     Prod {
         /// Which chore.
         #[command(subcommand)]
-        command: crate::prod::ProdCommand,
+        command: prod::ProdCommand,
     },
     /// Check what `devenv up` needs and say how to fix what is missing.
-    Doctor,
+    ///
+    /// Example: `devenv doctor --json`.
+    Doctor(doctor::DoctorArgs),
     /// List the test fixture's databases and templates; prune leftovers; stop the shared
     /// test server.
     ///
     /// Example: `devenv test-dbs`, `devenv test-dbs --prune`.
-    TestDbs {
-        /// Drop test databases of dead processes (kept ones too) and old templates.
-        #[arg(long)]
-        prune: bool,
-        /// Like --prune, and drop every template (the next test builds what it needs).
-        #[arg(long, conflicts_with = "prune")]
-        prune_all: bool,
-        /// Stop the shared test server the fixture started.
-        #[arg(long)]
-        stop_server: bool,
-    },
-    /// Show whether an environment runs for this project.
-    Status {
-        /// Print JSON on stdout.
-        #[arg(long)]
-        json: bool,
-    },
+    TestDbs(testdbs::TestDbsArgs),
+    /// Print a shell completion script.
+    ///
+    /// Example: `source <(devenv completions bash)`.
+    Completions(completions::CompletionsArgs),
 }
 
-/// `devenv env` formats.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Format {
-    /// `export NAME='value'` lines.
-    Sh,
-    /// `NAME=value` lines.
-    Dotenv,
-    /// A JSON object.
-    Json,
-}
-
-/// Runs the command line; prints the error and maps it to an exit code.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let filter = if cli.verbose {
-        "devenv=debug,devenv_core=debug,devenv_server=debug,devenv_sql=debug"
-    } else {
-        // The AWS SDK's warnings (no ~/.aws file, no region from IMDS) would bury `devenv
-        // prod`'s one-line errors: its crates (targets `aws_*`, a prefix) log errors only.
-        "warn,aws=error"
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DEVENV_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("devenv: error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            if failure.code == 3 {
-                // A SQL report is already in `path:line:col: error:` form.
-                eprintln!("{}", failure.message);
-            } else {
-                eprintln!("devenv: error: {}", failure.message);
-            }
-            ExitCode::from(failure.code)
-        }
+/// Runs a parsed command line.
+pub async fn run(cli: Cli, ui: &'static Ui) -> anyhow::Result<()> {
+    let root = cli.project;
+    match cli.command {
+        Command::Up(args) => up::run(&root, args, ui).await,
+        Command::Down(args) => down::run(&root, args, ui).await,
+        Command::Env(args) => env::run(&root, &args),
+        Command::Reload => crate::commands::reload::run(&root, ui),
+        Command::Status(args) => status::run(&root, &args, ui).await,
+        Command::Logs(args) => logs::run(&root, &args).await,
+        Command::Snapshot(args) => snapshot::run(&root, args, ui).await,
+        Command::Db { command } => db::run(&root, command, ui).await,
+        Command::Prod { command } => prod::run(&root, command, ui).await,
+        Command::Doctor(args) => doctor::run(&root, &args).await,
+        Command::TestDbs(args) => testdbs::run(&root, &args, ui).await,
+        Command::Completions(args) => completions::run(&args),
     }
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
-    let root = cli.project.clone();
-    match cli.command {
-        Command::Up => crate::up::up(&root, cli.verbose).await,
-        Command::Down => crate::commands::down(&root).await,
-        Command::Reload => crate::commands::reload(&root),
-        Command::Db { command } => crate::dbcmd::run(&root, command, cli.verbose).await,
-        Command::Prod { command } => crate::prod::run(&root, command).await,
-        Command::Doctor => crate::doctor::doctor(&root).await,
-        Command::TestDbs {
-            prune,
-            prune_all,
-            stop_server,
-        } => crate::testdbs::run(&root, prune, prune_all, stop_server).await,
-        Command::Env { format } => crate::commands::env(&root, format),
-        Command::Status { json } => crate::commands::status(&root, json),
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

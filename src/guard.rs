@@ -1,45 +1,34 @@
-//! The confirmation of destructive commands, shared by `devenv db` (on non-local targets) and
-//! `devenv prod stop`: the user types the name of what is about to be hit, or passes `--yes`;
-//! without a terminal to ask on and without `--yes`, the command is refused (exit code 5).
+//! Guards: work that destroys or rewrites data that may be someone else's asks first. On a
+//! terminal the user types the name of what is at stake; `--yes` goes ahead; without a
+//! terminal and without `--yes` the work is refused (exit code 5).
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 
-use crate::Failure;
+use crate::exit::CliError;
 
-/// What is about to happen.
-#[derive(Debug, Clone, Copy)]
-pub struct Danger<'a> {
-    /// The whole action, for the question and the refusal:
-    /// `drop database "cruddur" on prod (postgresql://...)`.
-    pub action: &'a str,
-    /// What the user must type to go ahead.
-    pub name: &'a str,
-    /// What that is called: `database name`, `instance name`.
-    pub noun: &'a str,
-}
-
-/// Goes ahead with `yes`; else asks on the terminal for the name, and refuses without one.
-pub fn confirm(danger: Danger<'_>, yes: bool) -> Result<(), Failure> {
+/// Asks to go ahead with `what` (e.g. "drop database \"cruddur\" on prod (...)"): the user
+/// must type `name`, unless `yes`.
+pub fn confirm(what: &str, name: &str, yes: bool) -> Result<(), CliError> {
     if yes {
         return Ok(());
     }
-    let refuse = |why: &str| Failure {
-        code: 5,
-        message: format!("refusing to {}: {why}", danger.action),
+    let refuse = |why: &str| CliError::Refused {
+        what: what.to_owned(),
+        why: why.to_owned(),
     };
     if !std::io::stdin().is_terminal() {
         return Err(refuse("no terminal to confirm on; pass --yes to go ahead"));
     }
-    eprint!(
-        "devenv: about to {}.\nType the {} to go ahead: ",
-        danger.action, danger.noun
-    );
+    eprint!("devenv: about to {what}.\nType {name:?} to go ahead: ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() == danger.name {
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|_| refuse("could not read the answer"))?;
+    if answer.trim() == name {
         Ok(())
     } else {
-        Err(refuse(&format!("the {} typed did not match", danger.noun)))
+        Err(refuse("the name typed did not match"))
     }
 }

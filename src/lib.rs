@@ -1,121 +1,87 @@
-//! The `devenv` command line: a thin shell over the engine crates.
+//! The `devenv` command line: a thin shell over the engine crates (`devenv-core`,
+//! `devenv-server`, `devenv-sql`, `devenv-testdbs`).
 //!
-//! - [`cli`]: arguments (clap derive) and dispatch; exit codes.
-//! - [`backend`]: picks and starts the server backend (docker, native, external).
-//! - [`up`]: `devenv up`, the supervisor: start, load schema + seed, export, wait, clean up.
-//! - [`reload`]: the watcher and the build-then-swap reload loop of `up`.
-//! - [`commands`]: `down`, `env`, `status`, `reload`.
-//! - [`dbcmd`]: `devenv db ...`, the seed scripts' jobs, with guards for remote targets.
-//! - [`prod`]: `devenv prod ...`, the seeds' AWS chores (security-group rule, RDS instance);
-//!   the SDK only with the `aws` feature.
-//! - [`guard`]: the confirmation of destructive commands, shared by `db` and `prod`.
-//! - [`doctor`]: `devenv doctor`.
-//! - [`testdbs`]: `devenv test-dbs`, over the test fixture's inventory.
+//! - [`cli`]: arguments and dispatch; [`commands`]: one module per subcommand.
+//! - [`supervisor`]: `devenv up`, the project's one live process (start, load, watch, reload,
+//!   watch the server, stop).
+//! - [`ui`]: what humans see on stderr (colour, progress, redaction); [`output`]: what
+//!   machines read on stdout; [`exit`]: exit codes, decided in one place; [`guard`]: asking
+//!   before destructive work.
 //!
-//! Humans read stderr, machines read stdout: only `devenv env` and `--json` output go to
+//! Humans read stderr, machines read stdout: only `env`, `--json` output and listings go to
 //! stdout, so `eval "$(devenv env)"` stays clean.
 
-pub mod backend;
 pub mod cli;
 pub mod commands;
-pub mod dbcmd;
-pub mod doctor;
+pub mod exit;
 pub mod guard;
-pub mod prod;
-pub mod reload;
-pub mod testdbs;
-pub mod up;
+pub mod output;
+pub mod supervisor;
+pub mod ui;
 
-pub use cli::main;
+use std::process::ExitCode;
 
-/// A failure with the exit code it maps to.
-#[derive(Debug)]
-pub struct Failure {
-    /// Exit code: 1 other, 2 configuration, 3 SQL load error, 4 environment (Docker, port,
-    /// binaries), 5 refused by a guard.
-    pub code: u8,
-    /// The message (may span lines, e.g. a SQL report).
-    pub message: String,
-}
+use clap::Parser as _;
 
-impl Failure {
-    /// A failure of another kind (exit code 1).
-    pub fn other(message: impl std::fmt::Display) -> Self {
-        Failure {
-            code: 1,
-            message: message.to_string(),
+use exit::Exit;
+
+/// Runs the command line; prints the error and maps it to an exit code.
+pub fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let ui: &'static ui::Ui = Box::leak(Box::new(ui::Ui::new(cli.quiet, cli.verbose)));
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            ui.error(&anyhow::Error::from(e).context("cannot start the async runtime"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(cli::run(cli, ui));
+    ui.done();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<output::BrokenPipe>() => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(detached) = e.downcast_ref::<commands::up::Detached>() {
+                ui.error(&e);
+                return ExitCode::from(u8::try_from(detached.0).unwrap_or(1));
+            }
+            if !matches!(
+                e.downcast_ref::<exit::CliError>(),
+                Some(exit::CliError::StatusNotRunning)
+            ) {
+                ui.error(&e);
+            }
+            ExitCode::from(Exit::of(&e) as u8)
         }
     }
 }
 
-impl From<devenv_core::ConfigError> for Failure {
-    fn from(e: devenv_core::ConfigError) -> Self {
-        Failure {
-            code: 2,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<devenv_sql::LoadError> for Failure {
-    fn from(e: devenv_sql::LoadError) -> Self {
-        Failure {
-            code: 3,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<devenv_server::docker::DockerError> for Failure {
-    fn from(e: devenv_server::docker::DockerError) -> Self {
-        Failure {
-            code: 4,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<devenv_server::native::NativeError> for Failure {
-    fn from(e: devenv_server::native::NativeError) -> Self {
-        Failure {
-            code: 4,
-            message: e.to_string(),
-        }
-    }
-}
-
-impl From<std::io::Error> for Failure {
-    fn from(e: std::io::Error) -> Self {
-        Failure::other(e)
-    }
-}
-
-impl From<tokio_postgres::Error> for Failure {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Failure::other(devenv_sql::error::client_error_text(&e))
-    }
-}
-
-#[cfg(feature = "aws")]
-impl From<devenv_aws::AwsError> for Failure {
-    fn from(e: devenv_aws::AwsError) -> Self {
-        use devenv_aws::AwsError as E;
-        let code = match &e {
-            E::RuleNotFound { .. }
-            | E::RuleInOtherGroup { .. }
-            | E::GroupNotFound { .. }
-            | E::InstanceNotFound { .. } => 2,
-            E::NoCredentials { .. }
-            | E::BadCredentials { .. }
-            | E::NoRegion
-            | E::Unreachable { .. }
-            | E::IpLookup { .. } => 4,
-            E::InstanceExists { .. } => 5,
-            E::Denied { .. } | E::WrongState { .. } | E::WaitGaveUp { .. } | E::Api { .. } => 1,
-        };
-        Failure {
-            code,
-            message: e.to_string(),
-        }
-    }
+/// `DEVENV_LOG` (an `EnvFilter`), else debug for devenv's crates with `-v`, else warnings.
+/// Third-party crates never log below `info` (testcontainers logs container environments,
+/// passwords included, at debug), the AWS SDK's (targets `aws_*`) only errors (its warnings,
+/// no ~/.aws or no region from IMDS, would bury `devenv prod`'s one-line errors), and every
+/// line is redacted.
+fn init_logging(verbose: bool) {
+    use std::io::IsTerminal as _;
+    let ours = if verbose { "debug" } else { "warn" };
+    let base = format!(
+        "warn,devenv={ours},devenv_core={ours},devenv_server={ours},devenv_sql={ours},devenv_testdbs={ours}"
+    );
+    let filter = std::env::var("DEVENV_LOG").unwrap_or(base);
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "{filter},testcontainers=info,bollard=info,hyper=info,hyper_util=info,aws=error"
+    ))
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(color)
+        .with_writer(ui::RedactingStderr)
+        .init();
 }

@@ -8,11 +8,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{process_alive, psql_count, query, var, wait_until, Project};
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use support::{process_alive, psql_count, query, stderr, var, wait_until, Project};
 
 #[test]
 fn native_up_loads_reloads_and_leaves_no_process() {
@@ -26,7 +22,7 @@ fn native_up_loads_reloads_and_leaves_no_process() {
         up.stderr()
     );
     assert_eq!(psql_count(&url, "SELECT count(*) FROM users"), "3");
-    assert!(project.path().join(".devenv/pgdata/PG_VERSION").is_file());
+    assert!(project.data_dir().unwrap().join("PG_VERSION").is_file());
     let postmaster = project.server_pid().expect("state names the postmaster");
     assert!(process_alive(postmaster));
 
@@ -108,13 +104,17 @@ fn auto_falls_back_to_native_when_no_engine_answers_and_says_why() {
     assert!(up.wait().success(), "{}", up.stderr());
 }
 
+/// Run as root, postgres runs as an unprivileged account that cannot enter a 0700 project
+/// (like /root): the kept cluster lives in /var/lib/devenv/<key>, owned by that account, and
+/// nothing of the project needs to be reachable.
 #[test]
-fn a_project_postgres_cannot_reach_keeps_its_server_files_elsewhere() {
+fn a_private_project_directory_works_as_root() {
     if !nix_is_root() {
-        eprintln!("not root: postgres runs as this user and reaches every directory it does");
+        support::skipped(
+            "not root: postgres runs as this user and reaches every directory it does",
+        );
         return;
     }
-    // A 0700 directory (like /root): the account postgres runs as cannot enter it.
     let mut project = Project::new();
     std::fs::set_permissions(
         project.path(),
@@ -124,11 +124,12 @@ fn a_project_postgres_cannot_reach_keeps_its_server_files_elsewhere() {
     project.backend = Some("native");
     let mut up = project.spawn_up();
     let vars = project.wait_env(&mut up);
-    assert!(up.stderr().contains("cannot reach"), "{}", up.stderr());
     assert_eq!(
         psql_count(var(&vars, "CONNECTION_URL"), "SELECT count(*) FROM users"),
         "3"
     );
+    let data = project.data_dir().unwrap();
+    assert!(data.starts_with("/var/lib/devenv/"), "{}", data.display());
     up.signal("INT");
     assert!(up.wait().success(), "{}", up.stderr());
 }
@@ -303,7 +304,7 @@ fn doctor_reports_each_check_with_its_fix() {
         "{report}"
     );
     assert!(
-        report.contains("backend native: `devenv up` would use native"),
+        report.contains("`devenv up` would use: native (configured; binaries found)"),
         "{report}"
     );
 
@@ -317,34 +318,104 @@ fn doctor_reports_each_check_with_its_fix() {
     assert_eq!(out.status.code(), Some(4));
 }
 
+/// `backend: external` (#10): a database devenv did not make is never replaced (its oid and a
+/// table someone else made survive `up`); a missing one is created, marked and loaded, reused
+/// by the next `up`, reloaded on save; devenv never stops that server and leaves nothing of
+/// its own there (no `__devenv_next`).
 #[test]
-fn external_backend_uses_a_server_it_never_starts_stops_or_reloads() {
+fn external_backend_never_replaces_what_devenv_did_not_make() {
     let host = Project::native();
     let mut host_up = host.spawn_up();
     let vars = host.wait_env(&mut host_up);
-    let server_url = format!(
-        "{}/postgres",
-        var(&vars, "CONNECTION_URL").rsplit_once('/').unwrap().0
+    let base = var(&vars, "CONNECTION_URL")
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .to_owned();
+    let server_url = format!("{base}/postgres");
+    // Someone else's database on that server.
+    psql_count(&server_url, "CREATE DATABASE theirs");
+    let theirs = format!("{base}/theirs");
+    psql_count(&theirs, "CREATE TABLE precious (x int)");
+    let oid = psql_count(
+        &server_url,
+        "SELECT oid FROM pg_database WHERE datname = 'theirs'",
     );
+
     let mut project = Project::native();
     project.backend = Some("external");
-    let mut up = project.spawn_up_with(&[
-        ("DEVENV_URL", &server_url),
+    let refused = project
+        .command(&["up"])
+        .env("DEVENV_URL", &server_url)
+        .env("DEVENV_DATABASE", "theirs")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(5), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("was not made by devenv"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(psql_count(&theirs, "SELECT count(*) FROM precious"), "0");
+    assert_eq!(
+        psql_count(
+            &server_url,
+            "SELECT oid FROM pg_database WHERE datname = 'theirs'"
+        ),
+        oid
+    );
+
+    // A database that does not exist yet is created, loaded and marked as devenv's.
+    let env = [
+        ("DEVENV_URL", server_url.as_str()),
         ("DEVENV_DATABASE", "external_app"),
-    ]);
+    ];
+    let mut up = project.spawn_up_with(&env);
     let vars = project.wait_env(&mut up);
     let url = var(&vars, "CONNECTION_URL").to_owned();
     assert!(url.ends_with("/external_app"), "{url}");
-    assert_eq!(psql_count(&url, "SELECT count(*) FROM users"), "3");
     assert!(
-        up.stderr().contains("external server: no reload"),
+        vars.iter().all(|(k, _)| k != "COMPOSE_CONNECTION_URL"),
+        "no compose network for an external server: {vars:?}"
+    );
+    assert_eq!(psql_count(&url, "SELECT count(*) FROM users"), "3");
+    // A save reloads it: it is devenv's.
+    let schema = project.path().join("db/schema.sql");
+    let text = std::fs::read_to_string(&schema).unwrap();
+    std::fs::write(
+        &schema,
+        text.replace(
+            "  email text NOT NULL,",
+            "  email text NOT NULL,\n  bio text,",
+        ),
+    )
+    .unwrap();
+    wait_until(&up, "the reload", Duration::from_secs(20), || {
+        query(&url, "SELECT count(bio) FROM users").is_some()
+    });
+    up.signal("INT");
+    assert!(up.wait().success(), "{}", up.stderr());
+    // The server goes on running: it was not ours to stop; nothing of devenv's is left there
+    // but the database it made.
+    assert_eq!(psql_count(&url, "SELECT count(*) FROM users"), "3");
+    assert_eq!(
+        psql_count(
+            &server_url,
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'external_app\\_\\_%'"
+        ),
+        "0"
+    );
+    // The next `up` reuses it as it is.
+    let mut up = project.spawn_up_with(&env);
+    project.wait_env(&mut up);
+    assert!(
+        up.stderr().contains("reusing external_app"),
         "{}",
         up.stderr()
     );
     up.signal("INT");
     assert!(up.wait().success(), "{}", up.stderr());
-    // The server goes on running: it was not ours to stop.
-    assert_eq!(psql_count(&url, "SELECT count(*) FROM users"), "3");
+    assert_eq!(psql_count(&theirs, "SELECT count(*) FROM precious"), "0");
     host_up.signal("INT");
     assert!(host_up.wait().success());
 }

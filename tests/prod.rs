@@ -457,7 +457,7 @@ async fn errors_are_one_line_with_the_fix() {
     assert_eq!(
         line,
         format!(
-            "devenv: error: security group rule sgr-0123456789abcdef0 not found in group {}: \
+            "error: security group rule sgr-0123456789abcdef0 not found in group {}: \
              check `security_group_rule_id` under `prod:` in devenv.yaml (or DB_SG_RULE_ID); \
              `aws ec2 describe-security-group-rules --filters Name=group-id,Values={}` lists them",
             w.group, w.group
@@ -469,7 +469,7 @@ async fn errors_are_one_line_with_the_fix() {
     let (code, line) = failure(&w.prod(&["allow-ip", "--ip", "192.0.2.1"], &no_credentials));
     assert_eq!(code, Some(4), "{line}");
     assert!(
-        line.starts_with("devenv: error: no AWS credentials found ("),
+        line.starts_with("error: no AWS credentials found ("),
         "{line}"
     );
     assert!(
@@ -484,7 +484,7 @@ async fn errors_are_one_line_with_the_fix() {
     assert_eq!(code, Some(2), "{line}");
     assert_eq!(
         line,
-        "devenv: error: RDS instance cruddur-db-instance not found in us-east-1: check \
+        "error: RDS instance cruddur-db-instance not found in us-east-1: check \
          `instance:` and `region:` under `prod:` in devenv.yaml, or create it with \
          `devenv prod create`"
     );

@@ -37,7 +37,7 @@ fn every_chore_says_how_to_get_aws_support() {
         assert_eq!(out.status.code(), Some(4), "{args:?}: {err}");
         assert_eq!(
             err,
-            "devenv: error: this build of devenv has no AWS support (`devenv prod`): install \
+            "error: this build of devenv has no AWS support (`devenv prod`): install \
              one with `cargo install --path . --features aws`\n",
             "{args:?}"
         );

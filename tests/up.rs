@@ -84,7 +84,7 @@ fn up_loads_exports_reaches_the_network_and_cleans_up_on_sigint() {
     let status = project.run(&["status", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["running"], true);
-    assert_eq!(status["state"]["backend"], "docker");
+    assert_eq!(status["backend"], "docker");
 
     // The summary masks the password.
     let stderr = up.stderr();

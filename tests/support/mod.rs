@@ -31,7 +31,7 @@ pub fn docker_ready() -> bool {
         return true;
     }
     if std::env::var("DEVENV_SKIP_DOCKER_TESTS").as_deref() == Ok("1") {
-        eprintln!("skipping: DEVENV_SKIP_DOCKER_TESTS=1 and no Docker engine with the test image");
+        skipped("DEVENV_SKIP_DOCKER_TESTS=1 and no Docker engine with the test image");
         return false;
     }
     panic!(
@@ -39,6 +39,23 @@ pub fn docker_ready() -> bool {
          scripts/build-test-image.sh, or set DEVENV_SKIP_DOCKER_TESTS=1 to skip them)",
         test_image()
     );
+}
+
+/// Records a skipped test where scripts/test reports it (`DEVENV_SKIP_LOG`): a skip is
+/// reported as a skip, never counted as a pass.
+pub fn skipped(reason: &str) {
+    use std::io::Write as _;
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    eprintln!("skipped {test}: {reason}");
+    if let Some(log) = std::env::var_os("DEVENV_SKIP_LOG") {
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(log)
+        {
+            let _ = writeln!(file, "{test}: {reason}");
+        }
+    }
 }
 
 /// A temp copy of the example project with its own network.
@@ -86,13 +103,24 @@ impl Project {
         project
     }
 
-    /// The postmaster pid a running native `devenv up` recorded.
-    pub fn server_pid(&self) -> Option<u32> {
+    /// The record of what `devenv up` runs (`.devenv/state.json`'s `server`).
+    pub fn record(&self) -> Option<serde_json::Value> {
         let state = std::fs::read_to_string(self.path().join(".devenv/state.json")).ok()?;
         let state: serde_json::Value = serde_json::from_str(&state).ok()?;
-        state["server_pid"]
-            .as_u64()
-            .and_then(|p| u32::try_from(p).ok())
+        Some(state["server"].clone()).filter(|r| !r.is_null())
+    }
+
+    /// The data directory of a native `devenv up`, as recorded.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.record()?["data_dir"].as_str().map(PathBuf::from)
+    }
+
+    /// The postmaster of a native `devenv up`: the pid its data directory's postmaster.pid
+    /// names.
+    pub fn server_pid(&self) -> Option<u32> {
+        let dir = self.data_dir()?;
+        let pid = std::fs::read_to_string(dir.join("postmaster.pid")).ok()?;
+        pid.lines().next()?.trim().parse().ok()
     }
 
     pub fn path(&self) -> &Path {
@@ -134,23 +162,47 @@ impl Project {
         Up { child, log }
     }
 
+    /// `.devenv/state.json`, parsed, when there is one.
+    pub fn state(&self) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(self.path().join(".devenv/state.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The container id a docker `devenv up` recorded.
+    pub fn container_id(&self) -> Option<String> {
+        self.record()?["container_id"].as_str().map(str::to_owned)
+    }
+
+    /// Writes `text` to a file of the project.
+    pub fn write(&self, file: &str, text: &str) {
+        std::fs::write(self.path().join(file), text).unwrap();
+    }
+
     pub fn env_file(&self) -> PathBuf {
         self.path().join(".devenv/env")
     }
 
-    /// Waits for `.devenv/env` and returns its variables.
+    /// Waits until this `up` is ready (its own state, not one a killed `up` left) and returns
+    /// the variables of `.devenv/env`.
     pub fn wait_env(&self, up: &mut Up) -> Vec<(String, String)> {
         let deadline = Instant::now() + Duration::from_secs(90);
-        while !self.env_file().exists() {
+        let pid = u64::from(up.child.id());
+        loop {
+            let ready = self
+                .state()
+                .is_some_and(|s| s["pid"].as_u64() == Some(pid) && s["ready"] == true);
+            if ready {
+                break;
+            }
             if let Some(status) = up.child.try_wait().unwrap() {
                 panic!("devenv up exited with {status}:\n{}", up.stderr());
             }
             assert!(
                 Instant::now() < deadline,
-                "no .devenv/env after 90 s:\n{}",
+                "not ready after 90 s:\n{}",
                 up.stderr()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
         std::fs::read_to_string(self.env_file())
             .unwrap()
@@ -193,7 +245,9 @@ impl Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
-        // Leave nothing behind even when an assertion failed.
+        // Leave nothing behind even when an assertion failed: the supervisor, its server, kept
+        // data (volumes, data directories), containers and the test network.
+        let _ = self.command(&["down", "--volumes"]).output();
         for id in self.containers() {
             let _ = Command::new("docker").args(["rm", "-f", &id]).output();
         }
@@ -252,6 +306,20 @@ impl Up {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Polls `check` until it holds or `timeout` passes (without a running `up` to report).
+pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The stderr of a finished command.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 pub fn var<'a>(vars: &'a [(String, String)], name: &str) -> &'a str {

@@ -12,45 +12,7 @@ pub use prod::{ProdConfig, DEFAULT_IP_SERVICE, PASSWORD_VAR};
 /// The config file's name at the project root.
 pub const FILE_NAME: &str = "devenv.yaml";
 
-/// Where the server comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// Docker when an engine answers, else native binaries.
-    Auto,
-    /// A container through testcontainers.
-    Docker,
-    /// Local PostgreSQL binaries.
-    Native,
-    /// An existing server at `url`.
-    External,
-}
-
-impl std::str::FromStr for Backend {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Backend::Auto),
-            "docker" => Ok(Backend::Docker),
-            "native" => Ok(Backend::Native),
-            "external" => Ok(Backend::External),
-            other => Err(format!(
-                "unknown backend `{other}` (expected auto, docker, native or external)"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Backend::Auto => "auto",
-            Backend::Docker => "docker",
-            Backend::Native => "native",
-            Backend::External => "external",
-        })
-    }
-}
+pub use devenv_server::Choice as Backend;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,6 +28,7 @@ struct Raw {
     network: Option<String>,
     backend: Option<Backend>,
     url: Option<String>,
+    persist: Option<bool>,
     prod: Option<prod::RawProd>,
 }
 
@@ -111,9 +74,33 @@ pub enum ConfigError {
         /// `schema` or `seed`.
         key: &'static str,
     },
+    /// A listed SQL file is a directory, a symlink loop, or unreadable.
+    #[error("{}: {what} (listed under `{key}` in {FILE_NAME} or its default)", path.display())]
+    BadFile {
+        /// The path as listed.
+        path: PathBuf,
+        /// `schema` or `seed`.
+        key: &'static str,
+        /// What it is instead of a readable file.
+        what: String,
+    },
     /// `backend: external` without a `url`.
     #[error("backend `external` needs `url:` in {FILE_NAME} (or DEVENV_URL)")]
     NoUrl,
+    /// The project directory does not exist.
+    #[error("project directory {} does not exist (given with -C, or the current directory)", path.display())]
+    NoProjectDir {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The database name cannot be a PostgreSQL database name.
+    #[error("database name {name:?} {why}; set `database:` in {FILE_NAME} (or DEVENV_DATABASE)")]
+    BadDatabase {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
 }
 
 /// The resolved configuration of one project.
@@ -143,6 +130,8 @@ pub struct Config {
     pub backend: Backend,
     /// Server URL for `backend: external`.
     pub url: Option<String>,
+    /// Whether the data outlives `devenv up` (`persist: false` throws it away at stop).
+    pub persist: bool,
     /// The `prod:` section: AWS settings of `devenv prod ...`.
     pub prod: ProdConfig,
 }
@@ -158,6 +147,11 @@ impl Config {
         root: &Path,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        if !root.is_dir() {
+            return Err(ConfigError::NoProjectDir {
+                path: root.to_path_buf(),
+            });
+        }
         let file = root.join(FILE_NAME);
         let raw = match std::fs::read_to_string(&file) {
             Ok(text) => parse(&file, &text)?,
@@ -193,6 +187,11 @@ impl Config {
             Some(v) => v.parse().map_err(|e| env_err("backend", v.clone(), e))?,
             None => raw.backend.unwrap_or(Backend::Auto),
         };
+        let persist = match var("persist") {
+            Some(v) => parse_bool(&v)
+                .ok_or_else(|| env_err("persist", v.clone(), "expected true or false".into()))?,
+            None => raw.persist.unwrap_or(true),
+        };
         let paths = |v: Vec<String>| v.into_iter().map(PathBuf::from).collect::<Vec<_>>();
         let database = var("database").or(raw.database).unwrap_or(dir_name);
         let config = Config {
@@ -225,10 +224,12 @@ impl Config {
                 .unwrap_or_else(|| "devenv".into()),
             backend,
             url: var("url").or(raw.url),
+            persist,
         };
         if config.backend == Backend::External && config.url.is_none() {
             return Err(ConfigError::NoUrl);
         }
+        check_database_name(&config.database)?;
         Ok(config)
     }
 
@@ -237,19 +238,67 @@ impl Config {
         self.schema.iter().chain(&self.seed).cloned().collect()
     }
 
-    /// Checks that every listed SQL file exists.
+    /// Checks that every listed SQL file is a readable file.
     pub fn check_files(&self) -> Result<(), ConfigError> {
         for (key, files) in [("schema", &self.schema), ("seed", &self.seed)] {
             for path in files {
-                if !self.root.join(path).is_file() {
-                    return Err(ConfigError::MissingFile {
-                        path: path.clone(),
-                        key,
-                    });
-                }
+                check_file(&self.root.join(path), path, key)?;
             }
         }
         Ok(())
+    }
+}
+
+fn check_file(full: &Path, path: &Path, key: &'static str) -> Result<(), ConfigError> {
+    let bad = |what: String| ConfigError::BadFile {
+        path: path.to_path_buf(),
+        key,
+        what,
+    };
+    match std::fs::metadata(full) {
+        Ok(meta) if meta.is_dir() => Err(bad("is a directory, not a file".into())),
+        Ok(_) => std::fs::File::open(full)
+            .map(drop)
+            .map_err(|e| bad(format!("cannot be read ({e})"))),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            Err(bad("is a symbolic link loop".into()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::fs::symlink_metadata(full).is_ok() {
+                Err(bad("is a symbolic link to nothing".into()))
+            } else {
+                Err(ConfigError::MissingFile {
+                    path: path.to_path_buf(),
+                    key,
+                })
+            }
+        }
+        Err(e) => Err(bad(format!("cannot be read ({e})"))),
+    }
+}
+
+/// PostgreSQL's limits on a database name: not empty, at most 63 bytes, no NUL.
+fn check_database_name(name: &str) -> Result<(), ConfigError> {
+    let why = if name.is_empty() {
+        "is empty"
+    } else if name.len() > 63 {
+        "is longer than PostgreSQL's 63 bytes"
+    } else if name.contains('\0') {
+        "holds a NUL character"
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::BadDatabase {
+        name: name.to_owned(),
+        why,
+    })
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 
@@ -353,6 +402,49 @@ mod tests {
             e.starts_with("environment variable DEVENV_PORT=\"x\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn bad_database_names_are_config_errors() {
+        let long = "x".repeat(64);
+        for name in ["", long.as_str()] {
+            let dir = project(Some(&format!("database: \"{name}\"\n")));
+            let e = Config::load_with_env(dir.path(), |_| None).unwrap_err();
+            assert!(matches!(e, ConfigError::BadDatabase { .. }), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_missing_project_directory_is_named() {
+        let e = Config::load_with_env(Path::new("/nonexistent/devenv-project"), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("project directory /nonexistent/devenv-project does not exist"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn listed_directories_and_symlink_loops_are_named_as_such() {
+        let dir = project(None);
+        std::fs::create_dir_all(dir.path().join("db/schema.sql")).unwrap();
+        std::os::unix::fs::symlink("seed.sql", dir.path().join("db/seed.sql")).unwrap();
+        let c = Config::load_with_env(dir.path(), |_| None).unwrap();
+        let e = c.check_files().unwrap_err().to_string();
+        assert!(e.contains("db/schema.sql: is a directory"), "{e}");
+        std::fs::remove_dir(dir.path().join("db/schema.sql")).unwrap();
+        std::fs::write(dir.path().join("db/schema.sql"), "").unwrap();
+        let e = c.check_files().unwrap_err().to_string();
+        assert!(e.contains("db/seed.sql: is a symbolic link loop"), "{e}");
+    }
+
+    #[test]
+    fn persist_defaults_on_and_can_be_turned_off() {
+        let dir = project(None);
+        assert!(Config::load_with_env(dir.path(), |_| None).unwrap().persist);
+        let dir = project(Some("persist: false\n"));
+        assert!(!Config::load_with_env(dir.path(), |_| None).unwrap().persist);
     }
 
     #[test]

@@ -1,16 +1,29 @@
-//! devenv's engine, shared by the CLI and (later) the test fixture:
+//! devenv's engine: what a project is and what its supervisor does, on top of the server
+//! crate (where PostgreSQL comes from) and the loader (how SQL files run).
 //!
 //! - [`config`]: `devenv.yaml` and `DEVENV_*` variables, validated once (with the `prod:`
 //!   section of `devenv prod`).
-//! - [`project`]: a project's identity (labels, container name), its `.devenv/` state file and
-//!   the exported variables (`CONNECTION_URL`, `COMPOSE_CONNECTION_URL`, `DATABASE_URL`).
-//! - [`rebuild`]: build a database from scratch under a temporary name, swap it in on success.
-//! - [`db`]: database operations on a server (create, drop, rename, terminate sessions), with
-//!   identifiers always quoted.
+//! - [`project`]: a project's id, and every name and server description derived from it.
+//! - [`state`]: `.devenv/`, what a supervisor recorded (before creating it).
+//! - [`lock`]: the supervisor lock; who runs, found in the world.
+//! - [`env`]: the exported variables and their formats.
+//! - [`db`]: database operations and devenv's marks on the databases it made.
+//! - [`rebuild`]: build a database under a temporary name, swap it in on success.
+//! - [`snapshot`]: copies of the live database kept in the cluster; save, list, restore, prune.
+//! - [`files`]: the content hash of a project's SQL files.
+//! - [`error`]: the crate's error type.
 
 pub mod config;
 pub mod db;
+pub mod env;
+pub mod error;
+pub mod files;
+pub mod lock;
 pub mod project;
 pub mod rebuild;
+pub mod snapshot;
+pub mod state;
 
 pub use config::{Backend, Config, ConfigError, ProdConfig, PASSWORD_VAR};
+pub use error::CoreError;
+pub use project::Project;

@@ -1,46 +1,29 @@
 //! Build-then-swap: a database is (re)built from scratch under a temporary name and swapped in
 //! only when every file loaded, so a broken file never costs the working database.
 //!
-//! The swap: forbid new connections to the live database, end its sessions (terminate without
-//! waiting, then poll until they are gone: `pg_terminate_backend(pid, timeout)` and
-//! `DROP ... WITH (FORCE)` wait in 100 ms steps), rename it away, rename the new one in. The
-//! old database is dropped after the swap, off the critical path, and an empty spare is
-//! created for the next rebuild ([`Rebuilder`]).
-//! The name and the URLs never change; a client that reconnects sees the new content.
+//! The swap: forbid new connections to the live database, end its sessions (terminate, then
+//! poll until they are gone), then in one transaction rename it away and rename the new one
+//! in. The replaced database is kept as an automatic snapshot ([`crate::snapshot`]; the
+//! newest [`crate::snapshot::KEEP_AUTOMATIC`] are kept), so data typed through the app is one
+//! command away after a schema edit. Pruning old snapshots and creating an empty spare for
+//! the next rebuild happen in the background, off the critical path. The name and the URLs
+//! never change; a client that reconnects sees the new content.
+//!
+//! Every database built here is marked ([`crate::db`]): the project, the content hash of the
+//! files it was built from, and when. A database without the project's mark is never replaced.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
 use devenv_server::Server;
-use devenv_sql::{LoadError, LoadSummary, Loader};
+use devenv_sql::{LoadSummary, Loader};
 use tokio_postgres::Client;
 
-use crate::db::{self, ident};
-
-/// Why a rebuild did not swap anything in. The live database is untouched in both cases.
-#[derive(Debug, thiserror::Error)]
-pub enum RebuildError {
-    /// A file did not load; the report has its `path:line:col`.
-    #[error(transparent)]
-    Load(#[from] LoadError),
-    /// The server refused an operation.
-    #[error("{what}: {message}")]
-    Db {
-        /// Which step.
-        what: &'static str,
-        /// The server's message.
-        message: String,
-    },
-}
-
-fn step(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> RebuildError {
-    move |e| RebuildError::Db {
-        what,
-        message: devenv_sql::error::client_error_text(&e),
-    }
-}
+use crate::db;
+use crate::error::CoreError;
+use crate::snapshot::{self, Kind};
 
 /// A successful rebuild.
 #[derive(Debug)]
@@ -51,10 +34,12 @@ pub struct Rebuilt {
     pub swap: Duration,
     /// From the start of the build to the end of the swap.
     pub total: Duration,
+    /// The automatic snapshot holding the replaced database, if there was one.
+    pub kept: Option<String>,
 }
 
 /// `name` with `suffix`, cut to PostgreSQL's 63-byte identifier limit.
-fn with_suffix(name: &str, suffix: &str) -> String {
+pub(crate) fn with_suffix(name: &str, suffix: &str) -> String {
     let mut cut = 63usize.saturating_sub(suffix.len()).min(name.len());
     while !name.is_char_boundary(cut) {
         cut -= 1;
@@ -67,19 +52,37 @@ pub fn next_name(live: &str) -> String {
     with_suffix(live, "__devenv_next")
 }
 
-/// The name the replaced database has until it is dropped.
-pub fn old_name(live: &str) -> String {
-    with_suffix(live, "__devenv_old")
-}
+/// Marks of a spare: an empty database created ahead of the next rebuild. A claimed spare
+/// loses the mark before anything is loaded into it, so a half-built leftover is never taken
+/// for a spare.
+const SPARE_ROLE: &str = "spare";
+/// The mark key of a database's role (`live`, `spare`, `snapshot`).
+pub const ROLE_MARK: &str = "role";
+/// The mark key of the content hash of the files a database was built from.
+pub const FILES_MARK: &str = "files";
+/// The mark key of when a database was built (seconds since the epoch).
+pub const BUILT_MARK: &str = "built";
 
-/// Marks an empty database created ahead of the next rebuild. A claimed spare loses the mark
-/// before anything is loaded into it, so a half-built leftover is never taken for a spare.
-const SPARE_MARK: &str = "devenv: empty spare";
+/// What the rebuilt database is and where it comes from.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// The live database's name.
+    pub live: &'a str,
+    /// The project id it is marked with.
+    pub project: &'a str,
+    /// The content hash of its files, marked on it.
+    pub files_hash: &'a str,
+    /// Whether a live database without the project's mark may be replaced: on devenv's own
+    /// servers (it is kept as a snapshot), never on an external one.
+    pub replace_unmarked: bool,
+    /// Whether the replaced database is kept as an automatic snapshot (devenv's own servers)
+    /// or dropped once the new one is in (a server devenv does not own).
+    pub keep_replaced: bool,
+}
 
 /// Rebuilds one server's databases, keeping an admin connection and, between rebuilds, an
 /// empty spare database ready so that `CREATE DATABASE` (a checkpoint and a copy of
-/// `template1`, about 15-20 ms) is off the critical path. Dropping the replaced database
-/// happens in the background too.
+/// `template1`, about 15-20 ms) is off the critical path.
 #[derive(Debug)]
 pub struct Rebuilder {
     server: Server,
@@ -97,141 +100,211 @@ impl Rebuilder {
         }
     }
 
-    async fn admin(&mut self) -> Result<Arc<Client>, RebuildError> {
+    /// The admin connection, opened again when it closed.
+    pub async fn admin(&mut self) -> Result<Arc<Client>, CoreError> {
         match &self.admin {
             Some(admin) if !admin.is_closed() => Ok(admin.clone()),
             _ => {
-                let admin = Arc::new(
-                    db::admin(&self.server)
-                        .await
-                        .map_err(step("connecting to the server"))?,
-                );
+                let admin = Arc::new(db::admin(&self.server).await?);
                 self.admin = Some(admin.clone());
                 Ok(admin)
             }
         }
     }
 
-    /// Waits for background work (dropping the old database, creating the spare).
+    /// Waits for background work (pruning snapshots, creating the spare).
     pub async fn settle(&mut self) {
         if let Some(task) = self.background.take() {
             let _ = task.await;
         }
     }
 
-    /// Builds `live` anew from `files` and swaps it in.
+    /// Builds `target.live` anew from `files` and swaps it in, keeping the replaced database
+    /// as an automatic snapshot.
     pub async fn rebuild(
         &mut self,
         loader: &Loader,
-        live: &str,
+        target: &Target<'_>,
         files: &[PathBuf],
-    ) -> Result<Rebuilt, RebuildError> {
+    ) -> Result<Rebuilt, CoreError> {
+        self.run(target, |admin, next| async move {
+            prepare_next(&admin, &next).await?;
+            match loader.load_files(&next, files).await {
+                Ok(summary) => Ok(summary),
+                Err(e) => {
+                    let _ = db::drop_if_exists(&admin, &next).await;
+                    Err(e.into())
+                }
+            }
+        })
+        .await
+    }
+
+    /// Swaps a copy of the snapshot database `source` in as `target.live` (the replaced one
+    /// kept as an automatic snapshot).
+    pub async fn restore(
+        &mut self,
+        source: &str,
+        target: &Target<'_>,
+    ) -> Result<Rebuilt, CoreError> {
+        let source = source.to_owned();
+        self.run(target, |admin, next| async move {
+            db::drop_if_exists(&admin, &next).await?;
+            db::create_from(&admin, &next, Some(&source)).await?;
+            db::copy_attributes(&admin, &source, &next).await?;
+            Ok(LoadSummary::default())
+        })
+        .await
+    }
+
+    /// Prepares `<live>__devenv_next` with `fill` under the rebuild lock, marks it, swaps it in.
+    async fn run<F, Fut>(&mut self, target: &Target<'_>, fill: F) -> Result<Rebuilt, CoreError>
+    where
+        F: FnOnce(Arc<Client>, String) -> Fut,
+        Fut: std::future::Future<Output = Result<LoadSummary, CoreError>>,
+    {
         self.settle().await;
         let started = Instant::now();
-        let (next, old) = (next_name(live), old_name(live));
+        let live = target.live;
+        let next = next_name(live);
         let admin = self.admin().await?;
         // Another process (`devenv db setup` beside `devenv up`) may rebuild the same database.
         lock(&admin, live).await?;
-        let result = self
-            .locked_rebuild(&admin, loader, live, files, started)
-            .await;
+        let result = async {
+            check_ownership(&admin, &self.server, target).await?;
+            let summary = fill(admin.clone(), next.clone()).await?;
+            tracing::debug!(elapsed = ?started.elapsed(), "filled {next}");
+            let built = crate::state::now().to_string();
+            db::set_marks(
+                &admin,
+                &next,
+                &[
+                    (db::PROJECT_MARK, target.project),
+                    (ROLE_MARK, "live"),
+                    (FILES_MARK, target.files_hash),
+                    (BUILT_MARK, &built),
+                ],
+            )
+            .await?;
+            let swap_started = Instant::now();
+            let kept = swap(&admin, live, &next, target.project).await?;
+            Ok::<_, CoreError>((summary, swap_started.elapsed(), kept))
+        }
+        .await;
         unlock(&admin, live).await;
-        // After a swap the old database goes; in every case a spare is made for next time.
-        let swapped = result.is_ok();
-        let live = live.to_owned();
-        let background = tokio::spawn(async move {
-            if lock(&admin, &live).await.is_ok() {
-                if swapped {
-                    let _ = db::drop_if_exists(&admin, &old).await;
-                }
-                create_spare(&admin, &next).await;
-                unlock(&admin, &live).await;
-            }
-        });
-        self.background = Some(background);
-        result
-    }
-
-    async fn locked_rebuild(
-        &self,
-        admin: &Client,
-        loader: &Loader,
-        live: &str,
-        files: &[PathBuf],
-        started: Instant,
-    ) -> Result<Rebuilt, RebuildError> {
-        let (next, old) = (next_name(live), old_name(live));
-        prepare_next(admin, &next, &old).await?;
-        tracing::debug!(elapsed = ?started.elapsed(), "{next} ready to load");
-        let summary = match loader.load_files(&next, files).await {
-            Ok(summary) => summary,
+        let (summary, swap, kept) = match result {
+            Ok(r) => r,
             Err(e) => {
-                let _ = db::drop_if_exists(admin, &next).await;
-                return Err(e.into());
+                let _ = db::drop_if_exists(&admin, &next).await;
+                self.background_work(live, target.project);
+                return Err(e);
             }
         };
-        tracing::debug!(elapsed = ?started.elapsed(), "loaded {next}");
-        let swap_started = Instant::now();
-        swap(admin, live, &next, &old).await?;
-        let swap = swap_started.elapsed();
         let total = started.elapsed();
         tracing::debug!(?swap, ?total, "swapped {next} in as {live}");
+        let kept = match kept {
+            Some(name) if !target.keep_replaced => {
+                // Dropped before anything else runs on this connection.
+                snapshot::remove(&admin, live, &name).await?;
+                None
+            }
+            other => other,
+        };
+        self.background_work(live, target.project);
         Ok(Rebuilt {
             summary,
             swap,
             total,
+            kept,
         })
+    }
+
+    /// Makes the spare for the next rebuild in the background (after a reuse).
+    pub fn prepare_spare(&mut self, live: &str, project: &str) {
+        self.background_work(live, project);
+    }
+
+    /// Drops the spare (on a server devenv does not own, nothing of devenv's stays behind).
+    pub async fn drop_spare(&mut self, live: &str) {
+        self.settle().await;
+        if let Ok(admin) = self.admin().await {
+            let next = next_name(live);
+            if let Ok(Some(marks)) = db::marks(&admin, &next).await {
+                if marks.get(ROLE_MARK).map(String::as_str) == Some(SPARE_ROLE) {
+                    let _ = db::drop_if_exists(&admin, &next).await;
+                }
+            }
+        }
+    }
+
+    /// Prunes old automatic snapshots and makes a spare for next time, in the background.
+    fn background_work(&mut self, live: &str, project: &str) {
+        let Some(admin) = self.admin.clone() else {
+            return;
+        };
+        let (live, project) = (live.to_owned(), project.to_owned());
+        self.background = Some(tokio::spawn(async move {
+            if lock(&admin, &live).await.is_ok() {
+                let _ = snapshot::prune(&admin, &live).await;
+                create_spare(&admin, &next_name(&live), &project).await;
+                unlock(&admin, &live).await;
+            }
+        }));
+    }
+}
+
+/// Refuses to replace a live database that is not the project's (unless allowed).
+async fn check_ownership(
+    admin: &Client,
+    server: &Server,
+    target: &Target<'_>,
+) -> Result<(), CoreError> {
+    if target.replace_unmarked {
+        return Ok(());
+    }
+    match db::marks(admin, target.live).await? {
+        Some(marks) if marks.get(db::PROJECT_MARK).map(String::as_str) != Some(target.project) => {
+            Err(CoreError::NotOurs {
+                database: target.live.to_owned(),
+                server: server.masked_url(target.live),
+            })
+        }
+        _ => Ok(()),
     }
 }
 
 /// Makes `next` an empty database to load into: the spare when there is one, else a new one
-/// (after removing leftovers of an interrupted run).
-async fn prepare_next(admin: &Client, next: &str, old: &str) -> Result<(), RebuildError> {
-    let rows = admin
-        .query(
-            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database \
-             WHERE datname = $1 OR datname = $2",
-            &[&next, &old],
-        )
-        .await
-        .map_err(step("looking up databases"))?;
-    let mut spare = false;
-    for row in &rows {
-        let (name, mark): (String, Option<String>) = (row.get(0), row.get(1));
-        if name == next && mark.as_deref() == Some(SPARE_MARK) {
-            spare = true;
-        } else {
-            db::drop_if_exists(admin, &name)
-                .await
-                .map_err(step("dropping a leftover database"))?;
+/// (after removing a leftover of an interrupted run).
+async fn prepare_next(admin: &Client, next: &str) -> Result<(), CoreError> {
+    match db::marks(admin, next).await? {
+        Some(marks) if marks.get(ROLE_MARK).map(String::as_str) == Some(SPARE_ROLE) => {
+            db::set_marks(admin, next, &[(ROLE_MARK, "building")]).await
         }
-    }
-    if spare {
-        admin
-            .batch_execute(&format!("COMMENT ON DATABASE {} IS NULL", ident(next)))
-            .await
-            .map_err(step("claiming the spare database"))
-    } else {
-        db::create(admin, next)
-            .await
-            .map_err(step("creating the new database"))
+        Some(_) => {
+            db::drop_if_exists(admin, next).await?;
+            db::create(admin, next).await
+        }
+        None => db::create(admin, next).await,
     }
 }
 
-async fn create_spare(admin: &Client, next: &str) {
+async fn create_spare(admin: &Client, next: &str, project: &str) {
+    if db::exists(admin, next).await.unwrap_or(true) {
+        return;
+    }
     if db::create(admin, next).await.is_ok() {
-        let _ = admin
-            .batch_execute(&format!(
-                "COMMENT ON DATABASE {} IS '{SPARE_MARK}'",
-                ident(next)
-            ))
-            .await;
+        let _ = db::set_marks(
+            admin,
+            next,
+            &[(db::PROJECT_MARK, project), (ROLE_MARK, SPARE_ROLE)],
+        )
+        .await;
     }
 }
 
 /// Session-level advisory lock on `live`'s name, held across a rebuild and around the
 /// background work, so rebuilds of one database by several processes take turns.
-async fn lock(admin: &Client, live: &str) -> Result<(), RebuildError> {
+pub(crate) async fn lock(admin: &Client, live: &str) -> Result<(), CoreError> {
     admin
         .execute(
             "SELECT pg_advisory_lock(hashtext('devenv.rebuild:' || $1))",
@@ -239,10 +312,10 @@ async fn lock(admin: &Client, live: &str) -> Result<(), RebuildError> {
         )
         .await
         .map(drop)
-        .map_err(step("taking the rebuild lock"))
+        .map_err(crate::error::db("taking the rebuild lock of", live))
 }
 
-async fn unlock(admin: &Client, live: &str) {
+pub(crate) async fn unlock(admin: &Client, live: &str) {
     let _ = admin
         .execute(
             "SELECT pg_advisory_unlock(hashtext('devenv.rebuild:' || $1))",
@@ -251,74 +324,58 @@ async fn unlock(admin: &Client, live: &str) {
         .await;
 }
 
-/// Swaps `next` in as `live`; on failure puts things back as they were.
-async fn swap(admin: &Client, live: &str, next: &str, old: &str) -> Result<(), RebuildError> {
+/// Swaps `next` in as `live`; the replaced database becomes an automatic snapshot. On failure
+/// puts things back as they were. Returns the snapshot's name.
+async fn swap(
+    admin: &Client,
+    live: &str,
+    next: &str,
+    project: &str,
+) -> Result<Option<String>, CoreError> {
     // The loader's sessions may not have ended on the server yet.
-    db::terminate_sessions(admin, next)
-        .await
-        .map_err(step("ending the loader's sessions"))?;
-    let had_live = db::exists(admin, live)
-        .await
-        .map_err(step("looking up the live database"))?;
-    if had_live {
-        if let Err(e) = swap_out(admin, live, old).await {
-            let _ = admin
-                .batch_execute(&format!(
-                    "ALTER DATABASE {} ALLOW_CONNECTIONS true",
-                    ident(live)
-                ))
-                .await;
-            let _ = db::drop_if_exists(admin, next).await;
+    db::terminate_sessions(admin, next).await?;
+    let had_live = db::exists(admin, live).await?;
+    let kept = if had_live {
+        db::close(admin, live).await?;
+        if let Err(e) = db::terminate_sessions(admin, live).await {
+            let _ = db::open(admin, live).await;
             return Err(e);
         }
+        Some(snapshot::Snapshot::automatic(live))
+    } else {
+        None
+    };
+    // Both renames in one transaction: the name is never missing, and a failure changes
+    // nothing. Marks travel with the databases (they are keyed by oid).
+    let mut sql = String::from("BEGIN;");
+    if let Some(snap) = &kept {
+        let _ = write!(
+            sql,
+            "ALTER DATABASE {} RENAME TO {};",
+            db::ident(live),
+            db::ident(&snap.database)
+        );
     }
-    if let Err(e) = admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {} RENAME TO {}",
-            ident(next),
-            ident(live)
-        ))
-        .await
-    {
+    let _ = write!(
+        sql,
+        "ALTER DATABASE {} RENAME TO {}; COMMIT;",
+        db::ident(next),
+        db::ident(live)
+    );
+    if let Err(e) = admin.batch_execute(&sql).await {
+        let _ = admin.batch_execute("ROLLBACK").await;
         if had_live {
-            let _ = admin
-                .batch_execute(&format!(
-                    "ALTER DATABASE {} RENAME TO {}; ALTER DATABASE {} ALLOW_CONNECTIONS true",
-                    ident(old),
-                    ident(live),
-                    ident(live)
-                ))
-                .await;
+            let _ = db::open(admin, live).await;
         }
-        let _ = db::drop_if_exists(admin, next).await;
-        return Err(step("renaming the new database in")(e));
+        return Err(crate::error::db("swapping in the new", live)(e));
     }
-    Ok(())
-}
-
-async fn swap_out(
-    admin: &tokio_postgres::Client,
-    live: &str,
-    old: &str,
-) -> Result<(), RebuildError> {
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {} ALLOW_CONNECTIONS false",
-            ident(live)
-        ))
-        .await
-        .map_err(step("closing the live database to new connections"))?;
-    db::terminate_sessions(admin, live)
-        .await
-        .map_err(step("ending sessions on the live database"))?;
-    admin
-        .batch_execute(&format!(
-            "ALTER DATABASE {} RENAME TO {}",
-            ident(live),
-            ident(old)
-        ))
-        .await
-        .map_err(step("renaming the live database away"))
+    match kept {
+        Some(snap) => {
+            snap.mark(admin, project, Kind::Automatic).await?;
+            Ok(Some(snap.name))
+        }
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

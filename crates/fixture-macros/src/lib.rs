@@ -1,5 +1,5 @@
 //! `#[devenv_fixture::test]`: a thin shim, as `#[sqlx::test]` is. It turns the function into a
-//! plain `#[test]` that calls an ordinary function of `devenv_fixture::runtime`, where all the
+//! plain `#[test]` that calls an ordinary function of `devenv_fixture::runner`, where all the
 //! work happens (and can be read, tested and called without the macro).
 //!
 //! The test's signature chooses what it is handed:
@@ -82,8 +82,8 @@ fn expand(args: &TokenStream2, mut item: ItemFn) -> Result<TokenStream2, TokenSt
     let output = item.sig.output.clone();
     let span = name.span();
     let call = quote_spanned! {span=>
-        ::devenv_fixture::runtime::#runner(
-            ::devenv_fixture::runtime::TestInfo {
+        ::devenv_fixture::runner::#runner(
+            ::devenv_fixture::runner::TestInfo {
                 name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
                 manifest_dir: ::core::env!("CARGO_MANIFEST_DIR"),
             },

@@ -1,89 +1,60 @@
-//! The docker backend: PostgreSQL in a container started through testcontainers.
+//! The docker backend (cargo feature `docker`): PostgreSQL in a container started through
+//! testcontainers, with testcontainers-modules' Postgres image type naming the configured
+//! image and tag and setting `POSTGRES_USER`/`POSTGRES_PASSWORD`/`POSTGRES_DB`.
 //!
-//! - The port is published on 127.0.0.1 only (testcontainers binds 0.0.0.0 by default, so a
-//!   host-config modifier sets the binding).
-//! - The data directory is a tmpfs and durability is off: a dev database is rebuilt from its
-//!   files at every start, and this halves start and remove times.
-//! - The container joins a user-defined network (created when missing, removed at the end if
-//!   devenv created it) where it answers to the alias `db`, so compose services reach it at
-//!   `db:5432`. testcontainers has no network-alias option, so the container is connected to the
-//!   network with bollard (which testcontainers re-exports) once it runs.
-//! - Labels name the project, so `devenv down` finds a container a `kill -9` left behind.
-//! - Readiness is `SELECT 1` through the published port ([`crate::ready`]); on a timeout the
-//!   error carries the container's last log lines.
+//! - Readiness is `SELECT 1` through the published port ([`crate::ready`]), not the module's
+//!   log-line conditions: the official image prints its ready line twice on first init and
+//!   once on a kept volume.
+//! - The port is published on 127.0.0.1 only (a host-config modifier sets the binding).
+//! - Data: kept data lives in a named volume per project, labelled like the container and
+//!   mounted at the image's `PGDATA`; throw-away data on a tmpfs. Durability is off
+//!   (`fsync=off`): a crash of postgres alone is recovered by postgres, and a dev database
+//!   accepts losing the last moments of a machine crash.
+//! - Networks: the container joins a user-defined network, where it answers to the alias
+//!   `db`, so compose services reach it at `db:5432`. Networks are found by exact name and
+//!   used by id; a duplicate made by two starts racing is removed (the oldest wins), so an
+//!   "ambiguous name" never blocks a start. A devenv-made network is removed when no container
+//!   uses it any more.
+//! - What devenv creates carries labels ([`MANAGED_LABEL`], [`PROJECT_LABEL`], [`ROLE_LABEL`]);
+//!   nothing without them is ever removed. Containers are created with testcontainers' reuse
+//!   directive, so dropping a handle never removes one behind devenv's back: stopping is
+//!   explicit ([`DockerServer::stop`]), keeping is the default.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
 use testcontainers::bollard::models::{
-    EndpointSettings, NetworkConnectRequest, NetworkCreateRequest, PortBinding,
+    EndpointSettings, NetworkConnectRequest, NetworkCreateRequest, PortBinding, VolumeCreateRequest,
 };
 use testcontainers::bollard::query_parameters::{
-    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    EventsOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use testcontainers::bollard::Docker;
 use testcontainers::core::client::docker_client_instance;
+use testcontainers::core::Mount;
 use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use testcontainers::{ImageExt, ReuseDirective};
+use testcontainers_modules::postgres::Postgres;
 
+use crate::error::{Cause, ServerError};
 use crate::ready::{wait_ready, NotReady};
-use crate::Server;
+use crate::{Progress, Server, Spec, Step, Storage};
 
-/// Label holding the project's identity.
-pub const PROJECT_LABEL: &str = "dev.devenv.project";
-/// Label marking what devenv started.
-pub const MANAGED_LABEL: &str = "dev.devenv.managed";
+pub use crate::{MANAGED_LABEL, PROJECT_LABEL, ROLE_LABEL, ROOT_LABEL};
 
-/// Docker backend failures, each one line that says what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum DockerError {
-    /// No engine answered.
-    #[error("no Docker engine answered (tried {tried}): {message}; start one (`dockerd`, Docker Desktop) or use `backend: native`")]
-    NoEngine {
-        /// What was tried.
-        tried: String,
-        /// The client's error.
-        message: String,
-    },
-    /// The image is missing and could not be pulled.
-    #[error("image {image} is not present and could not be pulled ({message}); pull or build it, or set `image:` in devenv.yaml (or DEVENV_IMAGE) to an image you have")]
-    ImageMissing {
-        /// The image.
-        image: String,
-        /// The pull error.
-        message: String,
-    },
-    /// The port is taken.
-    #[error("port {port} on 127.0.0.1 is already in use; stop what uses it or set `port:` in devenv.yaml (or DEVENV_PORT; 0 picks a free port)")]
-    PortTaken {
-        /// The port.
-        port: u16,
-    },
-    /// The container did not become ready.
-    #[error("{source}\n--- last lines of the container's log ---\n{logs}")]
-    NotReady {
-        /// Why.
-        #[source]
-        source: NotReady,
-        /// The container's last log lines.
-        logs: String,
-    },
-    /// Anything else the engine said.
-    #[error("{what}: {message}")]
-    Engine {
-        /// Which step.
-        what: &'static str,
-        /// The engine's error.
-        message: String,
-    },
-}
+/// The official images' data directory, when the image does not say.
+const DEFAULT_PGDATA: &str = "/var/lib/postgresql/data";
 
 fn engine(
     what: &'static str,
-) -> impl FnOnce(testcontainers::bollard::errors::Error) -> DockerError {
-    move |e| DockerError::Engine {
+) -> impl FnOnce(testcontainers::bollard::errors::Error) -> ServerError {
+    move |e| ServerError::Engine {
         what,
-        message: e.to_string(),
+        source: Box::new(e),
     }
 }
 
@@ -91,33 +62,29 @@ fn engine(
 pub fn tried_hosts() -> String {
     match std::env::var("DOCKER_HOST") {
         Ok(host) if !host.is_empty() => format!("DOCKER_HOST={host}"),
-        _ => {
-            let mut tried = vec!["unix:///var/run/docker.sock".to_owned()];
-            if let Some(home) = std::env::var_os("HOME") {
-                tried.push(format!(
-                    "{}/.docker/run/docker.sock",
-                    std::path::Path::new(&home).display()
-                ));
-            }
-            format!("DOCKER_HOST unset, {}", tried.join(", "))
-        }
+        _ => "DOCKER_HOST unset, unix:///var/run/docker.sock".to_owned(),
     }
 }
 
 /// Connects to the engine testcontainers uses and checks that it answers.
-pub async fn engine_client() -> Result<Docker, DockerError> {
-    let no_engine = |message: String| DockerError::NoEngine {
+pub async fn engine_client() -> Result<Docker, ServerError> {
+    let no_engine = |source: Cause| ServerError::NoEngine {
         tried: tried_hosts(),
-        message,
+        source,
     };
     let docker = docker_client_instance()
         .await
-        .map_err(|e| no_engine(e.to_string()))?;
+        .map_err(|e| no_engine(Box::new(e)))?;
     match tokio::time::timeout(Duration::from_secs(5), docker.ping()).await {
         Ok(Ok(_)) => Ok(docker),
-        Ok(Err(e)) => Err(no_engine(e.to_string())),
+        Ok(Err(e)) => Err(no_engine(Box::new(e))),
         Err(_) => Err(no_engine("no answer within 5 s".into())),
     }
+}
+
+/// The engine's version (`20.10.24`), for `doctor`.
+pub async fn engine_version(docker: &Docker) -> Option<String> {
+    docker.version().await.ok().and_then(|v| v.version)
 }
 
 /// Whether an image is present locally.
@@ -125,51 +92,48 @@ pub async fn image_present(docker: &Docker, image: &str) -> bool {
     docker.inspect_image(image).await.is_ok()
 }
 
-/// What to start.
-#[derive(Debug, Clone)]
-pub struct DockerOptions {
-    /// Image reference, `name:tag`.
-    pub image: String,
-    /// Container name (deterministic per project).
-    pub container_name: String,
-    /// Labels to put on the container (the project label among them).
-    pub labels: Vec<(String, String)>,
-    /// Host port on 127.0.0.1; 0 lets Docker pick one.
-    pub port: u16,
-    /// POSTGRES_USER.
-    pub user: String,
-    /// POSTGRES_PASSWORD.
-    pub password: String,
-    /// POSTGRES_DB.
-    pub database: String,
-    /// User-defined network to join with the alias `db`.
-    pub network: Option<String>,
-    /// How long to wait for readiness.
-    pub timeout: Duration,
+/// The image's `PGDATA`, where a kept volume is mounted.
+async fn image_pgdata(docker: &Docker, image: &str) -> String {
+    docker
+        .inspect_image(image)
+        .await
+        .ok()
+        .and_then(|i| i.config?.env)
+        .and_then(|env| {
+            env.iter()
+                .find_map(|e| e.strip_prefix("PGDATA=").map(str::to_owned))
+        })
+        .unwrap_or_else(|| DEFAULT_PGDATA.to_owned())
 }
 
-/// A running container; removed when [`DockerServer::remove`] is called or when dropped.
-pub struct DockerServer {
-    container: Option<ContainerAsync<GenericImage>>,
-    docker: Docker,
-    /// How to reach it from this machine.
-    pub server: Server,
-    /// Container id.
-    pub id: String,
-    /// The network it joined, and whether devenv created it.
-    pub network: Option<(String, bool)>,
-    /// Time from the start request to `SELECT 1`.
-    pub ready_after: Duration,
-}
-
-impl std::fmt::Debug for DockerServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DockerServer")
-            .field("server", &self.server)
-            .field("id", &self.id)
-            .field("network", &self.network)
-            .finish_non_exhaustive()
+/// Pulls `image`, reporting layer progress.
+async fn pull(docker: &Docker, image: &str, progress: &Progress) -> Result<(), ServerError> {
+    let (name, tag) = split_image(image);
+    let options = testcontainers::bollard::query_parameters::CreateImageOptionsBuilder::default()
+        .from_image(name)
+        .tag(tag)
+        .build();
+    let mut stream = docker.create_image(Some(options), None, None);
+    let mut layers: HashMap<String, (i64, i64)> = HashMap::new();
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| ServerError::ImageMissing {
+            image: image.to_owned(),
+            source: Box::new(e),
+        })?;
+        if let (Some(id), Some(detail)) = (info.id, info.progress_detail) {
+            layers.insert(id, (detail.current.unwrap_or(0), detail.total.unwrap_or(0)));
+            let (done, total) = layers
+                .values()
+                .fold((0, 0), |(d, t), (c, n)| (d + c, t + n));
+            progress.report(Step::Pulling {
+                image: image.to_owned(),
+                layers: layers.len(),
+                done: u64::try_from(done).unwrap_or(0),
+                total: u64::try_from(total).unwrap_or(0),
+            });
+        }
     }
+    Ok(())
 }
 
 fn split_image(image: &str) -> (&str, &str) {
@@ -180,213 +144,623 @@ fn split_image(image: &str) -> (&str, &str) {
     }
 }
 
-impl DockerServer {
-    /// Starts the container, joins the network, waits for `SELECT 1`.
-    pub async fn start(options: &DockerOptions) -> Result<Self, DockerError> {
-        let started = std::time::Instant::now();
-        let docker = engine_client().await?;
-        if options.port != 0 && crate::port_in_use(options.port) {
-            return Err(DockerError::PortTaken { port: options.port });
+/// What a docker server is made of, recorded before each part is created.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerRecord {
+    /// Container name (deterministic per project and role).
+    pub container: String,
+    /// Container id, once created.
+    pub container_id: Option<String>,
+    /// Network name.
+    pub network: Option<String>,
+    /// Volume name (kept data).
+    pub volume: Option<String>,
+}
+
+/// A network, found by exact name and used by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRef {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// Networks named exactly `name`, oldest first (ties by id): every racer picks the same one.
+async fn networks_named(
+    docker: &Docker,
+    name: &str,
+) -> Result<Vec<testcontainers::bollard::models::Network>, ServerError> {
+    let filters = HashMap::from([("name".to_owned(), vec![name.to_owned()])]);
+    let mut found: Vec<_> = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(engine("listing networks"))?
+        .into_iter()
+        // The engine's filter matches substrings.
+        .filter(|n| n.name.as_deref() == Some(name))
+        .collect();
+    found.sort_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
+    Ok(found)
+}
+
+fn is_managed(labels: Option<&HashMap<String, String>>) -> bool {
+    labels.is_some_and(|l| l.get(MANAGED_LABEL).is_some_and(|v| v == "true"))
+}
+
+/// Finds or creates the network `name`; removes duplicates a race made.
+pub async fn ensure_network(docker: &Docker, name: &str) -> Result<NetworkRef, ServerError> {
+    if networks_named(docker, name).await?.is_empty() {
+        let created = docker
+            .create_network(NetworkCreateRequest {
+                name: name.to_owned(),
+                labels: Some(HashMap::from([(
+                    MANAGED_LABEL.to_owned(),
+                    "true".to_owned(),
+                )])),
+                ..Default::default()
+            })
+            .await;
+        if let Err(e) = created {
+            if networks_named(docker, name).await?.is_empty() {
+                return Err(engine("creating the network")(e));
+            }
         }
-        let network = match &options.network {
-            Some(name) => Some((name.clone(), ensure_network(&docker, name).await?)),
+    }
+    let found = networks_named(docker, name).await?;
+    let Some(keep) = found.first() else {
+        return Err(ServerError::Engine {
+            what: "creating the network",
+            source: format!("network {name} vanished right after it was created").into(),
+        });
+    };
+    for extra in &found[1..] {
+        if let Some(id) = extra
+            .id
+            .as_deref()
+            .filter(|_| is_managed(extra.labels.as_ref()))
+        {
+            remove_network_if_unused(docker, id).await;
+        }
+    }
+    Ok(NetworkRef {
+        id: keep.id.clone().unwrap_or_default(),
+        name: name.to_owned(),
+    })
+}
+
+/// Removes a devenv-made network (by id or name) when no container uses it.
+pub async fn remove_network_if_unused(docker: &Docker, id_or_name: &str) {
+    let Ok(network) = docker.inspect_network(id_or_name, None).await else {
+        return;
+    };
+    let in_use = network.containers.as_ref().is_some_and(|c| !c.is_empty());
+    if is_managed(network.labels.as_ref()) && !in_use {
+        let _ = docker
+            .remove_network(network.id.as_deref().unwrap_or(id_or_name))
+            .await;
+    }
+}
+
+/// Removes every devenv-made network named `name` that no container uses.
+async fn remove_networks_named(docker: &Docker, name: &str) {
+    for network in networks_named(docker, name).await.unwrap_or_default() {
+        if let Some(id) = network.id {
+            remove_network_if_unused(docker, &id).await;
+        }
+    }
+}
+
+/// A running container.
+#[derive(Debug)]
+pub struct DockerServer {
+    docker: Docker,
+    /// How to reach it from this machine.
+    pub server: Server,
+    /// Container id.
+    pub id: String,
+    /// Container name.
+    pub name: String,
+    /// The network it joined.
+    pub network: Option<NetworkRef>,
+    /// The volume holding its data (kept data).
+    pub volume: Option<String>,
+}
+
+impl DockerServer {
+    /// Starts the container of `spec` (creating network and volume as needed), joins the
+    /// network and waits for `SELECT 1`. `record` is called before each part is created.
+    pub async fn start(
+        spec: &Spec,
+        record: &mut (dyn FnMut(&DockerRecord) -> std::io::Result<()> + Send),
+    ) -> Result<Self, ServerError> {
+        spec.progress.report(Step::Connecting);
+        let docker = engine_client().await?;
+        if spec.port != 0 && crate::port_in_use(spec.port) {
+            return Err(ServerError::PortTaken { port: spec.port });
+        }
+        let mut rec = DockerRecord {
+            container: spec.identity.name.clone(),
+            container_id: None,
+            network: spec.network.clone(),
+            volume: (spec.storage == Storage::Persistent).then(|| spec.identity.volume_name()),
+        };
+        let recorded =
+            |r: &DockerRecord, f: &mut (dyn FnMut(&DockerRecord) -> std::io::Result<()> + Send)| {
+                f(r).map_err(|source| ServerError::Io {
+                    what: "recording what is about to be created in",
+                    path: spec.identity.state_dir.clone(),
+                    source,
+                })
+            };
+        recorded(&rec, record)?;
+        if !image_present(&docker, &spec.image).await {
+            pull(&docker, &spec.image, &spec.progress).await?;
+        }
+        let network = match &spec.network {
+            Some(name) => Some(ensure_network(&docker, name).await?),
             None => None,
         };
-        let (name, tag) = split_image(&options.image);
-        let host_port = if options.port == 0 {
-            String::new()
-        } else {
-            options.port.to_string()
-        };
-        let request = GenericImage::new(name, tag)
-            .with_container_name(&options.container_name)
-            .with_labels(options.labels.iter().cloned())
-            .with_label(MANAGED_LABEL, "true")
-            .with_env_var("POSTGRES_USER", &options.user)
-            .with_env_var("POSTGRES_PASSWORD", &options.password)
-            .with_env_var("POSTGRES_DB", &options.database)
-            .with_cmd(std::iter::once("postgres".to_owned()).chain(crate::dev_settings_args()))
-            .with_host_config_modifier(move |host| {
-                host.port_bindings = Some(HashMap::from([(
-                    "5432/tcp".to_owned(),
-                    Some(vec![PortBinding {
-                        host_ip: Some("127.0.0.1".into()),
-                        host_port: Some(host_port.clone()),
-                    }]),
-                )]));
-                host.publish_all_ports = Some(false);
-                host.tmpfs = Some(HashMap::from([(
-                    "/var/lib/postgresql/data".to_owned(),
-                    "rw,mode=0700".to_owned(),
-                )]));
-            })
-            .with_startup_timeout(options.timeout);
-        let present = image_present(&docker, &options.image).await;
-        let container = match request.start().await {
-            Ok(c) => c,
-            Err(e) => {
-                let message = e.to_string();
-                if let Some((net, true)) = &network {
-                    let _ = docker.remove_network(net).await;
-                }
-                return Err(if !present {
-                    DockerError::ImageMissing {
-                        image: options.image.clone(),
-                        message,
-                    }
-                } else if message.contains("port is already allocated")
-                    || message.contains("address already in use")
-                {
-                    DockerError::PortTaken { port: options.port }
-                } else {
-                    DockerError::Engine {
-                        what: "starting the container",
-                        message,
-                    }
-                });
-            }
-        };
-        let id = container.id().to_owned();
+        if let Some(volume) = &rec.volume {
+            ensure_volume(&docker, volume, spec).await?;
+        }
+        spec.progress.report(Step::Starting);
+        let id = create_container(&docker, spec, rec.volume.as_deref()).await?;
+        rec.container_id = Some(id.clone());
+        recorded(&rec, record)?;
         let mut this = DockerServer {
-            container: Some(container),
             docker,
-            server: Server {
-                host: "127.0.0.1".into(),
-                port: 0,
-                user: options.user.clone(),
-                password: options.password.clone(),
-            },
+            server: Server::local(0, &spec.user, &spec.password),
             id,
+            name: rec.container.clone(),
             network,
-            ready_after: Duration::ZERO,
+            volume: rec.volume.clone(),
         };
-        if let Err(e) = this.finish_start(options).await {
-            this.remove().await;
+        if let Err(e) = this.finish_start(spec).await {
+            this.stop().await;
             return Err(e);
         }
-        this.ready_after = started.elapsed();
         Ok(this)
     }
 
-    async fn finish_start(&mut self, options: &DockerOptions) -> Result<(), DockerError> {
-        let container = self.container.as_ref().expect("started");
-        self.server.port =
-            container
-                .get_host_port_ipv4(5432)
-                .await
-                .map_err(|e| DockerError::Engine {
-                    what: "reading the published port",
-                    message: e.to_string(),
-                })?;
-        if let Some((network, _)) = &self.network {
-            self.docker
-                .connect_network(
-                    network,
-                    NetworkConnectRequest {
-                        container: self.id.clone(),
-                        endpoint_config: Some(EndpointSettings {
-                            aliases: Some(vec!["db".into()]),
-                            ..Default::default()
-                        }),
-                    },
-                )
-                .await
-                .map_err(engine("joining the network"))?;
+    async fn finish_start(&mut self, spec: &Spec) -> Result<(), ServerError> {
+        let port = self
+            .published_port()
+            .await
+            .ok_or_else(|| ServerError::Engine {
+                what: "reading the published port",
+                source: "the container publishes no port for 5432/tcp".into(),
+            })?;
+        self.server = Server::local(port, &spec.user, &spec.password);
+        if let Some(network) = self.network.clone() {
+            self.join(&network).await?;
         }
-        let config = self.server.config("postgres");
-        let docker = self.docker.clone();
-        let id = self.id.clone();
-        let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let flag = running.clone();
-        // Watch the container in the background so a crash fails the wait at once.
-        let watcher = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let alive = docker
-                    .inspect_container(&id, None)
-                    .await
-                    .ok()
-                    .and_then(|c| c.state?.running)
-                    .unwrap_or(false);
-                if !alive {
-                    flag.store(false, std::sync::atomic::Ordering::Relaxed);
-                    return;
+        spec.progress.report(Step::WaitingReady);
+        let state = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let watcher = {
+            let (docker, id, state) = (self.docker.clone(), self.id.clone(), state.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if let Some(gone) = not_running(&docker, &id).await {
+                        *state
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(gone);
+                        return;
+                    }
                 }
-            }
-        });
-        let ready = wait_ready(&config, options.timeout, || {
-            if running.load(std::sync::atomic::Ordering::Relaxed) {
-                Ok(())
-            } else {
-                Err("the container stopped".into())
-            }
+            })
+        };
+        let config = self.server.config("postgres");
+        let ready = wait_ready(&config, spec.timeout, || {
+            state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
         })
         .await;
         watcher.abort();
-        if let Err(source) = ready {
-            let logs = logs_tail(&self.docker, &self.id, 30).await;
-            return Err(DockerError::NotReady { source, logs });
+        match ready {
+            Ok(_) => Ok(()),
+            Err(NotReady::Refused(e)) if self.volume.is_some() => {
+                self.repair_password(spec, e).await
+            }
+            Err(NotReady::Refused(source)) => Err(ServerError::Db {
+                what: "logging in",
+                server: self.server.masked_url("postgres"),
+                source,
+            }),
+            Err(NotReady::Exited(status)) => Err(ServerError::Exited {
+                status,
+                log_name: "the container's log".into(),
+                tail: self.logs_tail(30).await,
+            }),
+            Err(NotReady::Timeout { waited, last }) => Err(ServerError::NotReady {
+                waited,
+                log_name: "the container's log".into(),
+                tail: self.logs_tail(30).await,
+                source: last,
+            }),
         }
-        Ok(())
     }
 
-    /// Removes the container, and the network when devenv created it and nothing else uses it.
-    pub async fn remove(&mut self) {
-        if let Some(container) = self.container.take() {
-            let _ = container.rm().await;
+    /// Kept data made with another password: the image trusts local connections inside the
+    /// container, so the role gets the configured password there (or the user is told that
+    /// the kept data belongs to another user).
+    async fn repair_password(
+        &self,
+        spec: &Spec,
+        refused: tokio_postgres::Error,
+    ) -> Result<(), ServerError> {
+        let script = "printf '%s' \"$DEVENV_SQL\" | psql -v ON_ERROR_STOP=1 -qX -U \"$DEVENV_ROLE\" -d postgres";
+        let sql = format!(
+            "ALTER ROLE {} PASSWORD {}",
+            crate::quote_ident(&spec.user),
+            crate::quote_literal(&spec.password)
+        );
+        let (code, output) = self
+            .exec(
+                &["sh", "-c", script],
+                vec![
+                    format!("DEVENV_SQL={sql}"),
+                    format!("DEVENV_ROLE={}", spec.user),
+                ],
+            )
+            .await?;
+        if code != 0 {
+            if output.contains("does not exist") {
+                return Err(ServerError::UserChanged {
+                    found: "another user".into(),
+                    wanted: spec.user.clone(),
+                });
+            }
+            return Err(ServerError::Db {
+                what: "logging in (and resetting the password inside the container failed)",
+                server: self.server.masked_url("postgres"),
+                source: refused,
+            });
         }
-        if let Some((network, true)) = self.network.take() {
-            remove_network_if_unused(&self.docker, &network).await;
-        }
+        let config = self.server.config("postgres");
+        wait_ready(&config, Duration::from_secs(10), || None)
+            .await
+            .map(drop)
+            .map_err(|_| ServerError::Db {
+                what: "logging in after resetting the password",
+                server: self.server.masked_url("postgres"),
+                source: refused,
+            })
     }
-}
 
-impl Drop for DockerServer {
-    fn drop(&mut self) {
-        // testcontainers removes the container itself when it is dropped; the network is ours.
-        if let Some((network, true)) = self.network.take() {
-            let docker = self.docker.clone();
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                drop(self.container.take());
-                handle.spawn(async move { remove_network_if_unused(&docker, &network).await });
+    /// Runs a command in the container; returns its exit code and output.
+    async fn exec(&self, cmd: &[&str], env: Vec<String>) -> Result<(i64, String), ServerError> {
+        use testcontainers::bollard::exec::{CreateExecOptions, StartExecResults};
+        let created = self
+            .docker
+            .create_exec(
+                &self.id,
+                CreateExecOptions {
+                    cmd: Some(cmd.iter().map(|s| (*s).to_owned()).collect()),
+                    env: Some(env),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(engine("running a command in the container"))?;
+        let mut text = String::new();
+        if let StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(engine("running a command in the container"))?
+        {
+            while let Some(Ok(chunk)) = output.next().await {
+                text.push_str(&chunk.to_string());
+            }
+        }
+        let code = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .ok()
+            .and_then(|i| i.exit_code)
+            .unwrap_or(-1);
+        Ok((code, text))
+    }
+
+    async fn published_port(&self) -> Option<u16> {
+        let info = self.docker.inspect_container(&self.id, None).await.ok()?;
+        info.network_settings?
+            .ports?
+            .get("5432/tcp")?
+            .as_ref()?
+            .iter()
+            .find_map(|b| b.host_port.as_deref()?.parse().ok())
+    }
+
+    async fn join(&self, network: &NetworkRef) -> Result<(), ServerError> {
+        let request = || NetworkConnectRequest {
+            container: self.id.clone(),
+            endpoint_config: Some(EndpointSettings {
+                aliases: Some(vec!["db".into()]),
+                ..Default::default()
+            }),
+        };
+        if self
+            .docker
+            .connect_network(&network.id, request())
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        // Removed in the meantime by another project's `down` (it was unused): again, once.
+        let again = ensure_network(&self.docker, &network.name).await?;
+        self.docker
+            .connect_network(&again.id, request())
+            .await
+            .map_err(engine("joining the network"))
+    }
+
+    /// Finds the running container a record names, when it is still there and devenv's.
+    pub async fn attach(
+        record: &DockerRecord,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<Self>, ServerError> {
+        let docker = engine_client().await?;
+        let key = record.container_id.as_deref().unwrap_or(&record.container);
+        let Ok(info) = docker.inspect_container(key, None).await else {
+            return Ok(None);
+        };
+        let ours = info
+            .config
+            .as_ref()
+            .is_some_and(|c| is_managed(c.labels.as_ref()));
+        let running = info.state.as_ref().and_then(|s| s.running) == Some(true);
+        if !ours || !running {
+            return Ok(None);
+        }
+        let mut this = DockerServer {
+            docker: docker.clone(),
+            server: Server::local(0, user, password),
+            id: info.id.clone().unwrap_or_default(),
+            name: record.container.clone(),
+            network: None,
+            volume: record.volume.clone(),
+        };
+        let Some(port) = this.published_port().await else {
+            return Ok(None);
+        };
+        this.server = Server::local(port, user, password);
+        if let Some(name) = &record.network {
+            this.network = networks_named(&docker, name)
+                .await?
+                .first()
+                .map(|n| NetworkRef {
+                    id: n.id.clone().unwrap_or_default(),
+                    name: name.clone(),
+                });
+        }
+        Ok(Some(this))
+    }
+
+    /// Resolves when the container stops running, with how it ended.
+    pub async fn exited(&self) -> String {
+        let filters = HashMap::from([
+            ("container".to_owned(), vec![self.id.clone()]),
+            ("type".to_owned(), vec!["container".to_owned()]),
+            (
+                "event".to_owned(),
+                vec!["die".to_owned(), "destroy".to_owned(), "oom".to_owned()],
+            ),
+        ]);
+        let mut events = self.docker.events(Some(
+            EventsOptionsBuilder::default().filters(&filters).build(),
+        ));
+        if let Some(gone) = not_running(&self.docker, &self.id).await {
+            return gone;
+        }
+        loop {
+            match events.next().await {
+                Some(Ok(_) | Err(_)) | None => {
+                    if let Some(gone) = not_running(&self.docker, &self.id).await {
+                        return gone;
+                    }
+                    // The stream ended without the container dying (engine restart): poll.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
         }
     }
+
+    /// Stops the container (a clean shutdown when its data is kept) and removes it, then the
+    /// network when nothing else uses it. The volume stays ([`forget_volume`] removes it).
+    pub async fn stop(&self) {
+        if self.volume.is_some() {
+            let _ = self
+                .docker
+                .stop_container(
+                    &self.id,
+                    Some(StopContainerOptionsBuilder::default().t(10).build()),
+                )
+                .await;
+        }
+        let _ = self
+            .docker
+            .remove_container(
+                &self.id,
+                Some(
+                    RemoveContainerOptionsBuilder::default()
+                        .force(true)
+                        .v(true)
+                        .build(),
+                ),
+            )
+            .await;
+        if let Some(network) = &self.network {
+            remove_network_if_unused(&self.docker, &network.id).await;
+        }
+    }
+
+    /// The last `n` lines of the container's output.
+    pub async fn logs_tail(&self, n: usize) -> String {
+        logs_tail(&self.docker, &self.id, n).await
+    }
+
+    /// The container's output, from the start, followed when `follow`.
+    pub fn logs(
+        &self,
+        follow: bool,
+        tail: Option<usize>,
+    ) -> impl futures_util::Stream<Item = String> + '_ {
+        let tail = tail.map_or_else(|| "all".to_owned(), |n| n.to_string());
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .tail(&tail)
+            .build();
+        self.docker
+            .logs(&self.id, Some(options))
+            .take_while(|item| std::future::ready(item.is_ok()))
+            .filter_map(|item| std::future::ready(item.ok().map(|c| c.to_string())))
+    }
 }
 
-/// Creates the network when it is missing; returns whether it was created.
-pub async fn ensure_network(docker: &Docker, name: &str) -> Result<bool, DockerError> {
-    if docker.inspect_network(name, None).await.is_ok() {
-        return Ok(false);
+/// `Some(how it ended)` when the container is not running (or gone).
+async fn not_running(docker: &Docker, id: &str) -> Option<String> {
+    match docker.inspect_container(id, None).await {
+        Ok(info) => {
+            let state = info.state?;
+            if state.running == Some(true) {
+                return None;
+            }
+            Some(format!(
+                "the container stopped (exit code {}{})",
+                state.exit_code.unwrap_or(-1),
+                if state.oom_killed == Some(true) {
+                    ", killed for lack of memory"
+                } else {
+                    ""
+                }
+            ))
+        }
+        Err(_) => Some("the container was removed".into()),
     }
-    match docker
-        .create_network(NetworkCreateRequest {
-            name: name.to_owned(),
-            labels: Some(HashMap::from([(
-                MANAGED_LABEL.to_owned(),
-                "true".to_owned(),
-            )])),
+}
+
+async fn ensure_volume(docker: &Docker, name: &str, spec: &Spec) -> Result<(), ServerError> {
+    docker
+        .create_volume(VolumeCreateRequest {
+            name: Some(name.to_owned()),
+            labels: Some(spec.identity.labels().into_iter().collect()),
             ..Default::default()
         })
         .await
-    {
-        Ok(_) => Ok(true),
-        // Someone else created it meanwhile.
-        Err(_) if docker.inspect_network(name, None).await.is_ok() => Ok(false),
-        Err(e) => Err(engine("creating the network")(e)),
+        .map(drop)
+        .map_err(engine("creating the data volume"))
+}
+
+/// Removes a devenv-made volume; returns whether one was removed.
+pub async fn forget_volume(docker: &Docker, name: &str) -> Result<bool, ServerError> {
+    let Ok(volume) = docker.inspect_volume(name).await else {
+        return Ok(false);
+    };
+    if !is_managed(Some(&volume.labels)) {
+        return Ok(false);
+    }
+    docker
+        .remove_volume(
+            name,
+            Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
+        )
+        .await
+        .map_err(engine("removing the data volume"))?;
+    Ok(true)
+}
+
+async fn create_container(
+    docker: &Docker,
+    spec: &Spec,
+    volume: Option<&str>,
+) -> Result<String, ServerError> {
+    let (name, tag) = split_image(&spec.image);
+    let host_port = if spec.port == 0 {
+        String::new()
+    } else {
+        spec.port.to_string()
+    };
+    let pgdata = image_pgdata(docker, &spec.image).await;
+    let ephemeral = volume.is_none();
+    let tmpfs_at = pgdata.clone();
+    let mut request = Postgres::default()
+        .with_user(&spec.user)
+        .with_password(&spec.password)
+        .with_db_name(&spec.database)
+        .with_name(name)
+        .with_tag(tag)
+        .with_container_name(&spec.identity.name)
+        .with_labels(spec.identity.labels())
+        .with_cmd(
+            std::iter::once("postgres".to_owned()).chain(crate::dev_settings_args(spec.storage)),
+        )
+        .with_ready_conditions(Vec::new())
+        .with_reuse(ReuseDirective::Always)
+        .with_startup_timeout(spec.timeout)
+        .with_host_config_modifier(move |host| {
+            host.port_bindings = Some(HashMap::from([(
+                "5432/tcp".to_owned(),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(host_port.clone()),
+                }]),
+            )]));
+            host.publish_all_ports = Some(false);
+            if ephemeral {
+                host.tmpfs = Some(HashMap::from([(
+                    tmpfs_at.clone(),
+                    "rw,mode=0700".to_owned(),
+                )]));
+            }
+        });
+    if let Some(volume) = volume {
+        request = request.with_mount(Mount::volume_mount(volume, pgdata));
+    }
+    match request.start().await {
+        Ok(container) => Ok(container.id().to_owned()),
+        Err(e) if spec.port != 0 && crate::port_in_use(spec.port) => {
+            remove_named(docker, &spec.identity.name).await;
+            drop(e);
+            Err(ServerError::PortTaken { port: spec.port })
+        }
+        Err(e) => {
+            remove_named(docker, &spec.identity.name).await;
+            Err(ServerError::Engine {
+                what: "starting the container",
+                source: Box::new(e),
+            })
+        }
     }
 }
 
-/// Removes a network devenv created once no container is attached to it.
-pub async fn remove_network_if_unused(docker: &Docker, name: &str) {
-    let in_use = docker
-        .inspect_network(name, None)
-        .await
-        .ok()
-        .and_then(|n| n.containers)
-        .is_some_and(|c| !c.is_empty());
-    if !in_use {
-        let _ = docker.remove_network(name).await;
+/// Removes a devenv-made container by name (a half-started one).
+async fn remove_named(docker: &Docker, name: &str) {
+    if let Ok(info) = docker.inspect_container(name, None).await {
+        let ours = info.config.is_some_and(|c| is_managed(c.labels.as_ref()));
+        if ours {
+            let _ = docker
+                .remove_container(
+                    name,
+                    Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+                )
+                .await;
+        }
     }
 }
 
@@ -397,19 +771,15 @@ pub struct Found {
     pub id: String,
     /// Its names.
     pub names: Vec<String>,
-    /// Its state (`running`, `exited`, ...).
-    pub state: String,
     /// Networks it is attached to.
     pub networks: Vec<String>,
 }
 
-/// Containers whose labels match `key=value`, running or not.
-pub async fn find_by_label(
-    docker: &Docker,
-    key: &str,
-    value: &str,
-) -> Result<Vec<Found>, DockerError> {
-    let filters = HashMap::from([("label".to_owned(), vec![format!("{key}={value}")])]);
+/// devenv's containers carrying `labels` (all of them), running or not.
+pub async fn find(docker: &Docker, labels: &[(&str, &str)]) -> Result<Vec<Found>, ServerError> {
+    let mut wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    wanted.push(format!("{MANAGED_LABEL}=true"));
+    let filters = HashMap::from([("label".to_owned(), wanted)]);
     let list = docker
         .list_containers(Some(
             ListContainersOptionsBuilder::default()
@@ -423,8 +793,12 @@ pub async fn find_by_label(
         .into_iter()
         .map(|c| Found {
             id: c.id.unwrap_or_default(),
-            names: c.names.unwrap_or_default(),
-            state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+            names: c
+                .names
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| n.trim_start_matches('/').to_owned())
+                .collect(),
             networks: c
                 .network_settings
                 .and_then(|n| n.networks)
@@ -434,35 +808,75 @@ pub async fn find_by_label(
         .collect())
 }
 
-/// Force-removes containers by id, then any of `networks` that devenv created and no longer
-/// uses. Returns how many containers were removed.
-pub async fn remove_containers(docker: &Docker, found: &[Found]) -> Result<usize, DockerError> {
+/// Removes found containers (stopped cleanly first, when `gently`), then the devenv-made
+/// networks they used once nothing else does. Returns how many containers went.
+pub async fn remove(docker: &Docker, found: &[Found], gently: bool) -> Result<usize, ServerError> {
     for c in found {
-        docker
+        if gently {
+            let _ = docker
+                .stop_container(
+                    &c.id,
+                    Some(StopContainerOptionsBuilder::default().t(10).build()),
+                )
+                .await;
+        }
+        match docker
             .remove_container(
                 &c.id,
-                Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+                Some(
+                    RemoveContainerOptionsBuilder::default()
+                        .force(true)
+                        .v(true)
+                        .build(),
+                ),
             )
             .await
-            .map_err(engine("removing a container"))?;
+        {
+            // Removed, or gone meanwhile (its own `up` removed it).
+            Ok(())
+            | Err(testcontainers::bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                ..
+            }) => {}
+            Err(e) => return Err(engine("removing a container")(e)),
+        }
     }
     for network in found.iter().flat_map(|c| &c.networks) {
-        let ours = docker
-            .inspect_network(network, None)
-            .await
-            .ok()
-            .and_then(|n| n.labels)
-            .is_some_and(|l| l.contains_key(MANAGED_LABEL));
-        if ours {
-            remove_network_if_unused(docker, network).await;
-        }
+        remove_network_if_unused(docker, network).await;
     }
     Ok(found.len())
 }
 
+/// Removes what a record names (a start that was killed, or a server whose supervisor is
+/// gone): the container if it is devenv's, the network when unused, and with `forget` the
+/// volume. Returns whether a container was removed.
+pub async fn clean(record: &DockerRecord, forget: bool) -> Result<bool, ServerError> {
+    let docker = engine_client().await?;
+    let mut removed = false;
+    let key = record.container_id.as_deref().unwrap_or(&record.container);
+    if let Ok(info) = docker.inspect_container(key, None).await {
+        if info.config.is_some_and(|c| is_managed(c.labels.as_ref())) {
+            let found = Found {
+                id: info.id.unwrap_or_default(),
+                names: vec![record.container.clone()],
+                networks: Vec::new(),
+            };
+            removed = remove(&docker, &[found], record.volume.is_some()).await? > 0;
+        }
+    }
+    if let Some(network) = &record.network {
+        remove_networks_named(&docker, network).await;
+    }
+    if forget {
+        if let Some(volume) = &record.volume {
+            forget_volume(&docker, volume).await?;
+        }
+    }
+    Ok(removed)
+}
+
 /// The last `n` lines of a container's output.
 pub async fn logs_tail(docker: &Docker, id: &str, n: usize) -> String {
-    use futures_util::StreamExt as _;
     let options = LogsOptionsBuilder::default()
         .stdout(true)
         .stderr(true)

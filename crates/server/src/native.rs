@@ -1,90 +1,38 @@
 //! The native backend: PostgreSQL from local binaries, no Docker needed.
 //!
-//! Binaries are found through `DEVENV_PG_BIN`, `PATH`, `pg_config --bindir`, then
-//! `/usr/lib/postgresql/*/bin` (newest first). The cluster lives in `DIR/pgdata`, its socket in
-//! `DIR/run` and its log in `DIR/postgres.log` (DIR is `.devenv/` for `devenv up`). `initdb` is
-//! slow (about 1.4 s), so one initialised cluster per (version, superuser, password) is kept in
-//! a cache directory and copied (tens of milliseconds). Durability is off (`fsync`,
-//! `synchronous_commit`, `full_page_writes`): a dev database is rebuilt from its files.
-//!
-//! PostgreSQL refuses to run as root; when devenv is root it runs `initdb` and `postgres` as an
-//! unprivileged user (`postgres` if that account exists, else `nobody`) and hands it the
-//! directories.
+//! - Binaries: `DEVENV_PG_BIN`, `PATH`, `pg_config --bindir`, then `/usr/lib/postgresql/*/bin`
+//!   (newest first).
+//! - Where the cluster lives ([`Layout`]): kept data in the state directory (`.devenv/pgdata`),
+//!   or, when devenv runs as root (postgres refuses root and runs as the `postgres` account,
+//!   which cannot enter the 0700 `.devenv/`), in `/var/lib/devenv/<key>` owned by that account;
+//!   throw-away data on `/dev/shm` (a tmpfs: copying a cluster there is several times faster)
+//!   when it has room, else the temp directory. The Unix socket sits in a short private
+//!   directory of its own (`$TMPDIR/devenv-<key>.s`, 0700, `unix_socket_permissions=0700`).
+//! - `initdb` is slow (about 1.4 s), so one cluster per (binaries, superuser) is initialised
+//!   once into a private cache directory and copied. It holds no password: the superuser gets
+//!   its password at every start, over the private socket (`local ... trust`), which also
+//!   follows a password changed in devenv.yaml on kept data.
+//! - The postmaster runs in a process group of its own (a terminal's Ctrl-C reaches devenv,
+//!   which stops it in order), its output in the log file devenv opened (0600).
+//! - A running server is recognised by its data directory's `postmaster.pid` and the process's
+//!   working directory ([`crate::process::postmaster_of`]), never by a bare pid.
 
 use std::fs;
-use std::os::unix::fs::{chown, PermissionsExt};
-use std::os::unix::process::CommandExt;
+use std::os::unix::fs::{chown, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
+use crate::error::{io, ServerError};
+use crate::files::{create_private, private_dir, short_id};
 use crate::ready::{wait_ready, NotReady};
-use crate::Server;
-
-/// Native backend failures, each with what to do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum NativeError {
-    /// No binaries anywhere.
-    #[error("no PostgreSQL server binaries found (tried {tried}); install them (Debian: `apt-get install postgresql-15`) or set DEVENV_PG_BIN to the directory holding initdb and postgres")]
-    NoBinaries {
-        /// What was looked at.
-        tried: String,
-    },
-    /// Running as root and no unprivileged account to run postgres as.
-    #[error("PostgreSQL refuses to run as root and no unprivileged user (postgres, nobody) exists to run it as; create one (`useradd postgres`) or run devenv as a normal user")]
-    NoUser,
-    /// The run user cannot use a directory.
-    #[error("user {user} cannot write to {}: make the path reachable for it (chmod o+x on its parents) or run devenv as a normal user", dir.display())]
-    Unreachable {
-        /// The account postgres runs as.
-        user: String,
-        /// The directory.
-        dir: PathBuf,
-    },
-    /// A tool failed.
-    #[error("{what} failed: {message}")]
-    Command {
-        /// Which step.
-        what: String,
-        /// Its output or error.
-        message: String,
-    },
-    /// File system trouble.
-    #[error("{what} {}: {source}", path.display())]
-    Io {
-        /// Which step.
-        what: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server did not become ready.
-    #[error("{source}\n--- last lines of {} ---\n{tail}", log.display())]
-    NotReady {
-        /// Why.
-        #[source]
-        source: NotReady,
-        /// The server log.
-        log: PathBuf,
-        /// Its last lines.
-        tail: String,
-    },
-}
-
-fn io<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> NativeError + 'p {
-    move |source| NativeError::Io {
-        what,
-        path: path.to_path_buf(),
-        source,
-    }
-}
+use crate::{process, Identity, PasswordAuth, Server, Spec, Storage};
 
 /// Finds a directory holding `initdb` and `postgres`.
-pub fn find_bin_dir() -> Result<PathBuf, NativeError> {
+pub async fn find_bin_dir() -> Result<PathBuf, ServerError> {
     let has_bins = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
     let mut tried = Vec::new();
     if let Some(dir) = std::env::var_os("DEVENV_PG_BIN") {
@@ -105,7 +53,11 @@ pub fn find_bin_dir() -> Result<PathBuf, NativeError> {
         }
         tried.push("PATH".into());
     }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+    if let Ok(out) = tokio::process::Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .await
+    {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         if out.status.success() && has_bins(&dir) {
             return Ok(dir);
@@ -127,13 +79,32 @@ pub fn find_bin_dir() -> Result<PathBuf, NativeError> {
         return Ok(dir);
     }
     tried.push("/usr/lib/postgresql/*/bin".into());
-    Err(NativeError::NoBinaries {
+    Err(ServerError::NoBinaries {
         tried: tried.join(", "),
     })
 }
 
-/// The account postgres runs as: `None` for the current user (not root).
-#[derive(Debug, Clone)]
+/// The major version of the binaries in `bin_dir` (`postgres --version`).
+pub async fn major_version(bin_dir: &Path) -> Result<u32, ServerError> {
+    let postgres = bin_dir.join("postgres");
+    let out = tokio::process::Command::new(&postgres)
+        .arg("--version")
+        .output()
+        .await
+        .map_err(io("running", &postgres))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .last()
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| ServerError::Command {
+            what: "postgres --version",
+            stderr: text.into_owned(),
+        })
+}
+
+/// The account postgres runs as when devenv is root.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunAs {
     /// Account name.
     pub name: String,
@@ -143,8 +114,8 @@ pub struct RunAs {
     pub gid: u32,
 }
 
-/// Picks the account to run postgres as.
-pub fn run_as() -> Result<Option<RunAs>, NativeError> {
+/// Picks the account to run postgres as: `None` for the current user (not root).
+pub fn run_as() -> Result<Option<RunAs>, ServerError> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(None);
     }
@@ -157,52 +128,7 @@ pub fn run_as() -> Result<Option<RunAs>, NativeError> {
             }));
         }
     }
-    Err(NativeError::NoUser)
-}
-
-fn command(program: &Path, run_as: Option<&RunAs>) -> Command {
-    let mut cmd = Command::new(program);
-    if let Some(user) = run_as {
-        // std drops supplementary groups when root changes uid.
-        cmd.uid(user.uid).gid(user.gid);
-        cmd.env("HOME", "/tmp").env("USER", &user.name);
-    }
-    cmd.env("LC_ALL", "C.UTF-8").env("LANG", "C.UTF-8");
-    cmd
-}
-
-/// The major version of the binaries in `bin_dir` (`postgres --version`).
-pub fn major_version(bin_dir: &Path) -> Result<u32, NativeError> {
-    let out = Command::new(bin_dir.join("postgres"))
-        .arg("--version")
-        .output()
-        .map_err(io("running", &bin_dir.join("postgres")))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .last()
-        .and_then(|v| v.split('.').next())
-        .and_then(|m| m.parse().ok())
-        .ok_or_else(|| NativeError::Command {
-            what: "postgres --version".into(),
-            message: text.into_owned(),
-        })
-}
-
-/// What to start.
-#[derive(Debug, Clone)]
-pub struct NativeOptions {
-    /// Directory for `pgdata/`, `run/` and `postgres.log`.
-    pub dir: PathBuf,
-    /// Port on 127.0.0.1; 0 picks a free one.
-    pub port: u16,
-    /// Superuser.
-    pub user: String,
-    /// Superuser password.
-    pub password: String,
-    /// Where initialised clusters are cached (default: [`default_cache_dir`]).
-    pub cache_dir: Option<PathBuf>,
-    /// How long to wait for readiness.
-    pub timeout: Duration,
+    Err(ServerError::NoUser)
 }
 
 /// `DEVENV_CACHE_DIR`, else `$XDG_CACHE_HOME/devenv`, else `~/.cache/devenv`.
@@ -219,309 +145,585 @@ pub fn default_cache_dir() -> PathBuf {
     }
 }
 
-/// A running native server; stopped (fast shutdown) when dropped.
+/// Room a tmpfs must have free before a throw-away cluster goes there.
+const MIN_MEMORY_ROOM: u64 = 1 << 30;
+
+/// `/dev/shm` when it is writable and roomy, else the temp directory.
+pub fn scratch_dir() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let roomy = nix::sys::statvfs::statvfs(shm)
+        .is_ok_and(|s| s.blocks_available().saturating_mul(s.fragment_size()) >= MIN_MEMORY_ROOM);
+    let writable = nix::unistd::access(shm, nix::unistd::AccessFlags::W_OK).is_ok();
+    if roomy && writable && std::env::var_os("DEVENV_NATIVE_DISK").is_none_or(|v| v != "1") {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// Where kept clusters live when devenv runs as root (`DEVENV_DATA_HOME` overrides).
+fn root_data_home() -> PathBuf {
+    std::env::var_os("DEVENV_DATA_HOME")
+        .map_or_else(|| PathBuf::from("/var/lib/devenv"), PathBuf::from)
+}
+
+/// Where one server's files are, and what goes with it. Serialised into the project's record
+/// before anything is created, so `down` after a SIGKILL finds all of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    /// The data directory (`PGDATA`).
+    pub data_dir: PathBuf,
+    /// The private directory of the Unix socket; removed when the server stops.
+    pub socket_dir: PathBuf,
+    /// The server log (opened by devenv, 0600).
+    pub log: PathBuf,
+    /// A directory devenv made for the data that goes with it: removed at stop for throw-away
+    /// data, with `down --volumes` for kept data.
+    pub data_root: Option<PathBuf>,
+    /// Whether the data is thrown away at stop.
+    pub ephemeral: bool,
+}
+
+impl Layout {
+    /// The layout of `identity`'s server with `storage`, for postgres running as `run_as`.
+    pub fn new(identity: &Identity, storage: Storage, run_as: Option<&RunAs>) -> Layout {
+        let key = identity.key();
+        let socket_dir = std::env::temp_dir().join(format!("devenv-{key}.s"));
+        let log = identity.state_dir.join("postgres.log");
+        match (storage, run_as) {
+            (Storage::Ephemeral, _) => {
+                let root = scratch_dir().join(format!("devenv-{key}"));
+                Layout {
+                    data_dir: root.join("pgdata"),
+                    socket_dir,
+                    log,
+                    data_root: Some(root),
+                    ephemeral: true,
+                }
+            }
+            (Storage::Persistent, None) => Layout {
+                data_dir: identity.state_dir.join("pgdata"),
+                socket_dir,
+                log,
+                data_root: None,
+                ephemeral: false,
+            },
+            (Storage::Persistent, Some(_)) => {
+                let root = root_data_home().join(&key);
+                Layout {
+                    data_dir: root.join("pgdata"),
+                    socket_dir,
+                    log,
+                    data_root: Some(root),
+                    ephemeral: false,
+                }
+            }
+        }
+    }
+
+    /// Whether a cluster is there.
+    pub fn has_cluster(&self) -> bool {
+        self.data_dir.join("PG_VERSION").is_file()
+    }
+
+    /// Bytes the data takes on disk.
+    pub fn data_size(&self) -> u64 {
+        dir_size(&self.data_dir)
+    }
+
+    /// Removes what stopping leaves: the socket directory, and throw-away data.
+    fn remove_after_stop(&self) {
+        let _ = fs::remove_dir_all(&self.socket_dir);
+        if self.ephemeral {
+            self.remove_data();
+        }
+    }
+
+    /// Removes the data (kept or not).
+    pub fn remove_data(&self) {
+        match &self.data_root {
+            Some(root) => {
+                let _ = fs::remove_dir_all(root);
+            }
+            None => {
+                let _ = fs::remove_dir_all(&self.data_dir);
+            }
+        }
+    }
+
+    /// Stops a postmaster a record names (checked against the world) and removes what goes
+    /// with it; `forget` removes kept data too. Returns the pid it stopped.
+    pub async fn clean(&self, forget: bool) -> Option<u32> {
+        let pid = process::postmaster_of(&self.data_dir);
+        if let Some(pid) = pid {
+            process::stop_postmaster(pid, STOP_GRACE).await;
+        }
+        self.remove_after_stop();
+        if forget {
+            self.remove_data();
+        }
+        pid
+    }
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| dir_size(&e.path()))
+        .sum()
+}
+
+/// How long a fast shutdown may take before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A running native server.
 #[derive(Debug)]
 pub struct NativeServer {
-    child: Option<Child>,
     /// How to reach it.
     pub server: Server,
-    /// The data directory.
-    pub data_dir: PathBuf,
-    /// The server log.
-    pub log: PathBuf,
+    /// Its files.
+    pub layout: Layout,
     /// The postmaster's pid.
     pub pid: u32,
     /// Major version.
     pub version: u32,
+    /// Becomes `Some(reason)` when the postmaster exits.
+    exited: watch::Receiver<Option<String>>,
 }
 
 impl NativeServer {
-    /// Initialises (from the cache when it can) and starts a server, and waits until it answers.
-    pub async fn start(options: &NativeOptions) -> Result<Self, NativeError> {
-        let bin_dir = find_bin_dir()?;
-        let version = major_version(&bin_dir)?;
+    /// Initialises (reusing kept data, else from the cache, else with `initdb`) and starts the
+    /// server of `spec`, and waits until it answers. `record` is called with the layout before
+    /// anything is created.
+    pub async fn start(
+        spec: &Spec,
+        record: &mut (dyn FnMut(&Layout) -> std::io::Result<()> + Send),
+    ) -> Result<Self, ServerError> {
+        let bin_dir = find_bin_dir().await?;
+        let version = major_version(&bin_dir).await?;
         let run_as = run_as()?;
-        fs::create_dir_all(&options.dir).map_err(io("creating", &options.dir))?;
-        // Absolute: postgres runs with this directory as its working directory.
-        let dir = &fs::canonicalize(&options.dir).map_err(io("resolving", &options.dir))?;
-        let link = dir.join("pgdata");
-        let run_dir = dir.join("run");
-        let log = dir.join("postgres.log");
-        remove_data_dir(&link)?;
-        // On a tmpfs the cluster copy and the server's writes cost a fraction of the disk's;
-        // `DIR/pgdata` then links to it.
-        let data_dir = match memory_dir(dir) {
-            Some(mem) => {
-                fs::create_dir_all(&mem).map_err(io("creating", &mem))?;
-                fs::set_permissions(&mem, fs::Permissions::from_mode(0o755))
-                    .map_err(io("setting permissions of", &mem))?;
-                let real = mem.join("pgdata");
-                std::os::unix::fs::symlink(&real, &link).map_err(io("linking", &link))?;
-                real
-            }
-            None => link,
-        };
-        fs::create_dir_all(&run_dir).map_err(io("creating", &run_dir))?;
-        let owner = run_as.as_ref().map(|u| (u.uid, u.gid));
-        if let Some((uid, gid)) = owner {
-            chown(&run_dir, Some(uid), Some(gid)).map_err(io("changing owner of", &run_dir))?;
-            check_reachable(run_as.as_ref().expect("owner implies run_as"), &run_dir)?;
+        let layout = Layout::new(&spec.identity, spec.storage, run_as.as_ref());
+        record(&layout).map_err(io("recording", &layout.data_dir))?;
+        if let Some(pid) = process::postmaster_of(&layout.data_dir) {
+            return Err(ServerError::AlreadyRunning {
+                pid,
+                data_dir: layout.data_dir.clone(),
+            });
         }
-        let cache_root = options.cache_dir.clone().unwrap_or_else(default_cache_dir);
-        let cached = cache_root.join(cache_key(&bin_dir, version, options));
-        if cached.join("PG_VERSION").is_file() {
-            copy_tree(&cached, &data_dir, owner)?;
-        } else {
-            initdb(&bin_dir, run_as.as_ref(), &data_dir, options)?;
-            // Cache it for next time; a failure here only costs speed.
-            let tmp = cache_root.join(format!(".tmp-{}", std::process::id()));
-            if copy_tree(&data_dir, &tmp, None).is_ok() && fs::rename(&tmp, &cached).is_err() {
-                let _ = fs::remove_dir_all(&tmp);
-            }
-        }
-        fs::set_permissions(&data_dir, fs::Permissions::from_mode(0o700))
-            .map_err(io("setting permissions of", &data_dir))?;
-        let port = if options.port == 0 {
-            crate::free_port().map_err(io("finding a free port for", dir))?
-        } else {
-            options.port
+        prepare_cluster(&bin_dir, version, run_as.as_ref(), &layout, spec).await?;
+        let port = match spec.port {
+            0 => crate::free_port().map_err(io("finding a free port for", &layout.data_dir))?,
+            port if crate::port_in_use(port) => return Err(ServerError::PortTaken { port }),
+            port => port,
         };
-        let log_file = fs::File::create(&log).map_err(io("creating", &log))?;
-        let child = command(&bin_dir.join("postgres"), run_as.as_ref())
-            .arg("-D")
-            .arg(&data_dir)
-            .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-k",
-            ])
-            .arg(&run_dir)
-            .args(crate::dev_settings_args())
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().map_err(io("opening", &log))?)
-            .stderr(log_file)
-            .current_dir(dir)
-            .spawn()
-            .map_err(io("starting", &bin_dir.join("postgres")))?;
-        let pid = child.id();
-        let server = Server {
-            host: "127.0.0.1".into(),
-            port,
-            user: options.user.clone(),
-            password: options.password.clone(),
-        };
-        let mut native = NativeServer {
-            child: Some(child),
-            server,
-            data_dir,
-            log,
+        let (pid, exited) = spawn_postmaster(&bin_dir, run_as.as_ref(), &layout, port)?;
+        let native = NativeServer {
+            server: Server::local(port, &spec.user, &spec.password),
+            layout,
             pid,
             version,
+            exited,
         };
-        let config = native.server.config("postgres");
-        let child = native.child.as_mut().expect("just started");
-        let ready = wait_ready(&config, options.timeout, || match child.try_wait() {
-            Ok(Some(status)) => Err(format!("postgres {status}")),
-            _ => Ok(()),
-        })
-        .await;
-        if let Err(source) = ready {
-            let tail = log_tail(&native.log, 20);
-            native.stop();
-            return Err(NativeError::NotReady {
-                source,
-                log: native.log.clone(),
-                tail,
-            });
+        if let Err(e) = native.finish_start(spec).await {
+            native.stop().await;
+            return Err(e);
         }
         Ok(native)
     }
 
-    /// Fast shutdown (SIGINT), then SIGKILL after 10 s. Idempotent.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            stop_pid(self.pid, Duration::from_secs(10));
-            let _ = child.wait();
-            // A cluster in memory goes with its server; the next start copies a fresh one.
-            if let Some(mem) = self.data_dir.parent().filter(|p| {
-                p.starts_with("/dev/shm")
-                    && p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("devenv-native-"))
-            }) {
-                let _ = fs::remove_dir_all(mem);
+    /// Waits for the socket to answer, then gives the superuser its password.
+    async fn finish_start(&self, spec: &Spec) -> Result<(), ServerError> {
+        let mut socket = tokio_postgres::Config::new();
+        socket
+            .host_path(&self.layout.socket_dir)
+            .port(self.server.port())
+            .user(&spec.user)
+            .dbname("postgres")
+            .application_name(crate::APPLICATION_NAME);
+        let exited = self.exited.clone();
+        let ready = wait_ready(&socket, spec.timeout, || exited.borrow().clone()).await;
+        match ready {
+            Ok(_) => {}
+            Err(NotReady::Exited(status)) => {
+                return Err(ServerError::Exited {
+                    status,
+                    log_name: self.layout.log.display().to_string(),
+                    tail: log_tail(&self.layout.log, 20),
+                })
+            }
+            Err(NotReady::Refused(source)) => {
+                return Err(self.user_changed(spec, source));
+            }
+            Err(NotReady::Timeout { waited, last }) => {
+                return Err(ServerError::NotReady {
+                    waited,
+                    log_name: self.layout.log.display().to_string(),
+                    tail: log_tail(&self.layout.log, 20),
+                    source: last,
+                })
+            }
+        }
+        set_password(&socket, &spec.user, &spec.password, spec.password_auth).await
+    }
+
+    /// The error for a configured superuser the kept cluster does not know.
+    fn user_changed(&self, spec: &Spec, source: tokio_postgres::Error) -> ServerError {
+        let found = fs::metadata(self.layout.data_dir.join("PG_VERSION"))
+            .ok()
+            .and_then(|_| fs::read_to_string(self.layout.data_dir.join(SUPERUSER_FILE)).ok())
+            .map(|s| s.trim().to_owned());
+        match found {
+            Some(found) if found != spec.user => ServerError::UserChanged {
+                found,
+                wanted: spec.user.clone(),
+            },
+            _ => ServerError::Db {
+                what: "connecting over the private socket",
+                server: self.layout.socket_dir.display().to_string(),
+                source,
+            },
+        }
+    }
+
+    /// Finds the running server a layout describes (checked against the world).
+    pub fn attach(layout: &Layout, user: &str, password: &str, port: u16) -> Option<Self> {
+        let pid = process::postmaster_of(&layout.data_dir)?;
+        let (tx, exited) = watch::channel(None);
+        tokio::spawn(async move {
+            while process::alive(pid) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let _ = tx.send(Some("the postmaster exited".into()));
+        });
+        Some(NativeServer {
+            server: Server::local(port, user, password),
+            layout: layout.clone(),
+            pid,
+            version: 0,
+            exited,
+        })
+    }
+
+    /// Resolves when the postmaster exits, with how it ended.
+    pub async fn exited(&self) -> String {
+        let mut rx = self.exited.clone();
+        loop {
+            if let Some(reason) = rx.borrow_and_update().clone() {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                return "the postmaster's watcher stopped".into();
             }
         }
     }
 
-    /// Leaves the server running when this value is dropped (for `devenv up`'s pid file).
-    pub fn detach(mut self) -> u32 {
-        self.child = None;
-        self.pid
-    }
-}
-
-impl Drop for NativeServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Stops a postmaster by pid: SIGINT (fast shutdown), SIGKILL after `grace`.
-pub fn stop_pid(pid: u32, grace: Duration) {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
-    let Ok(raw) = i32::try_from(pid) else { return };
-    let pid = Pid::from_raw(raw);
-    if kill(pid, Signal::SIGINT).is_err() {
-        return;
-    }
-    let deadline = std::time::Instant::now() + grace;
-    while std::time::Instant::now() < deadline {
-        // Reap it if it is our child; otherwise poll for its disappearance.
-        let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
-        if kill(pid, None).is_err() {
-            return;
+    /// Fast shutdown, then SIGKILL after a grace period; removes the socket directory and
+    /// throw-away data.
+    pub async fn stop(&self) {
+        if process::signal(self.pid, nix::sys::signal::Signal::SIGINT)
+            && tokio::time::timeout(STOP_GRACE, self.exited())
+                .await
+                .is_err()
+        {
+            process::signal(self.pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = tokio::time::timeout(STOP_GRACE, self.exited()).await;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        self.layout.remove_after_stop();
     }
-    let _ = kill(pid, Signal::SIGKILL);
 }
 
-/// Removes a data directory, or the link `devenv up` made to one in memory and its target.
-fn remove_data_dir(path: &Path) -> Result<(), NativeError> {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return Ok(());
+/// Where the superuser a cluster was initialised for is written, inside the data directory.
+const SUPERUSER_FILE: &str = "devenv.superuser";
+
+/// Makes `layout.data_dir` hold a cluster for `spec`: kept data as it is, else a copy of the
+/// cached cluster, else `initdb` (and cache it). Rewrites `pg_hba.conf` for `spec`.
+async fn prepare_cluster(
+    bin_dir: &Path,
+    version: u32,
+    run_as: Option<&RunAs>,
+    layout: &Layout,
+    spec: &Spec,
+) -> Result<(), ServerError> {
+    let owner = run_as.map(|u| (u.uid, u.gid));
+    if let Some(root) = &layout.data_root {
+        let parent = root.parent().unwrap_or(root);
+        if !layout.ephemeral && run_as.is_some() {
+            // /var/lib/devenv: root's, traversable, not listable.
+            fs::create_dir_all(parent).map_err(io("creating", parent))?;
+            fs::set_permissions(parent, fs::Permissions::from_mode(0o711))
+                .map_err(io("setting permissions of", parent))?;
+        }
+        private_dir(root).map_err(io("creating", root))?;
+        give(root, owner)?;
+    }
+    if let Some(parent) = layout.data_dir.parent() {
+        fs::create_dir_all(parent).map_err(io("creating", parent))?;
+    }
+    if layout.has_cluster() {
+        let found = fs::read_to_string(layout.data_dir.join("PG_VERSION"))
+            .map_err(io("reading", &layout.data_dir))?;
+        if found.trim() != version.to_string() {
+            return Err(ServerError::VersionMismatch {
+                data_dir: layout.data_dir.clone(),
+                found: found.trim().to_owned(),
+                wanted: version,
+                bin_dir: bin_dir.to_path_buf(),
+            });
+        }
+    } else {
+        // A half-made directory of an interrupted start goes.
+        let _ = fs::remove_dir_all(&layout.data_dir);
+        let cache_root = default_cache_dir();
+        let cached = cache_root.join(format!(
+            "initdb-pg{version}-{}",
+            short_id(&[bin_dir.to_string_lossy().as_bytes(), spec.user.as_bytes()])
+        ));
+        if !cached.join("PG_VERSION").is_file() {
+            initdb_into_cache(bin_dir, run_as, &cache_root, &cached, &spec.user).await?;
+        }
+        copy_tree_blocking(cached, layout.data_dir.clone(), owner).await?;
+    }
+    fs::set_permissions(&layout.data_dir, fs::Permissions::from_mode(0o700))
+        .map_err(io("setting permissions of", &layout.data_dir))?;
+    write_hba(layout, spec.password_auth)?;
+    private_dir(&layout.socket_dir).map_err(io("creating", &layout.socket_dir))?;
+    give(&layout.socket_dir, owner)
+}
+
+fn give(path: &Path, owner: Option<(u32, u32)>) -> Result<(), ServerError> {
+    match owner {
+        Some((uid, gid)) => {
+            chown(path, Some(uid), Some(gid)).map_err(io("changing owner of", path))
+        }
+        None => Ok(()),
+    }
+}
+
+/// `pg_hba.conf` for a dev server: the private socket trusts (only its owner can reach it),
+/// TCP on loopback asks for the password.
+fn write_hba(layout: &Layout, auth: PasswordAuth) -> Result<(), ServerError> {
+    let method = match auth {
+        PasswordAuth::Scram => "scram-sha-256",
+        PasswordAuth::Md5 => "md5",
     };
-    if meta.file_type().is_symlink() {
-        if let Ok(target) = fs::read_link(path) {
-            let _ = fs::remove_dir_all(&target);
-        }
-        fs::remove_file(path).map_err(io("removing", path))
-    } else {
-        fs::remove_dir_all(path).map_err(io("removing", path))
-    }
+    let hba = layout.data_dir.join("pg_hba.conf");
+    let text = format!(
+        "# Written by devenv at every start.\n\
+         local all all trust\n\
+         host all all 127.0.0.1/32 {method}\n\
+         host all all ::1/128 {method}\n"
+    );
+    // Writing in place keeps the file's owner (the account postgres runs as).
+    fs::write(&hba, text).map_err(io("writing", &hba))
 }
 
-/// Room a tmpfs must have free before a cluster goes there.
-const MIN_MEMORY_ROOM: u64 = 1 << 30;
-
-/// A directory on `/dev/shm` for the cluster of `dir`, when it is writable and roomy and
-/// `dir` is not there already (`DEVENV_NATIVE_DISK=1` keeps the cluster on disk).
-fn memory_dir(dir: &Path) -> Option<PathBuf> {
-    if std::env::var_os("DEVENV_NATIVE_DISK").is_some_and(|v| v == "1")
-        || dir.starts_with("/dev/shm")
-    {
-        return None;
-    }
-    let shm = Path::new("/dev/shm");
-    let stat = nix::sys::statvfs::statvfs(shm).ok()?;
-    let room = stat.blocks_available().saturating_mul(stat.fragment_size());
-    let writable = nix::unistd::access(shm, nix::unistd::AccessFlags::W_OK).is_ok();
-    if room < MIN_MEMORY_ROOM || !writable {
-        return None;
-    }
-    let digest = Sha256::digest(dir.to_string_lossy().as_bytes());
-    let id: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    Some(shm.join(format!("devenv-native-{id}")))
-}
-
-fn cache_key(bin_dir: &Path, version: u32, options: &NativeOptions) -> String {
-    let mut hash = Sha256::new();
-    for part in [
-        bin_dir.to_string_lossy().as_bytes(),
-        options.user.as_bytes(),
-        options.password.as_bytes(),
-    ] {
-        hash.update(part);
-        hash.update([0]);
-    }
-    let digest = hash.finalize();
-    let hex: String = digest.iter().take(8).fold(String::new(), |mut out, b| {
-        use std::fmt::Write as _;
-        let _ = write!(out, "{b:02x}");
-        out
-    });
-    format!("initdb-pg{version}-{hex}")
-}
-
-fn check_reachable(user: &RunAs, dir: &Path) -> Result<(), NativeError> {
-    let ok = command(Path::new("test"), Some(user))
-        .arg("-w")
-        .arg(dir)
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        Ok(())
-    } else {
-        Err(NativeError::Unreachable {
-            user: user.name.clone(),
-            dir: dir.to_path_buf(),
-        })
-    }
-}
-
-fn initdb(
+/// Runs `initdb` (no password: see the module docs) into a private temporary directory in the
+/// cache and renames it into place, so concurrent first runs never see half a cluster.
+async fn initdb_into_cache(
     bin_dir: &Path,
     run_as: Option<&RunAs>,
-    data_dir: &Path,
-    options: &NativeOptions,
-) -> Result<(), NativeError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    fs::create_dir_all(data_dir).map_err(io("creating", data_dir))?;
-    // The password goes through a file of its own in a private directory (0700, the file 0600):
-    // never next to the data directory, whose parent may not exist (a cluster on /dev/shm) or
-    // may be readable by others.
-    let tmp = std::env::temp_dir();
-    let pw_dir = tempfile::Builder::new()
-        .prefix("devenv-pw-")
-        .tempdir()
-        .map_err(io("creating a private directory in", &tmp))?;
-    let pwfile = pw_dir.path().join("pwfile");
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&pwfile)
-        .and_then(|mut f| f.write_all(format!("{}\n", options.password).as_bytes()))
-        .map_err(io("writing", &pwfile))?;
-    if let Some(user) = run_as {
-        for path in [data_dir, pw_dir.path(), pwfile.as_path()] {
-            chown(path, Some(user.uid), Some(user.gid)).map_err(io("changing owner of", path))?;
+    cache_root: &Path,
+    cached: &Path,
+    user: &str,
+) -> Result<(), ServerError> {
+    private_dir(cache_root).map_err(io("creating", cache_root))?;
+    // Private to this call: concurrent first runs (threads or processes) each initialise
+    // their own, and the first rename wins.
+    let work_dir = tempfile::Builder::new()
+        .prefix(".initdb-")
+        .tempdir_in(cache_root)
+        .map_err(io("creating a temporary directory in", cache_root))?;
+    let work = work_dir.path().to_path_buf();
+    let data = work.join("pgdata");
+    // As root, initdb runs as the unprivileged account, which must reach its directory.
+    let initdb_in = match run_as {
+        Some(user) => {
+            let scratch = tempfile::Builder::new()
+                .prefix("devenv-initdb-")
+                .tempdir()
+                .map_err(io(
+                    "creating a temporary directory in",
+                    &std::env::temp_dir(),
+                ))?;
+            chown(scratch.path(), Some(user.uid), Some(user.gid))
+                .map_err(io("changing owner of", scratch.path()))?;
+            Some(scratch)
         }
-        check_reachable(user, data_dir)?;
-    }
-    let out = command(&bin_dir.join("initdb"), run_as)
+        None => None,
+    };
+    let target = initdb_in
+        .as_ref()
+        .map_or_else(|| data.clone(), |d| d.path().join("pgdata"));
+    let initdb = bin_dir.join("initdb");
+    let out = command(&initdb, run_as)
         .arg("-D")
-        .arg(data_dir)
-        .args(["-U", &options.user, "-A", "scram-sha-256", "-E", "UTF8"])
-        .args(["--locale=C.UTF-8", "--no-sync", "--no-instructions"])
-        .arg(format!("--pwfile={}", pwfile.display()))
+        .arg(&target)
+        .args([
+            "-U",
+            user,
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        ])
+        .args([
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+            "--no-instructions",
+        ])
         .stdin(Stdio::null())
-        .output();
-    drop(pw_dir);
-    let out = out.map_err(io("running", &bin_dir.join("initdb")))?;
+        .output()
+        .await
+        .map_err(io("running", &initdb))?;
     if !out.status.success() {
-        return Err(NativeError::Command {
-            what: "initdb".into(),
-            message: String::from_utf8_lossy(&out.stderr).into_owned(),
+        return Err(ServerError::Command {
+            what: "initdb",
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         });
     }
+    fs::write(target.join(SUPERUSER_FILE), user).map_err(io("writing", &target))?;
+    if target != data {
+        copy_tree_blocking(target, data.clone(), None).await?;
+    }
+    drop(initdb_in);
+    // Another process may have cached the same cluster meanwhile: either copy is good.
+    if let Err(source) = fs::rename(&data, cached) {
+        if !cached.join("PG_VERSION").is_file() {
+            return Err(ServerError::Io {
+                what: "caching the initialised cluster in",
+                path: cached.to_path_buf(),
+                source,
+            });
+        }
+    }
+    drop(work_dir);
     Ok(())
 }
 
-/// Copies a directory tree, giving every entry to `owner` when set.
-fn copy_tree(from: &Path, to: &Path, owner: Option<(u32, u32)>) -> Result<(), NativeError> {
+fn command(program: &Path, run_as: Option<&RunAs>) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    if let Some(user) = run_as {
+        // std drops supplementary groups when root changes uid.
+        cmd.uid(user.uid).gid(user.gid);
+        cmd.env("HOME", "/tmp").env("USER", &user.name);
+    }
+    cmd.env("LC_ALL", "C.UTF-8").env("LANG", "C.UTF-8");
+    cmd
+}
+
+/// Starts the postmaster; returns its pid and a channel that says when it exited.
+fn spawn_postmaster(
+    bin_dir: &Path,
+    run_as: Option<&RunAs>,
+    layout: &Layout,
+    port: u16,
+) -> Result<(u32, watch::Receiver<Option<String>>), ServerError> {
+    let log = create_private(&layout.log).map_err(io("creating", &layout.log))?;
+    let log_err = log.try_clone().map_err(io("opening", &layout.log))?;
+    let postgres = bin_dir.join("postgres");
+    // A list setting: a directory holding a comma must be quoted.
+    let socket_dirs = format!(
+        "unix_socket_directories=\"{}\"",
+        layout.socket_dir.display().to_string().replace('"', "\\\"")
+    );
+    let mut child = command(&postgres, run_as)
+        .arg("-D")
+        .arg(&layout.data_dir)
+        .args(["-c", "listen_addresses=127.0.0.1", "-p", &port.to_string()])
+        .args(["-c", &socket_dirs, "-c", "unix_socket_permissions=0700"])
+        .args(crate::dev_settings_args(if layout.ephemeral {
+            Storage::Ephemeral
+        } else {
+            Storage::Persistent
+        }))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .current_dir(&layout.data_dir)
+        .process_group(0)
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(io("starting", &postgres))?;
+    let pid = child.id().unwrap_or_default();
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(async move {
+        let status = match child.wait().await {
+            Ok(status) => format!("postgres {status}"),
+            Err(e) => format!("postgres could not be waited for: {e}"),
+        };
+        let _ = tx.send(Some(status));
+    });
+    Ok((pid, rx))
+}
+
+/// Gives the superuser its password (md5-hashed for [`PasswordAuth::Md5`]: SCRAM's 4096
+/// PBKDF2 rounds run in the client, about 100 ms per connection in a debug test build).
+async fn set_password(
+    socket: &tokio_postgres::Config,
+    user: &str,
+    password: &str,
+    auth: PasswordAuth,
+) -> Result<(), ServerError> {
+    let db = |what| {
+        move |source| ServerError::Db {
+            what,
+            server: "the private socket".into(),
+            source,
+        }
+    };
+    let (client, connection) = socket
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(db("connecting over the private socket"))?;
+    let task = tokio::spawn(connection);
+    let encryption = match auth {
+        PasswordAuth::Scram => "scram-sha-256",
+        PasswordAuth::Md5 => "md5",
+    };
+    let sql = format!(
+        "SET password_encryption = '{encryption}'; ALTER ROLE {} PASSWORD {}",
+        crate::quote_ident(user),
+        crate::quote_literal(password)
+    );
+    let result = client
+        .batch_execute(&sql)
+        .await
+        .map_err(db("setting the superuser's password"));
+    drop(client);
+    let _ = task.await;
+    result
+}
+
+/// Copies a directory tree off the async workers, giving every entry to `owner` when set.
+async fn copy_tree_blocking(
+    from: PathBuf,
+    to: PathBuf,
+    owner: Option<(u32, u32)>,
+) -> Result<(), ServerError> {
+    tokio::task::spawn_blocking(move || copy_tree(&from, &to, owner))
+        .await
+        .map_err(|e| ServerError::Io {
+            what: "copying a cluster",
+            path: PathBuf::new(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+}
+
+fn copy_tree(from: &Path, to: &Path, owner: Option<(u32, u32)>) -> Result<(), ServerError> {
     fs::create_dir_all(to).map_err(io("creating", to))?;
     let mode = fs::metadata(from)
         .map_err(io("reading", from))?
         .permissions();
     fs::set_permissions(to, mode).map_err(io("setting permissions of", to))?;
-    if let Some((uid, gid)) = owner {
-        chown(to, Some(uid), Some(gid)).map_err(io("changing owner of", to))?;
-    }
+    give(to, owner)?;
     for entry in fs::read_dir(from).map_err(io("reading", from))? {
         let entry = entry.map_err(io("reading", from))?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
@@ -530,9 +732,7 @@ fn copy_tree(from: &Path, to: &Path, owner: Option<(u32, u32)>) -> Result<(), Na
             copy_tree(&src, &dst, owner)?;
         } else if kind.is_file() {
             fs::copy(&src, &dst).map_err(io("copying", &src))?;
-            if let Some((uid, gid)) = owner {
-                chown(&dst, Some(uid), Some(gid)).map_err(io("changing owner of", &dst))?;
-            }
+            give(&dst, owner)?;
         }
     }
     Ok(())
@@ -545,18 +745,17 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// A native server in a temporary directory of its own, removed with it: for tests, benches
-/// and the test fixture's shared server.
+/// A throw-away native server in a temporary directory of its own, for tests and benchmarks.
 #[derive(Debug)]
 pub struct TempServer {
     /// The server (declared first: it stops before its directory goes).
     pub native: NativeServer,
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl TempServer {
     /// Starts a server on a free port with superuser `postgres` and `password`.
-    pub async fn start(password: &str) -> Result<Self, NativeError> {
+    pub async fn start(password: &str) -> Result<Self, ServerError> {
         let dir = tempfile::Builder::new()
             .prefix("devenv-pg-")
             .tempdir()
@@ -564,23 +763,60 @@ impl TempServer {
                 "creating a temporary directory in",
                 &std::env::temp_dir(),
             ))?;
-        // postgres may run as another user (when devenv is root): let it reach the directory.
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
-            .map_err(io("setting permissions of", dir.path()))?;
-        let native = NativeServer::start(&NativeOptions {
-            dir: dir.path().to_path_buf(),
-            port: 0,
+        let root = dir.path().to_path_buf();
+        let spec = Spec {
+            identity: Identity::new(
+                &root,
+                &root,
+                &format!("temp-{}", short_id(&[root.to_string_lossy().as_bytes()])),
+                crate::Role::Test,
+            ),
             user: "postgres".into(),
             password: password.into(),
-            cache_dir: None,
-            timeout: Duration::from_secs(30),
+            database: "postgres".into(),
+            port: 0,
+            image: String::new(),
+            network: None,
+            storage: Storage::Ephemeral,
+            password_auth: PasswordAuth::Scram,
+            timeout: Duration::from_secs(60),
+            progress: crate::Progress::default(),
+        };
+        let native = NativeServer::start(&spec, &mut |_| Ok(())).await?;
+        Ok(TempServer {
+            native,
+            dir: Some(dir),
         })
-        .await?;
-        Ok(TempServer { native, _dir: dir })
     }
 
     /// How to reach it.
     pub fn server(&self) -> &Server {
         &self.native.server
+    }
+
+    /// Stops the server and removes its files.
+    pub async fn stop(mut self) {
+        self.native.stop().await;
+        self.dir.take();
+    }
+}
+
+impl Drop for TempServer {
+    /// A test helper dropped without [`TempServer::stop`]: stop the postmaster (briefly
+    /// blocking: a fast shutdown of a test server takes tens of milliseconds) so that no
+    /// server outlives the test process and its directory can be removed.
+    fn drop(&mut self) {
+        if self.dir.is_none() {
+            return;
+        }
+        let pid = self.native.pid;
+        if process::signal(pid, nix::sys::signal::Signal::SIGINT) {
+            let deadline = std::time::Instant::now() + STOP_GRACE;
+            while process::alive(pid) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            process::signal(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        self.native.layout.remove_after_stop();
     }
 }

@@ -34,7 +34,7 @@ async fn main() {
     let native = &temp.native;
     let server = native.server.clone();
     // The real psql binary, not Debian's Perl wrapper (which adds ~40 ms a call).
-    let psql = find_bin_dir().unwrap().join("psql");
+    let psql = find_bin_dir().await.unwrap().join("psql");
     let (admin, conn) = server
         .config("postgres")
         .connect(tokio_postgres::NoTls)
@@ -103,11 +103,11 @@ fn run_psql(psql: &Path, server: &devenv_server::Server, db: &str, corpora: &Pat
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-1"])
         .args([
             "-h",
-            &server.host,
+            &server.host(),
             "-p",
-            &server.port.to_string(),
+            &server.port().to_string(),
             "-U",
-            &server.user,
+            server.user(),
             "-d",
             db,
         ])
@@ -116,7 +116,7 @@ fn run_psql(psql: &Path, server: &devenv_server::Server, db: &str, corpora: &Pat
                 .iter()
                 .flat_map(|f| ["-f".to_owned(), corpora.join(f).display().to_string()]),
         )
-        .env("PGPASSWORD", &server.password)
+        .env("PGPASSWORD", server.password())
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap_or_else(|e| panic!("run {}: {e}", psql.display()));

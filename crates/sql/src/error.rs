@@ -4,6 +4,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
+/// The meta-commands the loader runs, for the error that names one it does not.
+pub const SUPPORTED_META: &str = "\\c \\connect \\i \\ir \\include \\include_relative \\copy \\g \\gx \\gset \\gexec \\if \\elif \\else \\endif \\echo \\warn \\set \\unset \\getenv \\setenv \\encoding \\q \\quit \\restrict \\unrestrict, and the display-only \\timing \\pset \\x \\a \\t \\f \\C \\H \\o, which are ignored";
+
 /// Where in which file a load stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
@@ -15,6 +18,13 @@ pub struct Location {
     pub col: usize,
     /// The text of that line, for the caret display.
     pub source_line: String,
+}
+
+impl Location {
+    /// `path:line`, as events show it.
+    pub fn short(&self) -> String {
+        format!("{}:{}", self.path.display(), self.line)
+    }
 }
 
 /// What went wrong.
@@ -37,7 +47,7 @@ pub enum ErrorKind {
     /// A file could not be read (a top-level file or an `\i` include).
     #[error("could not read {what} \"{}\": {source}", path.display())]
     Read {
-        /// "file" or "included file".
+        /// "file", "included file" or "data file" (`\copy ... FROM 'file'`).
         what: &'static str,
         /// The path tried.
         path: PathBuf,
@@ -49,8 +59,11 @@ pub enum ErrorKind {
     #[error("invalid UTF-8 in statement; devenv reads SQL files as UTF-8")]
     InvalidUtf8,
     /// A meta-command devenv does not run.
-    #[error("meta-command \\{0} is not supported (supported: \\c \\connect \\i \\ir \\include \\include_relative \\echo \\warn \\set \\unset \\q \\quit \\restrict \\unrestrict)")]
+    #[error("meta-command \\{0} is not supported (supported: {list})", list = SUPPORTED_META)]
     UnsupportedMeta(String),
+    /// An error psql itself reports, in psql's words (`no rows returned for \gset`, ...).
+    #[error("{0}")]
+    Psql(String),
     /// A supported meta-command used wrongly.
     #[error("\\{name}: {message}")]
     BadMeta {

@@ -3,15 +3,22 @@
 //!
 //! - [`scan`] splits a file into statements, `COPY ... FROM stdin` data and meta-commands.
 //! - [`load`] runs them against a server: COPY through the COPY protocol, `\c`, `\i`, `\ir`,
-//!   `\echo`, `\set`, `\quit`, ..., stopping at the first error.
+//!   `\copy`, `\gset`, `\gexec`, `\if`, `\echo`, `\set`, `\quit`, ..., stopping at the
+//!   first error.
+//! - [`cond`] is psql's `\if` blocks and truth rules, [`copy`] the client side of COPY.
+//! - [`inputs`] lists the files a load reads without running it.
 //! - [`error`] is the error and its report.
 //!
 //! No psql binary is needed at run time.
 
+pub mod cond;
+pub mod copy;
 pub mod error;
+pub mod inputs;
 pub mod load;
 pub mod scan;
 
 pub use error::{ErrorKind, LoadError, Location};
+pub use inputs::{files_read, Input, InputKind};
 pub use load::{stderr_events, Durability, Event, EventHandler, LoadSummary, Loader};
 pub use scan::{split, Item, Scanner};

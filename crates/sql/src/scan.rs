@@ -12,9 +12,16 @@
 //! does not end a statement), `BEGIN ATOMIC ... END` bodies of `CREATE FUNCTION/PROCEDURE`,
 //! `:NAME`, `:'NAME'` and `:"NAME"` variable interpolation outside quotes, and a last
 //! statement with no `;`.
+//!
+//! It also follows the state psql's lexer depends on: the `\if` blocks of the file (text in
+//! an inactive branch is scanned but not interpolated, and a `COPY ... FROM stdin` there reads
+//! no data), `\copy ... FROM stdin` (whose data follows, like COPY's), and the query buffer
+//! that `\g`, `\gset` and `\gexec` send.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+
+use crate::cond::{Branch, Conditions};
 
 /// psql variables set with `\set`, interpolated into SQL as `:NAME`, `:'NAME'` and `:"NAME"`.
 pub type Variables = BTreeMap<String, String>;
@@ -76,7 +83,17 @@ pub struct Meta {
     pub arg_starts: Vec<usize>,
     /// The bytes of the command, from its backslash to the end of its last argument.
     pub span: Range<usize>,
+    /// For `\g`, `\gx`, `\gset` and `\gexec`: the query buffer they send, the statement
+    /// text before them that no `;` ended; `None` when it was empty (psql then sends the
+    /// previous statement again).
+    pub query: Option<Statement>,
 }
+
+/// Meta-commands that send the query buffer, as `;` does.
+const SENDS_QUERY: [&str; 4] = ["g", "gx", "gset", "gexec"];
+
+/// Meta-commands whose argument is the rest of the line, taken as written.
+const WHOLE_LINE: [&str; 1] = ["copy"];
 
 /// One unit of a SQL file, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +110,8 @@ pub enum Item {
     },
     /// A meta-command.
     Meta(Meta),
-    /// Whitespace, comments and empty statements (`;` alone) between the other items.
+    /// Whitespace, comments and empty statements (`;` alone) between the other items, and
+    /// text of an inactive `\if` branch that psql drops from the query buffer.
     Trivia(Range<usize>),
 }
 
@@ -103,7 +121,15 @@ impl Item {
         match self {
             Item::Statement(s) => s.pieces.iter().map(|p| p.src.clone()).collect(),
             Item::CopyData { span, .. } | Item::Trivia(span) => vec![span.clone()],
-            Item::Meta(m) => vec![m.span.clone()],
+            Item::Meta(m) => {
+                let mut ranges: Vec<_> = m
+                    .query
+                    .iter()
+                    .flat_map(|q| q.pieces.iter().map(|p| p.src.clone()))
+                    .collect();
+                ranges.push(m.span.clone());
+                ranges
+            }
         }
     }
 }
@@ -118,6 +144,11 @@ fn is_ident_cont(b: u8) -> bool {
 
 fn is_var_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+/// Whether `name` is a valid psql variable name (ASCII letters, digits, `_`, non-ASCII).
+pub fn valid_variable_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(is_var_char)
 }
 
 /// Quotes a value as a SQL literal, as libpq's `PQescapeLiteral` does.
@@ -154,9 +185,17 @@ pub struct Scanner<'a> {
     pending_copy: bool,
     /// A statement interrupted by a meta-command, continued afterwards.
     partial: Option<Partial>,
+    /// The file's open `\if` blocks.
+    cond: Conditions,
+    /// The query buffer when the current inactive branch began, restored when it ends (psql
+    /// forgets text read in an inactive branch); `None` once a statement ended there.
+    saved: Option<Partial>,
+    /// Text of an inactive branch dropped from the query buffer, still to be returned as
+    /// [`Item::Trivia`] so that the items keep tiling the file.
+    dropped: Vec<Range<usize>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Partial {
     sql: Vec<u8>,
     pieces: Vec<Piece>,
@@ -249,7 +288,34 @@ impl<'a> Scanner<'a> {
             std_strings: true,
             pending_copy: false,
             partial: None,
+            cond: Conditions::default(),
+            saved: None,
+            dropped: Vec::new(),
         }
+    }
+
+    /// The file's open `\if` blocks.
+    pub fn conditions(&self) -> &Conditions {
+        &self.cond
+    }
+
+    /// Applies a branching meta-command found at byte `at` (see [`Conditions::apply`]). Text
+    /// read in a branch that did not run is dropped from the query buffer when it ends.
+    pub fn branch(&mut self, branch: Branch, value: bool, at: usize) -> Result<(), String> {
+        let was_active = self.cond.active();
+        self.cond.apply(branch, value, at)?;
+        match (was_active, self.cond.active()) {
+            (true, false) => self.saved = self.partial.clone(),
+            (false, true) => {
+                let saved = self.saved.take();
+                if let Some(current) = self.partial.take() {
+                    self.dropped = dropped_ranges(saved.as_ref(), &current);
+                }
+                self.partial = saved;
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// The byte offset the scanner has reached.
@@ -356,6 +422,9 @@ impl<'a> Scanner<'a> {
 
     /// Returns the next item, or `None` at the end of the input.
     pub fn next_item(&mut self) -> Option<Item> {
+        if let Some(range) = self.dropped.pop() {
+            return Some(Item::Trivia(range));
+        }
         if self.pending_copy {
             self.pending_copy = false;
             return Some(self.copy_data());
@@ -461,14 +530,24 @@ impl<'a> Scanner<'a> {
                 _ => self.pos += 1,
             }
         }
+        Item::Statement(self.finish(st))
+    }
+
+    /// Ends a statement: notes what it changes in the lexer and whether COPY data follows
+    /// (not in an inactive branch, where psql runs no COPY and reads its data as SQL).
+    fn finish(&mut self, st: Partial) -> Statement {
         let copy_from_stdin = st.is_copy_from_stdin();
         self.note_standard_conforming_strings(&st);
-        self.pending_copy = copy_from_stdin;
-        Item::Statement(Statement {
+        self.pending_copy = copy_from_stdin && self.cond.active();
+        if !self.cond.active() {
+            // The statement took the query buffer with it: nothing to restore.
+            self.saved = None;
+        }
+        Statement {
             sql: st.sql,
             pieces: st.pieces,
             copy_from_stdin,
-        })
+        }
     }
 
     /// Follows `SET standard_conforming_strings`, which changes how `'\'` is read.
@@ -498,7 +577,15 @@ impl<'a> Scanner<'a> {
     }
 
     /// At a `:`: a variable interpolation (`:name`, `:'name'`, `:"name"`) of a defined variable.
+    /// Nothing is interpolated in an inactive branch.
     fn interpolation(&self) -> Option<(Range<usize>, String)> {
+        if !self.cond.active() {
+            return None;
+        }
+        self.interpolate()
+    }
+
+    fn interpolate(&self) -> Option<(Range<usize>, String)> {
         let start = self.pos;
         let rest = &self.src[start + 1..];
         match rest.first()? {
@@ -539,6 +626,7 @@ impl<'a> Scanner<'a> {
                 args: vec![],
                 arg_starts: vec![],
                 span: start..self.pos,
+                query: None,
             };
         }
         while self
@@ -552,8 +640,22 @@ impl<'a> Scanner<'a> {
             }
         }
         let name = String::from_utf8_lossy(&self.src[name_start..self.pos]).into_owned();
+        let query = if SENDS_QUERY.contains(&name.as_str()) {
+            self.partial.take().map(|st| self.finish(st))
+        } else {
+            None
+        };
+        // A branching command interpolates its expression only when it evaluates it: an
+        // `\elif` after false branches does, one after a taken branch does not (psql).
+        let interpolate = match Branch::from_name(&name) {
+            Some(branch) => self.cond.evaluates(branch),
+            None => self.cond.active(),
+        };
         let mut args = Vec::new();
         let mut arg_starts = Vec::new();
+        if WHOLE_LINE.contains(&name.as_str()) {
+            self.whole_line_arg(&mut args, &mut arg_starts);
+        }
         loop {
             while self
                 .peek(0)
@@ -565,7 +667,7 @@ impl<'a> Scanner<'a> {
                 None | Some(b'\n' | b'\\') => break,
                 Some(_) => {
                     arg_starts.push(self.pos);
-                    args.push(self.meta_arg());
+                    args.push(self.meta_arg(interpolate));
                 }
             }
         }
@@ -573,17 +675,44 @@ impl<'a> Scanner<'a> {
         if self.peek(0) == Some(b'\n') {
             self.pos += 1;
         }
+        if name == "copy" && self.cond.active() {
+            self.pending_copy = args
+                .first()
+                .is_some_and(|line| crate::copy::SlashCopy::parse(line).is_ok_and(|c| c.inline()));
+        }
         Meta {
             name,
             args,
             arg_starts,
             span: start..self.pos,
+            query,
+        }
+    }
+
+    /// The rest of the line as one argument, as written (psql's `OT_WHOLE_LINE`): no
+    /// dequoting, no interpolation, backslashes kept.
+    fn whole_line_arg(&mut self, args: &mut Vec<String>, arg_starts: &mut Vec<usize>) {
+        while self
+            .peek(0)
+            .is_some_and(|b| b.is_ascii_whitespace() && b != b'\n')
+        {
+            self.pos += 1;
+        }
+        let start = self.pos;
+        while self.peek(0).is_some_and(|b| b != b'\n') {
+            self.pos += 1;
+        }
+        let text = String::from_utf8_lossy(&self.src[start..self.pos]);
+        let text = text.trim_end();
+        if !text.is_empty() {
+            args.push(text.to_owned());
+            arg_starts.push(start);
         }
     }
 
     /// One meta-command argument: single quotes dequoted (with psql's backslash escapes),
     /// double quotes kept, `:var` interpolated, trailing unquoted `;` dropped.
-    fn meta_arg(&mut self) -> String {
+    fn meta_arg(&mut self, interpolate: bool) -> String {
         let mut out: Vec<u8> = Vec::new();
         let mut trailing_semis = 0usize;
         while let Some(b) = self.peek(0) {
@@ -626,7 +755,7 @@ impl<'a> Scanner<'a> {
                 }
                 b':' => {
                     trailing_semis = 0;
-                    if let Some((range, text)) = self.interpolation() {
+                    if let Some((range, text)) = interpolate.then(|| self.interpolate()).flatten() {
                         out.extend_from_slice(text.as_bytes());
                         self.pos = range.end;
                     } else {
@@ -652,10 +781,15 @@ impl<'a> Scanner<'a> {
 
     /// The data lines after `COPY ... FROM stdin`, up to a line that is `\.` or the end.
     fn copy_data(&mut self) -> Item {
-        // Data starts on the line after the one that ended the COPY statement.
-        let start = match self.src[self.pos..].iter().position(|&b| b == b'\n') {
-            Some(i) => self.pos + i + 1,
-            None => self.src.len(),
+        // Data starts on the line after the one that ended the COPY statement (a meta-command
+        // such as `\copy` has taken its line's end already).
+        let start = if self.pos > 0 && self.src[self.pos - 1] == b'\n' {
+            self.pos
+        } else {
+            match self.src[self.pos..].iter().position(|&b| b == b'\n') {
+                Some(i) => self.pos + i + 1,
+                None => self.src.len(),
+            }
         };
         let mut line = start;
         while line < self.src.len() {
@@ -683,6 +817,28 @@ impl<'a> Scanner<'a> {
             data: start..self.src.len(),
         }
     }
+}
+
+/// The source ranges of `current` that `saved`, a state it grew from, does not have.
+fn dropped_ranges(saved: Option<&Partial>, current: &Partial) -> Vec<Range<usize>> {
+    let kept = saved.map_or(0, |s| s.pieces.len());
+    let mut out: Vec<Range<usize>> = current
+        .pieces
+        .iter()
+        .skip(kept)
+        .map(|p| p.src.clone())
+        .collect();
+    // The last kept piece may have grown since (contiguous text is merged into one piece).
+    if let (Some(last), Some(now)) = (
+        saved.and_then(|s| s.pieces.last()),
+        kept.checked_sub(1).and_then(|i| current.pieces.get(i)),
+    ) {
+        if now.src.end > last.src.end {
+            out.push(last.src.end..now.src.end);
+        }
+    }
+    out.retain(|r| !r.is_empty());
+    out
 }
 
 /// Splits a whole file without variables, for tests and tools.

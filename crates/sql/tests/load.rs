@@ -4,64 +4,11 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
-use devenv_sql::{ErrorKind, Event, LoadError, Loader};
+use devenv_sql::{ErrorKind, LoadError};
+use support::{loader, project};
 
 const CORPORA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpora");
-
-/// Events the loader reported, as text.
-#[derive(Clone, Default)]
-struct Events(Arc<Mutex<Vec<String>>>);
-
-impl Events {
-    fn handler(&self) -> devenv_sql::EventHandler {
-        let log = self.0.clone();
-        Arc::new(move |event: &Event<'_>| {
-            let line = match event {
-                Event::Echo(t) => format!("echo: {t}"),
-                Event::Warn(t) => format!("warn: {t}"),
-                Event::Warning { location, message } => format!(
-                    "warning: {}:{}: {message}",
-                    location.path.display(),
-                    location.line
-                ),
-                Event::Notice {
-                    location,
-                    severity,
-                    message,
-                } => format!(
-                    "{severity}: {}:{}: {message}",
-                    location.path.display(),
-                    location.line
-                ),
-            };
-            log.lock().unwrap().push(line);
-        })
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-async fn loader(root: &Path) -> (Arc<support::TestServer>, Loader, Events) {
-    let server = support::server().await;
-    let events = Events::default();
-    let loader = Loader::new(server.server().config("postgres"), root).events(events.handler());
-    (server, loader, events)
-}
-
-/// Writes `files` (path, content) under a new temp dir.
-fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, text) in files {
-        let path = dir.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    dir
-}
 
 async fn load_err(files: &[(&str, &str)], load: &[&str]) -> LoadError {
     let dir = project(files);

@@ -2,11 +2,41 @@
 //! counts checked against psql 15's own split, counted from the server's `log_statement=all`),
 //! and a property test that the items tile any input exactly.
 
+use devenv_sql::cond::{parse_bool, Branch};
 use devenv_sql::scan::{line_col, split, Item, Meta, Scanner};
 use proptest::prelude::*;
 
+/// Scans `src` as the loader does: `\if` blocks applied (an expression that is not a boolean
+/// counts as false here), `v` set to `val'ue`. Returns every item.
+fn drive(src: &[u8]) -> Vec<Item> {
+    let mut scanner = Scanner::new(src);
+    scanner.vars.insert("v".into(), "val'ue".into());
+    let mut items = Vec::new();
+    while let Some(item) = scanner.next_item() {
+        if let Item::Meta(m) = &item {
+            if let Some(branch) = Branch::from_name(&m.name) {
+                let evaluates = scanner.conditions().evaluates(branch);
+                let value = evaluates && parse_bool(&m.args.join(" ")).unwrap_or(false);
+                let _ = scanner.branch(branch, value, m.span.start);
+            }
+        }
+        items.push(item);
+    }
+    items
+}
+
+/// The texts of the statements `drive` yields, those of inactive branches included.
+fn driven_statements(src: &str) -> Vec<String> {
+    sql_texts(drive(src.as_bytes()))
+}
+
 fn statements(src: &str) -> Vec<String> {
-    split(src.as_bytes())
+    sql_texts(split(src.as_bytes()))
+}
+
+/// The text of each statement among `items`.
+fn sql_texts(items: Vec<Item>) -> Vec<String> {
+    items
         .into_iter()
         .filter_map(|item| match item {
             Item::Statement(s) => Some(String::from_utf8(s.sql).unwrap()),
@@ -28,7 +58,11 @@ fn metas(src: &str) -> Vec<Meta> {
 /// Asserts that the items' source ranges tile `src` exactly. (A meta-command inside a
 /// statement comes out before the statement around it, so order is checked after sorting.)
 fn assert_tiles(src: &[u8]) {
-    let mut ranges: Vec<_> = split(src)
+    assert_items_tile(src, &split(src));
+}
+
+fn assert_items_tile(src: &[u8], items: &[Item]) {
+    let mut ranges: Vec<_> = items
         .iter()
         .flat_map(Item::source_ranges)
         .filter(|r| !r.is_empty())
@@ -205,6 +239,105 @@ fn unterminated_constructs_run_to_the_end() {
     }
 }
 
+#[test]
+fn text_in_an_inactive_branch_is_dropped_from_the_query_buffer() {
+    // As psql: the buffer before `\else` survives it, text read while inactive does not.
+    let src = "\\if true\nCREATE TABLE\n\\else\nbogus :v\n\\endif\n  t ();\n";
+    assert_eq!(driven_statements(src), ["CREATE TABLE\n  t ();"]);
+    assert_items_tile(src.as_bytes(), &drive(src.as_bytes()));
+    // A statement ended in an inactive branch takes the buffer with it.
+    let src = "SELECT\n\\if false\n1;\n\\endif\n2;";
+    assert_eq!(driven_statements(src), ["SELECT\n1;", "2;"]);
+    assert_items_tile(src.as_bytes(), &drive(src.as_bytes()));
+}
+
+#[test]
+fn nothing_is_interpolated_and_no_copy_data_is_read_in_an_inactive_branch() {
+    let src = "\\if false\nselect :v;\nCOPY t FROM stdin;\n\\echo :v\n\\endif\nselect :v;\n";
+    let items = drive(src.as_bytes());
+    let texts: Vec<String> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Statement(s) => Some(String::from_utf8(s.sql.clone()).unwrap()),
+            Item::Meta(m) => Some(format!("\\{} {}", m.name, m.args.join(" "))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "\\if false",
+            "select :v;",
+            "COPY t FROM stdin;",
+            "\\echo :v",
+            "\\endif ",
+            "select val'ue;"
+        ]
+    );
+    assert!(!items.iter().any(|i| matches!(i, Item::CopyData { .. })));
+}
+
+#[test]
+fn an_elif_that_is_evaluated_interpolates_its_expression() {
+    let src = "\\if false\n\\elif :v\n\\endif\n\\if true\n\\elif :v\n\\endif\n";
+    let elifs: Vec<String> = drive(src.as_bytes())
+        .into_iter()
+        .filter_map(|i| match i {
+            Item::Meta(m) if m.name == "elif" => Some(m.args.join(" ")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(elifs, ["val'ue", ":v"]);
+}
+
+#[test]
+fn query_sending_commands_carry_their_query() {
+    let items = split(b"select 1 as a \\gset p_\nselect 2;\n\\gexec\nselect 'x'\\g\n");
+    let metas: Vec<_> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Meta(m) => Some((
+                m.name.as_str(),
+                m.args.clone(),
+                m.query
+                    .as_ref()
+                    .map(|q| String::from_utf8(q.sql.clone()).unwrap()),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        metas,
+        [
+            (
+                "gset",
+                vec!["p_".to_owned()],
+                Some("select 1 as a ".to_owned())
+            ),
+            ("gexec", vec![], None),
+            ("g", vec![], Some("select 'x'".to_owned())),
+        ]
+    );
+    assert_eq!(statements("select 1 as a \\gset\nselect 2;"), ["select 2;"]);
+}
+
+#[test]
+fn copy_takes_the_rest_of_the_line_and_its_inline_data() {
+    let src = "\\copy t (a, b) from stdin with (format csv) \\ :v;\n1,2\n\\.\n\\copy t from 'x.csv'\nselect 1;";
+    let items = split(src.as_bytes());
+    let Item::Meta(m) = &items[0] else {
+        panic!("{items:?}")
+    };
+    assert_eq!(m.args, ["t (a, b) from stdin with (format csv) \\ :v;"]);
+    let Item::CopyData { data, .. } = &items[1] else {
+        panic!("{items:?}")
+    };
+    assert_eq!(&src[data.clone()], "1,2\n");
+    assert!(matches!(&items[2], Item::Meta(m) if m.args == ["t from 'x.csv'"]));
+    assert_eq!(statements(src), ["select 1;"]);
+    assert_tiles(src.as_bytes());
+}
+
 fn corpus(path: &str) -> Vec<u8> {
     std::fs::read(format!(
         "{}/tests/corpora/{path}",
@@ -304,5 +437,21 @@ proptest! {
         let mut scanner = Scanner::new(src.as_bytes());
         scanner.vars.insert("v".into(), "val'ue".into());
         while scanner.next_item().is_some() {}
+    }
+
+    /// With `\if` blocks applied as the loader applies them (inactive text dropped from the
+    /// query buffer, no COPY data read there), the items still tile the input exactly.
+    #[test]
+    fn if_blocks_keep_the_input_tiled(parts in proptest::collection::vec(
+        prop::sample::select(vec![
+            "select", " ", "\n", ";", "'", "\"", "$$", "--", "/*", "*/", "(", ")", ":v", ":'v'",
+            "\\if true\n", "\\if false\n", "\\if :v\n", "\\elif on\n", "\\elif off\n", "\\else\n",
+            "\\endif\n", "\\gset\n", "\\gexec\n", "\\g\n", "COPY t FROM stdin;\n", "\\copy t from stdin\n",
+            "\\copy t from 'f.csv' csv\n", "1\t2\n", "\\.\n", "\\echo x\n", "x",
+        ]),
+        0..60,
+    )) {
+        let src = parts.concat();
+        assert_items_tile(src.as_bytes(), &drive(src.as_bytes()));
     }
 }

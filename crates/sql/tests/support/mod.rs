@@ -1,10 +1,18 @@
 //! A real PostgreSQL server for the loader's tests: the native backend in a temp directory,
-//! shared by the tests of one process while any of them holds it.
+//! shared by the tests of one process while any of them holds it; and the helpers the tests
+//! share (a project in a temp dir, a loader that records its events).
 
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of the support"
+)]
+
+use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 
 use devenv_server::native::TempServer;
 use devenv_server::Server;
+use devenv_sql::{Event, Loader};
 
 pub struct TestServer(TempServer);
 
@@ -67,4 +75,54 @@ impl TestServer {
             .unwrap()
             .get(0)
     }
+}
+
+/// Events the loader reported, as text.
+#[derive(Clone, Default)]
+pub struct Events(Arc<Mutex<Vec<String>>>);
+
+impl Events {
+    pub fn handler(&self) -> devenv_sql::EventHandler {
+        let log = self.0.clone();
+        Arc::new(move |event: &Event<'_>| {
+            let line = match event {
+                Event::Echo(t) => format!("echo: {t}"),
+                Event::Warn(t) => format!("warn: {t}"),
+                Event::Warning { location, message } => {
+                    format!("warning: {}: {message}", location.short())
+                }
+                Event::Ignored { location, command } => {
+                    format!("ignored: {}: \\{command}", location.short())
+                }
+                Event::Notice {
+                    location,
+                    severity,
+                    message,
+                } => format!("{severity}: {}: {message}", location.short()),
+            };
+            log.lock().unwrap().push(line);
+        })
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+pub async fn loader(root: &Path) -> (Arc<TestServer>, Loader, Events) {
+    let server = server().await;
+    let events = Events::default();
+    let loader = Loader::new(server.server().config("postgres"), root).events(events.handler());
+    (server, loader, events)
+}
+
+/// Writes `files` (path, content) under a new temp dir.
+pub fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
 }

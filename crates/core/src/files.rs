@@ -1,0 +1,137 @@
+//! The files a project's database is built from: the schema and seed files with everything
+//! they read (includes and `\copy` data, as the loader itself lists them), and their content
+//! hash. The hash is recorded on the databases `up` builds (a kept
+//! database built from the same files is reused as is) and names the fixture's templates.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::error::{io, CoreError};
+
+/// One SQL file that goes into the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// The path as listed or included (what the loader's reports show).
+    pub shown: PathBuf,
+    /// The path on disk.
+    pub path: PathBuf,
+}
+
+/// File metadata that says whether anything changed since the last hash: cheap to take, unlike
+/// hashing the files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp(Vec<(PathBuf, Option<(u64, SystemTime)>)>);
+
+impl Stamp {
+    /// The metadata of `paths` now.
+    pub fn take(paths: impl IntoIterator<Item = PathBuf>) -> Self {
+        Stamp(
+            paths
+                .into_iter()
+                .map(|p| {
+                    let meta = std::fs::metadata(&p)
+                        .ok()
+                        .and_then(|m| Some((m.len(), m.modified().ok()?)));
+                    (p, meta)
+                })
+                .collect(),
+        )
+    }
+
+    /// The same paths, looked at again.
+    #[must_use]
+    pub fn retake(&self) -> Self {
+        Stamp::take(self.0.iter().map(|(p, _)| p.clone()))
+    }
+}
+
+/// A project's SQL as of one look: files (includes followed), their hash and their stamp.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// Every file, top-level and included, in load order.
+    pub inputs: Vec<Input>,
+    /// SHA-256 of the files' paths and bytes, hex.
+    pub digest: String,
+    /// The metadata of the files and of devenv.yaml at the time of the hash.
+    pub stamp: Stamp,
+}
+
+impl Sources {
+    /// Reads and hashes the SQL files of `config` (which must exist: [`Config::check_files`]).
+    pub fn read(config: &Config) -> Result<Self, CoreError> {
+        let inputs = collect_inputs(config);
+        // Stamp first: a file written while we hash is seen as changed next time.
+        let stamp = Stamp::take(
+            std::iter::once(config.root.join(crate::config::FILE_NAME))
+                .chain(inputs.iter().map(|i| i.path.clone())),
+        );
+        let mut hash = Sha256::new();
+        for input in &inputs {
+            let bytes = std::fs::read(&input.path).map_err(io("reading", &input.path))?;
+            hash.update(input.shown.to_string_lossy().as_bytes());
+            hash.update([0]);
+            hash.update((bytes.len() as u64).to_le_bytes());
+            hash.update(&bytes);
+        }
+        Ok(Sources {
+            inputs,
+            digest: devenv_server::files::hex(&hash.finalize()),
+            stamp,
+        })
+    }
+}
+
+/// The schema and seed files with everything they read (`\i`, `\ir`, `\copy ... FROM
+/// 'file'`), each once, in load order: the loader's own answer ([`devenv_sql::files_read`]).
+fn collect_inputs(config: &Config) -> Vec<Input> {
+    devenv_sql::files_read(&config.root, &config.sql_files())
+        .into_iter()
+        .map(|i| Input {
+            shown: i.shown,
+            path: i.path,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn includes_are_followed_and_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("db/parts")).unwrap();
+        std::fs::write(
+            root.join("devenv.yaml"),
+            "schema: [db/schema.sql]\nseed: []\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("db/schema.sql"),
+            "\\ir parts/a.sql\nSELECT 1;\n\\i db/parts/b.sql\n\\ir parts/a.sql\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("db/parts/a.sql"), "SELECT 'a';\n").unwrap();
+        std::fs::write(root.join("db/parts/b.sql"), "SELECT 'b';\n").unwrap();
+        let config = Config::load_with_env(root, |_| None).unwrap();
+        let before = Sources::read(&config).unwrap();
+        let shown: Vec<_> = before.inputs.iter().map(|i| i.shown.clone()).collect();
+        assert_eq!(
+            shown,
+            [
+                PathBuf::from("db/schema.sql"),
+                PathBuf::from("db/parts/a.sql"),
+                PathBuf::from("db/parts/b.sql")
+            ]
+        );
+        assert_eq!(before.stamp, before.stamp.retake());
+        std::fs::write(root.join("db/parts/b.sql"), "SELECT 'b2';\n").unwrap();
+        let after = Sources::read(&config).unwrap();
+        assert_ne!(before.digest, after.digest);
+        assert_ne!(before.stamp, before.stamp.retake());
+    }
+}

@@ -1,0 +1,149 @@
+//! A loading session: one connection, the notices it receives, and the automatic variables
+//! psql sets after every connect (`DBNAME`, `USER`, `HOST`, `PORT`, `ENCODING`,
+//! `SERVER_VERSION_NUM`, ...), taken from the connection's startup parameters without a
+//! round trip.
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::config::Host;
+use tokio_postgres::error::DbError;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+
+use super::{Durability, Loader};
+use crate::error::client_error_text;
+use crate::scan::Variables;
+
+/// A connection and the notices it receives.
+pub(super) struct Session {
+    pub(super) client: Client,
+    pub(super) database: String,
+    pub(super) notices: mpsc::UnboundedReceiver<DbError>,
+    /// `(name, value)` of the automatic variables for this connection.
+    automatic: Vec<(&'static str, String)>,
+}
+
+impl Session {
+    pub(super) async fn open(
+        loader: &Loader,
+        config: &Config,
+        database: &str,
+    ) -> Result<Self, String> {
+        let mut config = config.clone();
+        config.dbname(database);
+        if config.get_application_name().is_none() {
+            config.application_name("devenv");
+        }
+        if loader.durability == Durability::Relaxed {
+            let options = config.get_options().unwrap_or_default().to_owned();
+            config.options(format!("{options} -c synchronous_commit=off").trim());
+        }
+        let (client, mut connection) = config
+            .connect(NoTls)
+            .await
+            .map_err(|e| client_error_text(&e))?;
+        let parameter = |name: &str| connection.parameter(name).unwrap_or_default().to_owned();
+        let automatic = automatic_variables(
+            &config,
+            database,
+            &parameter("session_authorization"),
+            &parameter("client_encoding"),
+            &parameter("server_version"),
+        );
+        let (tx, notices) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(Ok(message)) = messages.next().await {
+                if let AsyncMessage::Notice(notice) = message {
+                    let _ = tx.send(notice);
+                }
+            }
+        });
+        Ok(Session {
+            client,
+            database: database.to_owned(),
+            notices,
+            automatic,
+        })
+    }
+
+    /// Sets the automatic variables for this connection, as psql does after a connect.
+    pub(super) fn set_variables(&self, vars: &mut Variables) {
+        for (name, value) in &self.automatic {
+            vars.insert((*name).to_owned(), value.clone());
+        }
+    }
+}
+
+/// psql's automatic variables for a connection. `VERSION*` describe the client in psql; the
+/// loader speaks the psql of the server it loads into, so they repeat the server's version.
+fn automatic_variables(
+    config: &Config,
+    database: &str,
+    session_user: &str,
+    encoding: &str,
+    server_version: &str,
+) -> Vec<(&'static str, String)> {
+    let user = config
+        .get_user()
+        .map_or_else(|| session_user.to_owned(), str::to_owned);
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => host.clone(),
+        Some(Host::Unix(dir)) => dir.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let version_num = version_number(server_version).to_string();
+    let encoding = if encoding.is_empty() {
+        "UTF8"
+    } else {
+        encoding
+    };
+    vec![
+        ("DBNAME", database.to_owned()),
+        ("USER", user),
+        ("HOST", host),
+        ("PORT", port.to_string()),
+        ("ENCODING", encoding.to_owned()),
+        ("SERVER_VERSION_NAME", server_version.to_owned()),
+        ("SERVER_VERSION_NUM", version_num.clone()),
+        ("VERSION_NAME", server_version.to_owned()),
+        ("VERSION_NUM", version_num),
+        (
+            "VERSION",
+            format!("PostgreSQL {server_version} (devenv loader)"),
+        ),
+        ("ON_ERROR_STOP", "on".to_owned()),
+        ("AUTOCOMMIT", "on".to_owned()),
+    ]
+}
+
+/// libpq's `PQserverVersion` from `server_version`: `15.18 (Debian ...)` is 150018, `9.6.3`
+/// is 90603; 0 when unreadable.
+fn version_number(version: &str) -> u32 {
+    let numbers: Vec<u32> = version
+        .split(|c: char| !c.is_ascii_digit())
+        .take_while(|part| !part.is_empty())
+        .filter_map(|part| part.parse().ok())
+        .collect();
+    match numbers.as_slice() {
+        [major, minor, patch, ..] if *major < 10 => major * 10_000 + minor * 100 + patch,
+        [major, minor] if *major < 10 => major * 10_000 + minor * 100,
+        [major, minor, ..] => major * 10_000 + minor,
+        [major] => major * 10_000,
+        [] => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_number;
+
+    #[test]
+    fn server_version_numbers_as_libpq_computes_them() {
+        assert_eq!(version_number("15.18 (Debian 15.18-0+deb12u1)"), 150_018);
+        assert_eq!(version_number("17.0"), 170_000);
+        assert_eq!(version_number("16beta1"), 160_000);
+        assert_eq!(version_number("9.6.3"), 90_603);
+        assert_eq!(version_number(""), 0);
+    }
+}

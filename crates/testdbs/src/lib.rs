@@ -1,0 +1,30 @@
+//! Per-test databases on a server, below both the test fixture (`devenv-fixture`) and the CLI
+//! (`devenv test-dbs`, `devenv down`):
+//!
+//! - [`server`]: which server the test databases live on (the project's `devenv up`, the
+//!   external `url`, else the shared test server it starts once and keeps running).
+//! - [`template`]: one template database per content hash of the SQL files, built once under
+//!   an advisory lock.
+//! - [`registry`]: the bookkeeping tables, the pool of ready clones, creating, dropping and
+//!   sweeping test databases.
+//! - [`acquire`]: a test database for one test, from the pool or cloned.
+//! - [`inventory`]: listing and pruning what is on the server.
+
+pub mod acquire;
+pub mod error;
+pub mod inventory;
+pub mod registry;
+pub mod server;
+pub mod template;
+
+pub use acquire::{acquire, unique_name, wait_for_top_ups, Claimed};
+pub use error::Error;
+pub use registry::ServerCtx;
+pub use server::{shared_dir, shared_server, stop_shared_server, SharedServer, Source};
+
+/// Prefix of every test database's name.
+pub const TEST_DB_PREFIX: &str = "devenv_test_";
+/// Prefix of the pool's ready databases (renamed to [`TEST_DB_PREFIX`] when claimed).
+pub const POOL_PREFIX: &str = "devenv_pool_";
+/// Prefix of every template's name.
+pub const TEMPLATE_PREFIX: &str = "devenv_tpl_";

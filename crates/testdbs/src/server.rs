@@ -1,0 +1,323 @@
+//! Which server the test databases live on, and the shared test server started when there is
+//! nothing to use.
+//!
+//! In order: the project's running `devenv up` (the holder of its supervisor lock, once ready),
+//! the `url` of `backend: external`, else the project's shared test server, started once and
+//! reused by every test process after it:
+//!
+//! - Its directory, [`shared_dir`]: `devenv-tests-<project id>` under `DEVENV_FIXTURE_DIR`,
+//!   else `/dev/shm` (when roomy) or the temp directory. `server.json` records what runs (a
+//!   [`Record`] written before anything is created), `fixture.log` has a line per server
+//!   start and per template build.
+//! - Start-or-reuse runs under an exclusive `flock` of the directory's `lock` file, so 16
+//!   processes starting at once start one server: the first starts it, the others wait, then
+//!   find it alive. The lock goes with its process, even on `kill -9`.
+//! - It is started through [`devenv_server::start`] (role `fixture`, throw-away data, md5
+//!   passwords for cheap connections in debug test builds) and kept running when the handle is
+//!   dropped; [`stop_shared_server`] stops it (`devenv test-dbs --stop-server`, `devenv down`).
+//! - The backend: `DEVENV_FIXTURE_BACKEND` (`native` or `docker`), else the config's `backend`
+//!   (`auto`: docker when an engine answers, else native). A live server of another backend
+//!   than the one asked for is stopped and replaced; `auto` takes whichever runs.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use devenv_core::state::StateDir;
+use devenv_core::{lock, Project};
+use devenv_server::{
+    Backend, Choice, Handle, PasswordAuth, Progress, Record, Role, Server, Spec, Storage,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{io, Error};
+
+/// The shared server's record in its directory.
+pub const SERVER_FILE: &str = "server.json";
+/// The log of server starts and template builds in the shared directory.
+pub const LOG_FILE: &str = "fixture.log";
+/// The file whose `flock` guards start-or-reuse.
+pub const LOCK_FILE: &str = "lock";
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What `server.json` says about the shared server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedServer {
+    /// What it is made of (recorded before creation).
+    pub record: Record,
+    /// Port on 127.0.0.1 (0 until it runs).
+    pub port: u16,
+    /// Superuser it was started with.
+    pub user: String,
+    /// The process that started it.
+    pub started_by: u32,
+}
+
+impl SharedServer {
+    /// Its backend.
+    pub fn backend(&self) -> Backend {
+        self.record.backend()
+    }
+}
+
+/// Where the server the tests use comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The project's running `devenv up`.
+    DevenvUp {
+        /// Its pid.
+        pid: u32,
+    },
+    /// `backend: external` and its `url`.
+    External,
+    /// The shared test server.
+    Shared(SharedServer),
+}
+
+/// The shared directory of the project with id `project_id`.
+pub fn shared_dir(project_id: &str) -> PathBuf {
+    let base = std::env::var_os("DEVENV_FIXTURE_DIR")
+        .map_or_else(devenv_server::native::scratch_dir, PathBuf::from);
+    base.join(format!("devenv-tests-{project_id}"))
+}
+
+/// The server to use for `project`, starting the shared one when needed.
+pub(crate) async fn resolve(project: &Project) -> Result<(Server, Source), Error> {
+    if let Some(found) = running_devenv_up(project)? {
+        return Ok(found);
+    }
+    if let Some(server) = project.external_server()? {
+        return Ok((server, Source::External));
+    }
+    let dir = shared_dir(&project.id);
+    let _lock = lock_dir(&dir).await?;
+    let wanted = wanted_backend(project)?;
+    let config = &project.config;
+    if let Some(record) = read_record(&dir)? {
+        let backend_ok = wanted == Choice::Auto || choice_of(record.backend()) == wanted;
+        if backend_ok && record.user == config.user {
+            if let Some(handle) = attach(&record, &config.password).await? {
+                return Ok((handle.server().clone(), Source::Shared(record)));
+            }
+        }
+        devenv_server::clean(&record.record, true).await?;
+        remove_record(&dir);
+    }
+    let spec = Spec {
+        identity: project.identity(Role::Fixture, &dir),
+        user: config.user.clone(),
+        password: config.password.clone(),
+        database: "postgres".into(),
+        port: 0,
+        image: config.image.clone(),
+        network: None,
+        storage: Storage::Ephemeral,
+        password_auth: PasswordAuth::Md5,
+        timeout: START_TIMEOUT,
+        progress: Progress::default(),
+    };
+    let started_by = std::process::id();
+    let mut recorded = |record: &Record| {
+        let shared = SharedServer {
+            record: record.clone(),
+            port: 0,
+            user: spec.user.clone(),
+            started_by,
+        };
+        write_record(&dir, &shared).map_err(std::io::Error::other)
+    };
+    let (handle, why) = devenv_server::start(wanted, &spec, None, &mut recorded).await?;
+    let server = handle.server().clone();
+    let record = SharedServer {
+        record: handle.record(),
+        port: server.port(),
+        user: spec.user.clone(),
+        started_by,
+    };
+    write_record(&dir, &record)?;
+    log_event(
+        &dir,
+        &format!(
+            "started the shared test server on 127.0.0.1:{} ({why})",
+            server.port()
+        ),
+    );
+    // Other test processes use it after this one ends: dropping the handle leaves it running.
+    drop(handle);
+    Ok((server, Source::Shared(record)))
+}
+
+fn choice_of(backend: Backend) -> Choice {
+    match backend {
+        Backend::Docker => Choice::Docker,
+        Backend::Native => Choice::Native,
+        Backend::External => Choice::External,
+    }
+}
+
+/// The project's running `devenv up`, once it is ready: the holder of its supervisor lock.
+pub fn running_devenv_up(project: &Project) -> Result<Option<(Server, Source)>, Error> {
+    let dir = project.state_dir();
+    let Some(holder) = lock::holder(&dir) else {
+        return Ok(None);
+    };
+    let Some(state) = StateDir::new(&dir).read()? else {
+        return Ok(None);
+    };
+    if !state.ready || state.pid != holder.pid {
+        return Ok(None);
+    }
+    let Some(port) = state.port else {
+        return Ok(None);
+    };
+    let server = match project.external_server()? {
+        Some(external) => external,
+        None => Server::local(port, &project.config.user, &project.config.password),
+    };
+    Ok(Some((server, Source::DevenvUp { pid: holder.pid })))
+}
+
+fn wanted_backend(project: &Project) -> Result<Choice, Error> {
+    match std::env::var("DEVENV_FIXTURE_BACKEND") {
+        Ok(v) if v == "native" => Ok(Choice::Native),
+        Ok(v) if v == "docker" => Ok(Choice::Docker),
+        Ok(v) if !v.is_empty() => Err(Error::BackendVar(v)),
+        _ => Ok(match project.config.backend {
+            Choice::External => Choice::Auto,
+            other => other,
+        }),
+    }
+}
+
+/// The running server a record describes, when it answers `SELECT 1` with these credentials.
+async fn attach(record: &SharedServer, password: &str) -> Result<Option<Handle>, Error> {
+    let Some(handle) = Handle::attach(&record.record, &record.user, password, record.port).await?
+    else {
+        return Ok(None);
+    };
+    // A server busy with many starting test processes may answer slowly: stopping it then
+    // would pull it from under them, so give it a few seconds.
+    let config = handle.server().config("postgres");
+    let answers = devenv_server::ready::wait_ready(&config, Duration::from_secs(3), || None)
+        .await
+        .is_ok();
+    Ok(answers.then_some(handle))
+}
+
+/// Takes the exclusive lock of the shared directory (creating it), waiting off the async
+/// threads. [`stop_shared_server`] removes the directory, lock file included, while it holds
+/// the lock; a process that was waiting then holds a lock on a removed file, so it checks that
+/// the file it locked is still the one at the path, and starts over if not.
+async fn lock_dir(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, Error> {
+    let dir = dir.to_path_buf();
+    let path = dir.join(LOCK_FILE);
+    let locked = tokio::task::spawn_blocking(move || lock_blocking(&dir))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r);
+    locked.map_err(io("locking", &path))
+}
+
+fn lock_blocking(dir: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let path = dir.join(LOCK_FILE);
+    loop {
+        devenv_server::files::private_dir(dir)?;
+        let mut file = match std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(file) => file,
+            // Removed between the two calls: start over.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let lock = loop {
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive) {
+                Ok(lock) => break lock,
+                Err((f, nix::errno::Errno::EINTR)) => file = f,
+                Err((_, errno)) => return Err(std::io::Error::from(errno)),
+            }
+        };
+        let same = match std::fs::metadata(&path) {
+            Ok(at_path) => {
+                let locked = lock.metadata()?;
+                at_path.ino() == locked.ino() && at_path.dev() == locked.dev()
+            }
+            Err(_) => false,
+        };
+        if same {
+            return Ok(lock);
+        }
+    }
+}
+
+fn read_record(dir: &Path) -> Result<Option<SharedServer>, Error> {
+    let path = dir.join(SERVER_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|source| Error::Corrupt { path, source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io("reading", &path)(e)),
+    }
+}
+
+fn write_record(dir: &Path, record: &SharedServer) -> Result<(), Error> {
+    let path = dir.join(SERVER_FILE);
+    let json = serde_json::to_string_pretty(record).unwrap_or_default();
+    devenv_server::files::write_private(&path, json.as_bytes()).map_err(io("writing", &path))
+}
+
+fn remove_record(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(SERVER_FILE));
+}
+
+/// The shared server of the project at `root` as recorded, when it still answers.
+pub async fn shared_server(root: &Path) -> Result<Option<(Server, SharedServer)>, Error> {
+    let project = Project::open(root)?;
+    let dir = shared_dir(&project.id);
+    let Some(record) = read_record(&dir)? else {
+        return Ok(None);
+    };
+    Ok(attach(&record, &project.config.password)
+        .await?
+        .map(|handle| (handle.server().clone(), record)))
+}
+
+/// Stops the project's shared test server and removes its directory (data, log, record);
+/// returns what was running. Test databases on it go with it. Safe to call when nothing runs;
+/// waits for a start in progress to finish first.
+pub async fn stop_shared_server(project: &Project) -> Result<Option<SharedServer>, Error> {
+    let dir = shared_dir(&project.id);
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let _lock = lock_dir(&dir).await?;
+    let record = read_record(&dir)?;
+    let mut stopped = None;
+    if let Some(record) = record {
+        if devenv_server::clean(&record.record, true).await? {
+            stopped = Some(record);
+        }
+    }
+    std::fs::remove_dir_all(&dir).map_err(io("removing", &dir))?;
+    Ok(stopped)
+}
+
+/// Appends one line to the fixture's log in `dir` (`fixture.log`): server starts and template
+/// builds, with the pid that did them. Best effort: the log only explains.
+pub(crate) fn log_event(dir: &Path, line: &str) {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let text = format!("{now} pid={} {line}\n", std::process::id());
+    if let Ok(mut file) = devenv_server::files::append_private(&dir.join(LOG_FILE)) {
+        // One write of one short line: O_APPEND keeps lines of concurrent processes whole.
+        let _ = file.write_all(text.as_bytes());
+    }
+}

@@ -1,0 +1,412 @@
+//! `devenv db ...`: the jobs of the seed projects' `bin/db-*` scripts, against the running
+//! `devenv up` (or, when none runs, the server `backend: external` + `url:` name), or
+//! `--target prod` (`PROD_CONNECTION_URL`) or `--url URL`.
+//!
+//! Guards ([`crate::guard`]): on a server devenv does not own, a command that destroys or
+//! rewrites data asks first when the server is remote (any host or `hostaddr` not loopback,
+//! `--target prod` always) or the database is not devenv's (no devenv mark). Connection strings
+//! are parsed, never printed with their password; `connect` hands psql the password through
+//! `PGPASSWORD`, not its command line.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use devenv_core::project::parse_url;
+use devenv_core::rebuild::{Rebuilder, Target};
+use devenv_core::{db, Backend, Project};
+use devenv_server::Server;
+use devenv_sql::{stderr_events, Loader};
+
+use crate::exit::CliError;
+use crate::guard::confirm;
+use crate::ui::Ui;
+
+/// Where a `db` command goes.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// A named target: `prod` reads PROD_CONNECTION_URL.
+    #[arg(long, value_enum, conflicts_with = "url")]
+    pub target: Option<NamedTarget>,
+    /// A PostgreSQL URL or conninfo string to use instead of the local environment.
+    #[arg(long, env = "DEVENV_DB_URL", hide_env_values = true)]
+    pub url: Option<String>,
+    /// Skip the confirmation of destructive commands.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// Named targets.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NamedTarget {
+    /// PROD_CONNECTION_URL.
+    Prod,
+}
+
+/// `devenv db` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DbCommand {
+    /// Create the database (db-create).
+    ///
+    /// Example: `devenv db create`
+    Create(TargetArgs),
+    /// Drop the database, ending its other sessions first (db-drop).
+    ///
+    /// Example: `devenv db drop --target prod`
+    Drop(TargetArgs),
+    /// Load the schema files into the database (db-schema-load).
+    ///
+    /// Example: `devenv db schema-load`
+    SchemaLoad(TargetArgs),
+    /// Load the seed files into the database (db-seed).
+    ///
+    /// Example: `devenv db seed`
+    Seed(TargetArgs),
+    /// Rebuild the database from schema and seed (db-setup), under a temporary name swapped
+    /// in only when everything loaded: a broken file keeps the working database.
+    ///
+    /// Example: `devenv db setup`, `devenv db setup --url postgresql://... --yes`
+    Setup(TargetArgs),
+    /// Same as `setup`.
+    ///
+    /// Example: `devenv db reset`
+    Reset(TargetArgs),
+    /// Open psql on the database (db-connect): psql on PATH, else `docker exec -it` into the
+    /// container.
+    ///
+    /// Example: `devenv db connect --target prod`
+    Connect(TargetArgs),
+    /// List the server's sessions (db-sessions).
+    ///
+    /// Example: `devenv db sessions --kill-idle`
+    Sessions {
+        /// Where.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// End idle sessions (other than devenv's own).
+        #[arg(long)]
+        kill_idle: bool,
+    },
+}
+
+/// A resolved target.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The server.
+    pub server: Server,
+    /// The database.
+    pub database: String,
+    /// Whether the server is devenv's own (a running `up` on docker or native).
+    pub owned: bool,
+    /// Whether it is on this machine (every host and `hostaddr` loopback or a socket).
+    pub local: bool,
+    /// The container of the local environment, if any.
+    pub container: Option<String>,
+    /// How to name it to the user (masked).
+    pub label: String,
+}
+
+fn from_url(url: &str, label: Option<&str>, default_db: &str) -> anyhow::Result<Resolved> {
+    let (server, database) = parse_url(url)?;
+    let masked = server.masked_url(database.as_deref().unwrap_or(default_db));
+    Ok(Resolved {
+        local: server.is_local() && label.is_none(),
+        database: database.unwrap_or_else(|| default_db.to_owned()),
+        label: label.map_or_else(|| masked.clone(), |l| format!("{l} ({masked})")),
+        server,
+        owned: false,
+        container: None,
+    })
+}
+
+/// Resolves `--target` / `--url` / the running `up` / `backend: external`.
+pub fn resolve(project: &Project, args: &TargetArgs) -> anyhow::Result<Resolved> {
+    let config = &project.config;
+    if let Some(NamedTarget::Prod) = args.target {
+        let url =
+            std::env::var("PROD_CONNECTION_URL").map_err(|_| devenv_core::ConfigError::Env {
+                name: "PROD_CONNECTION_URL".into(),
+                value: String::new(),
+                message: "--target prod needs it set".into(),
+            })?;
+        return from_url(&url, Some("prod"), &config.database);
+    }
+    if let Some(url) = &args.url {
+        return from_url(url, None, &config.database);
+    }
+    let dir = super::state_dir(&project.root)?;
+    if let Some((_, state)) = super::running(&dir)?.filter(|(_, s)| s.ready) {
+        let external = state.backend() == Some(devenv_server::Backend::External);
+        if !external {
+            let server = Server::local(
+                state.port.unwrap_or_default(),
+                &config.user,
+                &config.password,
+            );
+            #[cfg(feature = "docker")]
+            let container = match &state.server {
+                Some(devenv_server::Record::Docker(r)) => r.container_id.clone(),
+                _ => None,
+            };
+            #[cfg(not(feature = "docker"))]
+            let container = None;
+            return Ok(Resolved {
+                label: format!("local ({})", server.masked_url(&config.database)),
+                server,
+                database: config.database.clone(),
+                owned: true,
+                local: true,
+                container,
+            });
+        }
+    }
+    if config.backend == Backend::External {
+        let url = config.url.clone().unwrap_or_default();
+        let mut resolved = from_url(&url, None, &config.database)?;
+        resolved.database.clone_from(&config.database);
+        resolved.label = format!(
+            "the external server ({})",
+            resolved.server.masked_url(&config.database)
+        );
+        return Ok(resolved);
+    }
+    Err(CliError::NotRunning.into())
+}
+
+/// Guards a destructive `what` on `target`: nothing to ask on devenv's own server; on a
+/// remote one always asked, before any connection; on a local one asked when the database is
+/// not devenv's (no mark of this project).
+async fn guard(target: &Resolved, project: &Project, what: &str, yes: bool) -> anyhow::Result<()> {
+    if target.owned {
+        return Ok(());
+    }
+    if target.local {
+        let admin = db::admin(&target.server).await?;
+        let ours = db::marks(&admin, &target.database)
+            .await?
+            .and_then(|m| m.get(db::PROJECT_MARK).cloned())
+            .is_some_and(|p| p == project.id);
+        if ours {
+            return Ok(());
+        }
+    }
+    confirm(
+        &format!(
+            "{what} database \"{}\" on {}",
+            target.database, target.label
+        ),
+        &target.database,
+        yes,
+    )?;
+    Ok(())
+}
+
+fn loader(root: &Path, target: &Resolved, verbose: bool) -> Loader {
+    Loader::new(target.server.config("postgres"), root).events(stderr_events(verbose))
+}
+
+async fn load(root: &Path, target: &Resolved, files: &[PathBuf], ui: &Ui) -> anyhow::Result<()> {
+    let summary = loader(root, target, ui.verbose)
+        .load_files(&target.database, files)
+        .await?;
+    ui.result(format!(
+        "loaded {} into \"{}\" on {} ({} statements) in {} ms",
+        files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        target.database,
+        target.label,
+        summary.statements,
+        summary.elapsed.as_millis()
+    ));
+    Ok(())
+}
+
+/// Runs a `db` subcommand.
+pub async fn run(root: &Path, command: DbCommand, ui: &Ui) -> anyhow::Result<()> {
+    let project = Project::open(root)?;
+    crate::ui::secret(&project.config.password);
+    match command {
+        DbCommand::Create(args) => {
+            let t = resolve(&project, &args)?;
+            let admin = db::admin(&t.server).await?;
+            if db::exists(&admin, &t.database).await? {
+                ui.result(format!(
+                    "database \"{}\" already exists on {}",
+                    t.database, t.label
+                ));
+            } else {
+                db::create(&admin, &t.database).await?;
+                db::set_marks(&admin, &t.database, &[(db::PROJECT_MARK, &project.id)]).await?;
+                ui.result(format!(
+                    "created database \"{}\" on {}",
+                    t.database, t.label
+                ));
+            }
+        }
+        DbCommand::Drop(args) => {
+            let t = resolve(&project, &args)?;
+            guard(&t, &project, "drop", args.yes).await?;
+            let admin = db::admin(&t.server).await?;
+            db::drop_if_exists(&admin, &t.database).await?;
+            ui.result(format!(
+                "dropped database \"{}\" on {}",
+                t.database, t.label
+            ));
+        }
+        DbCommand::SchemaLoad(args) => {
+            let t = resolve(&project, &args)?;
+            project.config.check_files()?;
+            guard(&t, &project, "load the schema into", args.yes).await?;
+            load(&project.root, &t, &project.config.schema, ui).await?;
+        }
+        DbCommand::Seed(args) => {
+            let t = resolve(&project, &args)?;
+            project.config.check_files()?;
+            guard(&t, &project, "load the seed into", args.yes).await?;
+            load(&project.root, &t, &project.config.seed, ui).await?;
+        }
+        DbCommand::Setup(args) | DbCommand::Reset(args) => setup(&project, &args, ui).await?,
+        DbCommand::Connect(args) => {
+            let t = resolve(&project, &args)?;
+            connect(&t)?;
+        }
+        DbCommand::Sessions { target, kill_idle } => {
+            let t = resolve(&project, &target)?;
+            if kill_idle && !t.owned && !t.local {
+                confirm(
+                    &format!("end idle sessions on {}", t.label),
+                    &t.database,
+                    target.yes,
+                )?;
+            }
+            sessions(&t, kill_idle, ui).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `db setup`: build-then-swap on every target. On devenv's own server the database it
+/// replaces is kept as an automatic snapshot; elsewhere it is dropped once the new one is in.
+async fn setup(project: &Project, args: &TargetArgs, ui: &Ui) -> anyhow::Result<()> {
+    let t = resolve(project, args)?;
+    project.config.check_files()?;
+    guard(&t, project, "drop and rebuild", args.yes).await?;
+    let sources = devenv_core::files::Sources::read(&project.config)?;
+    let target = Target {
+        live: &t.database,
+        project: &project.id,
+        files_hash: &sources.digest,
+        // Asked for explicitly and confirmed by the guard.
+        replace_unmarked: true,
+        keep_replaced: t.owned,
+    };
+    let mut rebuilder = Rebuilder::new(t.server.clone());
+    let rebuilt = rebuilder
+        .rebuild(
+            &loader(&project.root, &t, ui.verbose),
+            &target,
+            &project.config.sql_files(),
+        )
+        .await?;
+    if t.owned {
+        rebuilder.settle().await;
+    } else {
+        rebuilder.drop_spare(&t.database).await;
+    }
+    ui.result(format!(
+        "rebuilt \"{}\" on {} ({} statements) in {} ms{}",
+        t.database,
+        t.label,
+        rebuilt.summary.statements,
+        rebuilt.total.as_millis(),
+        match (&rebuilt.kept, t.owned) {
+            (Some(kept), true) => format!("; the database it replaced is snapshot {kept}"),
+            _ => String::new(),
+        }
+    ));
+    Ok(())
+}
+
+fn connect(t: &Resolved) -> anyhow::Result<()> {
+    let has_psql = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("psql").is_file()));
+    // The password goes through the environment, never the command line (`ps` shows that).
+    let url = t.server.url_without_password(&t.database);
+    let status = if has_psql {
+        std::process::Command::new("psql")
+            .arg(&url)
+            .env("PGPASSWORD", t.server.password())
+            .status()
+    } else if let Some(container) = &t.container {
+        eprintln!("devenv: no psql on PATH; using the container's");
+        std::process::Command::new("docker")
+            .args([
+                "exec",
+                "-it",
+                container,
+                "psql",
+                "-U",
+                t.server.user(),
+                &t.database,
+            ])
+            .status()
+    } else {
+        return Err(CliError::Tool(
+            "no psql on PATH (Debian: `apt-get install postgresql-client`)".into(),
+        )
+        .into());
+    }?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(CliError::Tool(format!("psql exited with {status}")).into())
+    }
+}
+
+async fn sessions(t: &Resolved, kill_idle: bool, ui: &Ui) -> anyhow::Result<()> {
+    let admin = db::admin(&t.server).await?;
+    let rows = admin
+        .query(
+            "SELECT pid, coalesce(usename, ''), coalesce(datname, ''), \
+                    coalesce(host(client_addr), 'local'), coalesce(application_name, ''), \
+                    coalesce(state, ''), pid = pg_backend_pid() \
+             FROM pg_stat_activity WHERE backend_type = 'client backend' ORDER BY pid",
+            &[],
+        )
+        .await?;
+    let mut text = format!(
+        "{:>7}  {:<12} {:<20} {:<15} {:<20} state\n",
+        "pid", "user", "database", "client", "application"
+    );
+    for row in &rows {
+        let own: bool = row.get(6);
+        let _ = writeln!(
+            text,
+            "{:>7}  {:<12} {:<20} {:<15} {:<20} {}{}",
+            row.get::<_, i32>(0),
+            row.get::<_, String>(1),
+            row.get::<_, String>(2),
+            row.get::<_, String>(3),
+            row.get::<_, String>(4),
+            row.get::<_, String>(5),
+            if own { " (this one)" } else { "" }
+        );
+    }
+    crate::output::stdout(&text)?;
+    if kill_idle {
+        let ended: i64 = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE state = 'idle' AND backend_type = 'client backend' \
+                 AND pid <> pg_backend_pid() AND application_name <> $1",
+                &[&devenv_server::APPLICATION_NAME],
+            )
+            .await?
+            .get(0);
+        ui.result(format!("ended {ended} idle session(s) on {}", t.label));
+    }
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! `devenv down`: stops the project's supervisor (foreground or detached; the lock's holder),
+//! removes what a supervisor that died left (by its record, and devenv's labelled containers),
+//! stops the fixture's shared test server, and with `--volumes` forgets the kept data
+//! (volume or data directory, snapshots included), naming it first.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use devenv_core::lock;
+use devenv_core::state::StateDir;
+use devenv_core::Project;
+use devenv_server::{Choice, Role, Storage};
+
+use crate::exit::CliError;
+use crate::ui::Ui;
+
+/// `devenv down` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct DownArgs {
+    /// Also remove the kept data (Docker volume or data directory, snapshots included).
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+}
+
+/// How long a supervisor may take to stop before `down` gives up waiting.
+const STOP_WAIT: Duration = Duration::from_secs(60);
+
+/// Runs `devenv down`.
+pub async fn run(root: &Path, args: DownArgs, ui: &Ui) -> anyhow::Result<()> {
+    let project = Project::open(root)?;
+    let dir = StateDir::new(&project.state_dir());
+    let mut stopped = 0;
+    if let Some(holder) = lock::holder(&dir.dir) {
+        ui.say(format!(
+            "stopping devenv {} (pid {})",
+            holder.command, holder.pid
+        ));
+        devenv_server::process::signal(holder.pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + STOP_WAIT;
+        while lock::holder(&dir.dir).is_some_and(|h| h.pid == holder.pid) {
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "devenv {} (pid {}) did not stop within {}s",
+                    holder.command,
+                    holder.pid,
+                    STOP_WAIT.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stopped += 1;
+    }
+    if dir.dir.is_dir() {
+        // Held while cleaning up, so an `up` cannot start in between.
+        let _lock = match lock::try_acquire(&dir.dir, "down")? {
+            Ok(lock) => lock,
+            Err(holder) => {
+                return Err(CliError::AlreadyRunning {
+                    pid: holder.pid,
+                    command: holder.command,
+                    since: super::since(holder.since),
+                }
+                .into())
+            }
+        };
+        stopped += clean_record(&dir, ui).await?;
+        stopped += sweep_containers(&project, ui).await?;
+        if args.volumes {
+            forget_data(&project, ui).await?;
+        }
+    }
+    match devenv_testdbs::stop_shared_server(&project).await {
+        Ok(Some(server)) => {
+            ui.say(format!(
+                "stopped the shared test server ({} on 127.0.0.1:{})",
+                server.backend(),
+                server.port
+            ));
+            stopped += 1;
+        }
+        Ok(None) => {}
+        Err(e) => ui.warn(format!(
+            "could not stop the shared test server: {}",
+            crate::ui::chain(&e.into())
+        )),
+    }
+    ui.result(if stopped == 0 {
+        "nothing was running for this project"
+    } else if args.volumes {
+        "stopped; nothing left running, no data kept"
+    } else {
+        "stopped; nothing left running"
+    });
+    Ok(())
+}
+
+/// Removes what the recorded supervisor left (it is gone: we hold the lock).
+async fn clean_record(dir: &StateDir, ui: &Ui) -> anyhow::Result<usize> {
+    let state = match dir.read() {
+        Ok(state) => state,
+        Err(e) => {
+            ui.warn(format!("{}; removing it", crate::ui::chain(&e.into())));
+            dir.remove();
+            return Ok(0);
+        }
+    };
+    let Some(state) = state else {
+        return Ok(0);
+    };
+    let mut stopped = 0;
+    if let Some(record) = &state.server {
+        if devenv_server::clean(record, false).await? {
+            ui.say(format!(
+                "removed the server a devenv up (pid {}) left running",
+                state.pid
+            ));
+            stopped += 1;
+        }
+    }
+    dir.remove();
+    Ok(stopped)
+}
+
+/// Removes the project's `up` containers whatever the record says (found by label); returns
+/// how many went. Nothing to do without an engine.
+#[cfg_attr(
+    not(feature = "docker"),
+    expect(clippy::unused_async, reason = "only the docker backend awaits here")
+)]
+pub async fn sweep_containers(project: &Project, ui: &Ui) -> anyhow::Result<usize> {
+    #[cfg(feature = "docker")]
+    {
+        use devenv_server::docker;
+        if matches!(project.config.backend, Choice::Native | Choice::External) {
+            return Ok(0);
+        }
+        let Ok(engine) = docker::engine_client().await else {
+            return Ok(0);
+        };
+        let role = [
+            (devenv_server::PROJECT_LABEL, project.id.as_str()),
+            (devenv_server::ROLE_LABEL, "up"),
+        ];
+        let found = docker::find(&engine, &role).await?;
+        if !found.is_empty() {
+            ui.say(format!(
+                "removing {} container(s) left by an earlier run: {}",
+                found.len(),
+                found
+                    .iter()
+                    .map(|f| f.names.join(","))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
+        }
+        Ok(docker::remove(&engine, &found, true).await?)
+    }
+    #[cfg(not(feature = "docker"))]
+    {
+        let _ = (project, ui, Choice::Auto);
+        Ok(0)
+    }
+}
+
+/// Removes the kept data of both local backends (whichever exists), naming it first.
+#[cfg_attr(
+    not(feature = "docker"),
+    expect(clippy::unused_async, reason = "only the docker backend awaits here")
+)]
+async fn forget_data(project: &Project, ui: &Ui) -> anyhow::Result<()> {
+    if project.config.backend == Choice::External {
+        ui.note("backend external: the data lives on that server; devenv leaves it (`devenv db drop` drops the database)");
+        return Ok(());
+    }
+    let identity = project.identity(Role::Up, &project.state_dir());
+    let run_as = devenv_server::native::run_as().ok().flatten();
+    let layout =
+        devenv_server::native::Layout::new(&identity, Storage::Persistent, run_as.as_ref());
+    if layout.has_cluster() || layout.data_root.as_ref().is_some_and(|r| r.exists()) {
+        ui.say(format!(
+            "removing the kept data in {} ({} MB, snapshots included)",
+            layout
+                .data_root
+                .as_ref()
+                .unwrap_or(&layout.data_dir)
+                .display(),
+            layout.data_size() / 1_000_000
+        ));
+        layout.remove_data();
+    }
+    #[cfg(feature = "docker")]
+    if let Ok(engine) = devenv_server::docker::engine_client().await {
+        let volume = identity.volume_name();
+        if devenv_server::docker::forget_volume(&engine, &volume).await? {
+            ui.say(format!(
+                "removed the volume {volume} (the kept data, snapshots included)"
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! `devenv up`: in the foreground (the supervisor runs in this process until Ctrl-C), or with
+//! `-d` in the background: a supervisor process of its own (its own session, its output in
+//! `.devenv/up.log`) is started, and this process returns once it is ready, printing the URLs
+//! (exit 0), or once it failed, printing why (its exit code: 3 for a SQL error). A failed
+//! start leaves nothing running.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use clap::Args;
+use devenv_core::state::StateDir;
+use devenv_core::Project;
+
+use crate::exit::CliError;
+use crate::supervisor::{self, Options};
+use crate::ui::Ui;
+
+/// `devenv up` arguments.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent yes/no flags; an enum per flag would only rename them"
+)]
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Run in the background once the database is ready; `devenv logs -f` follows it,
+    /// `devenv down` stops it.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Rebuild the database from the files even when they did not change.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Throw the data away at stop (as `persist: false`), e.g. in CI.
+    #[arg(long)]
+    pub ephemeral: bool,
+    /// Internal: run as the background supervisor of `up -d`.
+    #[arg(long, hide = true)]
+    pub supervise: bool,
+}
+
+/// Runs `devenv up`.
+pub async fn run(root: &Path, args: UpArgs, ui: &'static Ui) -> anyhow::Result<()> {
+    let options = Options {
+        fresh: args.fresh,
+        ephemeral: args.ephemeral,
+        detached: args.supervise,
+    };
+    if args.supervise {
+        // Its own session: no terminal's signals reach it.
+        let _ = nix::unistd::setsid();
+        return supervisor::run(root, options, ui).await;
+    }
+    if args.detach {
+        return detach(root, &args, ui).await;
+    }
+    supervisor::run(root, options, ui).await
+}
+
+/// Starts the background supervisor and waits until it is ready or gone.
+async fn detach(root: &Path, args: &UpArgs, ui: &Ui) -> anyhow::Result<()> {
+    // Configuration errors and a running supervisor are reported here, at once.
+    let project = Project::open(root)?;
+    project.config.check_files()?;
+    let dir = StateDir::new(&project.state_dir());
+    if let Some(holder) = devenv_core::lock::holder(&dir.dir) {
+        return Err(CliError::AlreadyRunning {
+            pid: holder.pid,
+            command: holder.command,
+            since: super::since(holder.since),
+        }
+        .into());
+    }
+    dir.create()?;
+    let log_path = dir.up_log();
+    let log = devenv_server::files::create_private(&log_path)
+        .map_err(|e| anyhow::anyhow!(e).context(format!("creating {}", log_path.display())))?;
+    let log_err = log.try_clone()?;
+    let exe = std::env::current_exe()?;
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .arg("-C")
+        .arg(&project.root)
+        .arg("up")
+        .arg("--supervise");
+    if args.fresh {
+        command.arg("--fresh");
+    }
+    if args.ephemeral {
+        command.arg("--ephemeral");
+    }
+    if ui.verbose {
+        command.arg("--verbose");
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .kill_on_drop(false)
+        .spawn()?;
+    let pid = child.id().unwrap_or_default();
+    ui.step("starting the background supervisor");
+    loop {
+        if let Some(status) = child.try_wait()? {
+            ui.done();
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            eprint!("{text}");
+            let code = status.code().unwrap_or(1);
+            return Err(Detached(code).into());
+        }
+        if let Ok(Some(state)) = dir.read() {
+            if state.pid == pid && state.ready {
+                ui.done();
+                for (name, value) in &state.env {
+                    ui.result(format!("  {name}={}", devenv_server::mask(value)));
+                }
+                ui.result(format!(
+                    "ready; running in the background (pid {pid}); `devenv logs -f` follows it, `devenv down` stops it"
+                ));
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The background supervisor exited during start-up with this code (its output, the reason,
+/// was printed).
+#[derive(Debug, thiserror::Error)]
+#[error("the background supervisor stopped during start-up (exit code {0}); its output is above")]
+pub struct Detached(pub i32);

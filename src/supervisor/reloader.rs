@@ -1,0 +1,281 @@
+//! Hot reload: rebuild the database from scratch under a temporary name and swap it in only
+//! when everything loaded ([`devenv_core::rebuild`]); the database it replaces is kept as an
+//! automatic snapshot.
+//!
+//! - Debounce: after the first event, events are collected until [`QUIET`] passes without one
+//!   (at most [`MAX_WAIT`]); a burst of saves gives one reload of the latest content. Events
+//!   that arrive during a reload give one more reload after it.
+//! - A broken file prints the loader's `path:line:col` report and "kept the previous
+//!   database"; nothing here ends `devenv up` (errors are reported and the loop goes on).
+//! - A change to `devenv.yaml`: new `schema`/`seed`/`watch` lists apply at once; other keys
+//!   need a restart, which is said.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use devenv_core::files::Sources;
+use devenv_core::rebuild::{Rebuilder, Target};
+use devenv_core::{Config, Project};
+use devenv_server::Server;
+use devenv_sql::Loader;
+use tokio::sync::mpsc;
+
+use super::watch::{Trigger, Watch};
+use crate::ui::Ui;
+
+/// Quiet time that ends a burst of events.
+pub const QUIET: Duration = Duration::from_millis(20);
+/// Longest wait for a burst to end before reloading anyway.
+pub const MAX_WAIT: Duration = Duration::from_millis(500);
+
+/// The reload side of `devenv up`.
+pub struct Reloader {
+    /// The project, with the configuration in force.
+    pub project: Project,
+    server: Server,
+    ui: &'static Ui,
+    watch: Option<Watch>,
+    /// Files the last build read (watched even outside the globs).
+    included: Vec<PathBuf>,
+    tx: mpsc::UnboundedSender<Trigger>,
+    /// The rebuilder (kept: its admin connection and spare make reloads fast).
+    pub rebuilder: Rebuilder,
+    /// Whether the server is devenv's own: a database devenv did not make may be replaced
+    /// there, and a replaced database is kept as a snapshot.
+    replace_unmarked: bool,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader")
+            .field("watch", &self.watch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reloader {
+    /// A reloader for `project`'s database on `server`; returns it and its trigger channel.
+    pub fn new(
+        project: Project,
+        server: Server,
+        ui: &'static Ui,
+        replace_unmarked: bool,
+    ) -> (Self, mpsc::UnboundedReceiver<Trigger>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let reloader = Reloader {
+            rebuilder: Rebuilder::new(server.clone()),
+            project,
+            server,
+            ui,
+            watch: None,
+            included: Vec::new(),
+            tx,
+            replace_unmarked,
+        };
+        (reloader, rx)
+    }
+
+    fn config(&self) -> &Config {
+        &self.project.config
+    }
+
+    /// The loader for this server.
+    pub fn loader(&self) -> Loader {
+        Loader::new(self.server.config("postgres"), &self.config().root)
+            .events(devenv_sql::stderr_events(self.ui.verbose))
+    }
+
+    /// Builds the database from the files now (at start-up, or on a reload).
+    pub async fn build(&mut self) -> anyhow::Result<devenv_core::rebuild::Rebuilt> {
+        let sources = Sources::read(self.config())?;
+        let loader = self.loader();
+        let target = Target {
+            live: &self.project.config.database,
+            project: &self.project.id,
+            files_hash: &sources.digest,
+            replace_unmarked: self.replace_unmarked,
+            keep_replaced: self.replace_unmarked,
+        };
+        let rebuilt = self
+            .rebuilder
+            .rebuild(&loader, &target, &self.project.config.sql_files())
+            .await?;
+        self.included.clone_from(&rebuilt.summary.files);
+        Ok(rebuilt)
+    }
+
+    /// Starts (or restarts) the watcher on the files of the last build, or `files` when given.
+    pub fn watch(&mut self, files: Option<&[PathBuf]>) {
+        if let Some(files) = files {
+            self.included = files.to_vec();
+        }
+        self.watch = None;
+        match Watch::start(self.config(), &self.included, self.tx.clone()) {
+            Ok(w) => {
+                for dir in w.missing() {
+                    self.ui.note(format!(
+                        "{} does not exist yet; it is watched once it does",
+                        w.display(dir)
+                    ));
+                }
+                self.watch = Some(w);
+            }
+            Err(e) => self.ui.warn(format!(
+                "{}; reload only with `devenv reload`",
+                crate::ui::chain(&e.into())
+            )),
+        }
+    }
+
+    /// Re-arms the watcher when a watched directory was replaced, moved or appeared, and
+    /// reloads (its files may have changed meanwhile).
+    pub async fn check_world(&mut self) {
+        if self.watch.as_ref().is_some_and(Watch::needs_rearm) {
+            self.watch(None);
+            self.reload("watched directories replaced".into()).await;
+        }
+    }
+
+    /// Handles one burst starting with `first`; never fails: outcomes are printed.
+    pub async fn handle(&mut self, first: Trigger, rx: &mut mpsc::UnboundedReceiver<Trigger>) {
+        let Some(watch) = self.watch.as_ref() else {
+            return;
+        };
+        let (changed, rearm) = collect_burst(first, rx, watch).await;
+        if rearm {
+            self.watch(None);
+        }
+        if changed.is_empty() && !rearm {
+            return;
+        }
+        let watch = self.watch.as_ref();
+        let config_file = self.project.root.join(devenv_core::config::FILE_NAME);
+        let mut names: Vec<String> = changed
+            .iter()
+            .map(|p| watch.map_or_else(|| p.display().to_string(), |w| w.display(p)))
+            .collect();
+        if rearm && names.is_empty() {
+            names.push("watched directories replaced".into());
+        }
+        if changed.contains(&config_file) && !self.apply_config_change() {
+            return;
+        }
+        self.reload(names.join(", ")).await;
+    }
+
+    /// A reload by hand (`devenv reload`).
+    pub async fn manual(&mut self) {
+        self.reload("by hand (devenv reload)".into()).await;
+    }
+
+    /// Re-reads devenv.yaml; returns whether to reload.
+    fn apply_config_change(&mut self) -> bool {
+        let new = match Config::load(&self.project.root) {
+            Ok(c) => c,
+            Err(e) => {
+                self.ui.warn(format!(
+                    "{}; keeping the running settings",
+                    crate::ui::chain(&e.into())
+                ));
+                return false;
+            }
+        };
+        let old = self.config();
+        let restart: Vec<&str> = [
+            ("database", old.database != new.database),
+            ("user", old.user != new.user),
+            ("password", old.password != new.password),
+            ("image", old.image != new.image),
+            ("port", old.port != new.port),
+            ("network", old.network != new.network),
+            ("backend", old.backend != new.backend),
+            ("url", old.url != new.url),
+            ("persist", old.persist != new.persist),
+        ]
+        .into_iter()
+        .filter_map(|(k, changed)| changed.then_some(k))
+        .collect();
+        if !restart.is_empty() {
+            self.ui.warn(format!(
+                "devenv.yaml changed {}: restart needed (`devenv down`, then `devenv up`); still running with the old settings",
+                restart.join(", ")
+            ));
+            return false;
+        }
+        let files_changed = old.schema != new.schema || old.seed != new.seed;
+        let watch_changed = old.watch != new.watch;
+        if !files_changed && !watch_changed {
+            return false;
+        }
+        self.ui
+            .say("devenv.yaml changed the file lists; applying them");
+        self.project.config = new;
+        if watch_changed {
+            self.watch(None);
+        }
+        true
+    }
+
+    async fn reload(&mut self, what: String) {
+        let started = Instant::now();
+        match self.build().await {
+            Ok(rebuilt) => {
+                self.ui.result(format!(
+                    "reload [{what}]: ok, {} statements in {} ms{}",
+                    rebuilt.summary.statements,
+                    started.elapsed().as_millis(),
+                    rebuilt
+                        .kept
+                        .map(|s| format!("; the replaced database is snapshot {s}"))
+                        .unwrap_or_default()
+                ));
+                // Newly included files are watched from now on.
+                let known = self.watch.as_ref().map(|w| w.extra.clone());
+                let new_file = known.is_some_and(|known| {
+                    self.included.iter().any(|f| {
+                        let f = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
+                        !known.contains(&f) && !self.watch.as_ref().is_some_and(|w| w.relevant(&f))
+                    })
+                });
+                if new_file {
+                    self.watch(None);
+                }
+            }
+            Err(e) => {
+                self.ui.error(&e);
+                self.ui.result(format!(
+                    "reload [{what}]: failed after {} ms; kept the previous database",
+                    started.elapsed().as_millis()
+                ));
+            }
+        }
+    }
+}
+
+/// Collects a burst of triggers starting with `first`: the relevant changed paths, and whether
+/// a watched directory itself changed (re-arm).
+async fn collect_burst(
+    first: Trigger,
+    rx: &mut mpsc::UnboundedReceiver<Trigger>,
+    watch: &Watch,
+) -> (BTreeSet<PathBuf>, bool) {
+    let mut changed = BTreeSet::new();
+    let mut rearm = false;
+    let mut add = |Trigger::Changed(p): Trigger| {
+        if watch.is_armed_dir(&p) {
+            rearm = true;
+        } else if watch.relevant(&p) {
+            changed.insert(p);
+        }
+    };
+    add(first);
+    let started = Instant::now();
+    while started.elapsed() < MAX_WAIT {
+        match tokio::time::timeout(QUIET, rx.recv()).await {
+            Ok(Some(t)) => add(t),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    (changed, rearm || watch.needs_rearm())
+}
