@@ -5,9 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{
-    completions, db, doctor, down, env, logs, prod, snapshot, status, testdbs, up,
-};
+use crate::commands::{db, doctor, down, env, logs, prod, snapshot, status, testdbs, up};
 use crate::ui::Ui;
 
 const AFTER_HELP: &str = "\
@@ -105,7 +103,23 @@ pub enum Command {
     /// Print a shell completion script.
     ///
     /// Example: `source <(devenv completions bash)`.
-    Completions(completions::CompletionsArgs),
+    Completions(CompletionsArgs),
+}
+
+/// `devenv completions` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+/// `devenv completions SHELL`: a completion script for bash, zsh, fish, PowerShell or elvish
+/// (clap_complete), on stdout.
+fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    let mut out = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "devenv", &mut out);
+    crate::output::stdout(&String::from_utf8_lossy(&out))
 }
 
 /// Runs a parsed command line.
@@ -123,7 +137,7 @@ pub async fn run(cli: Cli, ui: &'static Ui) -> anyhow::Result<()> {
         Command::Prod { command } => prod::run(&root, command, ui).await,
         Command::Doctor(args) => doctor::run(&root, &args).await,
         Command::TestDbs(args) => testdbs::run(&root, &args, ui).await,
-        Command::Completions(args) => completions::run(&args),
+        Command::Completions(args) => completions(&args),
     }
 }
 

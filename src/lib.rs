@@ -4,6 +4,8 @@
 //! - [`cli`]: arguments and dispatch; [`commands`]: one module per subcommand.
 //! - [`supervisor`]: `devenv up`, the project's one live process (start, load, watch, reload,
 //!   watch the server, stop).
+//! - [`running`]: which supervisor runs (the lock's holder); [`leftovers`]: what earlier runs
+//!   left behind.
 //! - [`ui`]: what humans see on stderr (colour, progress, redaction); [`output`]: what
 //!   machines read on stdout; [`exit`]: exit codes, decided in one place; [`guard`]: asking
 //!   before destructive work.
@@ -15,7 +17,9 @@ pub mod cli;
 pub mod commands;
 pub mod exit;
 pub mod guard;
+pub mod leftovers;
 pub mod output;
+pub mod running;
 pub mod supervisor;
 pub mod ui;
 

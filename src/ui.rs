@@ -275,3 +275,12 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStderr {
         *self
     }
 }
+
+/// A time in seconds since the epoch, for people: `2026-11-22 22:40:01 UTC`.
+pub fn since(secs: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    humantime::format_rfc3339_seconds(time)
+        .to_string()
+        .replace('T', " ")
+        .replace('Z', " UTC")
+}

@@ -139,7 +139,7 @@ fn two_ups_of_one_project_started_together_give_one_and_a_clear_error() {
     let project = Project::new();
     let mut a = project.spawn_up();
     let mut b = project.spawn_up();
-    let (status_a, status_b) = loop {
+    let (status_a, _) = loop {
         let done_a = a.child.try_wait().unwrap();
         let done_b = b.child.try_wait().unwrap();
         if done_a.is_some() || done_b.is_some() {

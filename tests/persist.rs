@@ -310,8 +310,7 @@ fn writer(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<i64> {
             let mut n: i64 = client
                 .query_one("SELECT coalesce(max(n), 0) FROM crash", &[])
                 .await
-                .map(|r| r.get(0))
-                .unwrap_or(0);
+                .map_or(0, |r| r.get(0));
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 if client

@@ -134,8 +134,8 @@ pub fn resolve(project: &Project, args: &TargetArgs) -> anyhow::Result<Resolved>
     if let Some(url) = &args.url {
         return from_url(url, None, &config.database);
     }
-    let dir = super::state_dir(&project.root)?;
-    if let Some((_, state)) = super::running(&dir)?.filter(|(_, s)| s.ready) {
+    let dir = crate::running::state_dir(&project.root)?;
+    if let Some((_, state)) = crate::running::running(&dir)?.filter(|(_, s)| s.ready) {
         let external = state.backend() == Some(devenv_server::Backend::External);
         if !external {
             let server = Server::local(

@@ -113,18 +113,12 @@ pub async fn run(root: &Path, args: &DoctorArgs) -> anyhow::Result<()> {
         );
         crate::output::stdout(&text)?;
     }
-    match (&config, would_use) {
-        (None, _) => Err(Config::load(root)
-            .and_then(|c| c.check_files())
-            .err()
-            .map_or_else(
-                || anyhow::anyhow!("the configuration is broken"),
-                Into::into,
-            )),
-        (Some(_), None) => {
+    match (broken, would_use) {
+        (Some(e), _) => Err(e.into()),
+        (None, None) => {
             Err(CliError::Tool("some checks failed; see the fixes above".into()).into())
         }
-        (Some(_), Some(_)) => Ok(()),
+        (None, Some(_)) => Ok(()),
     }
 }
 
@@ -223,7 +217,7 @@ async fn check_native(checks: &mut Vec<Check>, found: &mut Found) {
 
 fn check_port(config: &Config, checks: &mut Vec<Check>, found: &mut Found) {
     let project = Project::with_config(config.clone());
-    let ours = crate::commands::running(&devenv_core::state::StateDir::new(&project.state_dir()))
+    let ours = crate::running::running(&devenv_core::state::StateDir::new(&project.state_dir()))
         .ok()
         .flatten()
         .is_some_and(|(_, s)| s.port == Some(config.port));

@@ -59,13 +59,13 @@ pub async fn run(root: &Path, args: DownArgs, ui: &Ui) -> anyhow::Result<()> {
                 return Err(CliError::AlreadyRunning {
                     pid: holder.pid,
                     command: holder.command,
-                    since: super::since(holder.since),
+                    since: crate::ui::since(holder.since),
                 }
                 .into())
             }
         };
-        stopped += clean_record(&dir, ui).await?;
-        stopped += sweep_containers(&project, ui).await?;
+        stopped += crate::leftovers::clean_record(&dir, ui).await?;
+        stopped += crate::leftovers::sweep_containers(&project, ui).await?;
         if args.volumes {
             forget_data(&project, ui).await?;
         }
@@ -93,74 +93,6 @@ pub async fn run(root: &Path, args: DownArgs, ui: &Ui) -> anyhow::Result<()> {
         "stopped; nothing left running"
     });
     Ok(())
-}
-
-/// Removes what the recorded supervisor left (it is gone: we hold the lock).
-async fn clean_record(dir: &StateDir, ui: &Ui) -> anyhow::Result<usize> {
-    let state = match dir.read() {
-        Ok(state) => state,
-        Err(e) => {
-            ui.warn(format!("{}; removing it", crate::ui::chain(&e.into())));
-            dir.remove();
-            return Ok(0);
-        }
-    };
-    let Some(state) = state else {
-        return Ok(0);
-    };
-    let mut stopped = 0;
-    if let Some(record) = &state.server {
-        if devenv_server::clean(record, false).await? {
-            ui.say(format!(
-                "removed the server a devenv up (pid {}) left running",
-                state.pid
-            ));
-            stopped += 1;
-        }
-    }
-    dir.remove();
-    Ok(stopped)
-}
-
-/// Removes the project's `up` containers whatever the record says (found by label); returns
-/// how many went. Nothing to do without an engine.
-#[cfg_attr(
-    not(feature = "docker"),
-    expect(clippy::unused_async, reason = "only the docker backend awaits here")
-)]
-pub async fn sweep_containers(project: &Project, ui: &Ui) -> anyhow::Result<usize> {
-    #[cfg(feature = "docker")]
-    {
-        use devenv_server::docker;
-        if matches!(project.config.backend, Choice::Native | Choice::External) {
-            return Ok(0);
-        }
-        let Ok(engine) = docker::engine_client().await else {
-            return Ok(0);
-        };
-        let role = [
-            (devenv_server::PROJECT_LABEL, project.id.as_str()),
-            (devenv_server::ROLE_LABEL, "up"),
-        ];
-        let found = docker::find(&engine, &role).await?;
-        if !found.is_empty() {
-            ui.say(format!(
-                "removing {} container(s) left by an earlier run: {}",
-                found.len(),
-                found
-                    .iter()
-                    .map(|f| f.names.join(","))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ));
-        }
-        Ok(docker::remove(&engine, &found, true).await?)
-    }
-    #[cfg(not(feature = "docker"))]
-    {
-        let _ = (project, ui, Choice::Auto);
-        Ok(0)
-    }
 }
 
 /// Removes the kept data of both local backends (whichever exists), naming it first.

@@ -27,8 +27,8 @@ pub enum Format {
 
 /// Runs `devenv env`.
 pub fn run(root: &Path, args: &EnvArgs) -> anyhow::Result<()> {
-    let dir = super::state_dir(root)?;
-    let (_, state) = super::ready(&dir)?;
+    let dir = crate::running::state_dir(root)?;
+    let (_, state) = crate::running::ready(&dir)?;
     let format = match args.format {
         Format::Sh => EnvFormat::Sh,
         Format::Dotenv => EnvFormat::Dotenv,

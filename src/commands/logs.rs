@@ -27,7 +27,7 @@ pub struct LogsArgs {
 /// Runs `devenv logs`.
 pub async fn run(root: &Path, args: &LogsArgs) -> anyhow::Result<()> {
     let project = Project::open(root)?;
-    let dir = super::state_dir(&project.root)?;
+    let dir = crate::running::state_dir(&project.root)?;
     if args.server {
         let state = dir.read()?;
         #[cfg(feature = "docker")]
@@ -38,10 +38,13 @@ pub async fn run(root: &Path, args: &LogsArgs) -> anyhow::Result<()> {
             Some(Record::Native(layout)) => layout.log,
             _ => dir.server_log(),
         };
-        return follow_file(&log, args, || super::running(&dir).ok().flatten().is_some()).await;
+        return follow_file(&log, args, || {
+            crate::running::running(&dir).ok().flatten().is_some()
+        })
+        .await;
     }
     follow_file(&dir.up_log(), args, || {
-        super::running(&dir).ok().flatten().is_some()
+        crate::running::running(&dir).ok().flatten().is_some()
     })
     .await
 }

@@ -9,8 +9,8 @@ use crate::ui::Ui;
 
 /// Runs `devenv reload`.
 pub fn run(root: &Path, ui: &Ui) -> anyhow::Result<()> {
-    let dir = super::state_dir(root)?;
-    let Some((holder, _)) = super::running(&dir)? else {
+    let dir = crate::running::state_dir(root)?;
+    let Some((holder, _)) = crate::running::running(&dir)? else {
         if let Ok(Some(stale)) = dir.read() {
             ui.note(format!(
                 "a record of a devenv up (pid {}) that is gone is left; `devenv down` cleans it up",

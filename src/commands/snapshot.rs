@@ -60,8 +60,8 @@ pub struct SnapshotArgs {
 /// Runs `devenv snapshot ...`.
 pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()> {
     let project = Project::open(root)?;
-    let dir = super::state_dir(&project.root)?;
-    let (_, state) = super::ready(&dir)?;
+    let dir = crate::running::state_dir(&project.root)?;
+    let (_, state) = crate::running::ready(&dir)?;
     let server = match project.external_server()? {
         Some(external) => external,
         None => Server::local(
@@ -121,7 +121,7 @@ pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()>
                     .iter()
                     .map(|s| serde_json::json!({
                         "name": s.name,
-                        "created": super::since(s.created),
+                        "created": crate::ui::since(s.created),
                         "size_bytes": s.size_bytes,
                         "kind": s.kind,
                     }))
@@ -133,7 +133,7 @@ pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()>
                         text,
                         "{:<32} {:<24} {:>7} MB  {}",
                         s.name,
-                        super::since(s.created),
+                        crate::ui::since(s.created),
                         s.size_bytes / 1_000_000,
                         match s.kind {
                             snapshot::Kind::Manual => "manual",

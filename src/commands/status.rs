@@ -26,8 +26,8 @@ pub struct StatusArgs {
 /// Runs `devenv status`.
 pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> {
     let project = Project::open(root)?;
-    let dir = super::state_dir(&project.root)?;
-    let running = super::running(&dir)?;
+    let dir = crate::running::state_dir(&project.root)?;
+    let running = crate::running::running(&dir)?;
     let left_by = match &running {
         Some(_) => None,
         None => match dir.read() {
@@ -45,7 +45,7 @@ pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> 
                 "running": true,
                 "pid": holder.pid,
                 "detached": state.detached,
-                "since": super::since(state.started_at),
+                "since": crate::ui::since(state.started_at),
                 "ready": state.ready,
                 "backend": state.backend(),
                 "database": state.database,
@@ -72,7 +72,7 @@ pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> 
             } else {
                 "in a terminal"
             },
-            super::since(state.started_at),
+            crate::ui::since(state.started_at),
             state
                 .backend()
                 .map_or_else(|| "?".into(), |b| b.to_string()),

@@ -66,7 +66,7 @@ async fn detach(root: &Path, args: &UpArgs, ui: &Ui) -> anyhow::Result<()> {
         return Err(CliError::AlreadyRunning {
             pid: holder.pid,
             command: holder.command,
-            since: super::since(holder.since),
+            since: crate::ui::since(holder.since),
         }
         .into());
     }

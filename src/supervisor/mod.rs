@@ -63,7 +63,7 @@ pub async fn run(root: &Path, options: Options, ui: &'static Ui) -> anyhow::Resu
             return Err(CliError::AlreadyRunning {
                 pid: holder.pid,
                 command: holder.command,
-                since: crate::commands::since(holder.since),
+                since: crate::ui::since(holder.since),
             }
             .into())
         }
@@ -207,7 +207,7 @@ async fn clean_stale(project: &Project, dir: &StateDir, ui: &Ui) -> anyhow::Resu
         }
         dir.remove();
     }
-    crate::commands::down::sweep_containers(project, ui).await?;
+    crate::leftovers::sweep_containers(project, ui).await?;
     Ok(())
 }
 
@@ -279,14 +279,14 @@ async fn prepare(
         .is_some_and(|p| *p == project.id);
     let same_files = marks
         .as_ref()
-        .and_then(|m| m.get(devenv_core::rebuild::FILES_MARK))
+        .and_then(|m| m.get(devenv_core::db::FILES_MARK))
         .is_some_and(|h| *h == sources.digest);
     if ours && same_files && !options.fresh {
         let built = marks
             .as_ref()
-            .and_then(|m| m.get(devenv_core::rebuild::BUILT_MARK))
+            .and_then(|m| m.get(devenv_core::db::BUILT_MARK))
             .and_then(|b| b.parse().ok())
-            .map_or_else(|| "?".to_owned(), crate::commands::since);
+            .map_or_else(|| "?".to_owned(), crate::ui::since);
         ui.result(format!("reusing {live}, unchanged since {built}"));
         let files: Vec<_> = sources.inputs.iter().map(|i| i.path.clone()).collect();
         reloader.rebuilder.prepare_spare(live, &project.id);

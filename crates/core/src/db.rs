@@ -300,3 +300,42 @@ pub async fn copy_attributes(client: &Client, from: &str, to: &str) -> Result<()
         .await
         .map_err(db("copying database attributes to", to))
 }
+
+/// `name` with `suffix`, cut to PostgreSQL's 63-byte identifier limit.
+pub fn with_suffix(name: &str, suffix: &str) -> String {
+    let mut cut = 63usize.saturating_sub(suffix.len()).min(name.len());
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &name[..cut])
+}
+
+/// The mark key of a database's role (`live`, `spare`, `snapshot`).
+pub const ROLE_MARK: &str = "role";
+/// The mark key of the content hash of the files a database was built from.
+pub const FILES_MARK: &str = "files";
+/// The mark key of when a database was built (seconds since the epoch).
+pub const BUILT_MARK: &str = "built";
+
+/// Session-level advisory lock on `live`'s name, held across a rebuild and around the
+/// background work, so rebuilds of one database by several processes take turns.
+pub async fn rebuild_lock(admin: &Client, live: &str) -> Result<(), CoreError> {
+    admin
+        .execute(
+            "SELECT pg_advisory_lock(hashtext('devenv.rebuild:' || $1))",
+            &[&live],
+        )
+        .await
+        .map(drop)
+        .map_err(db("taking the rebuild lock of", live))
+}
+
+/// Releases [`rebuild_lock`].
+pub async fn rebuild_unlock(admin: &Client, live: &str) {
+    let _ = admin
+        .execute(
+            "SELECT pg_advisory_unlock(hashtext('devenv.rebuild:' || $1))",
+            &[&live],
+        )
+        .await;
+}

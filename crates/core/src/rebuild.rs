@@ -38,31 +38,15 @@ pub struct Rebuilt {
     pub kept: Option<String>,
 }
 
-/// `name` with `suffix`, cut to PostgreSQL's 63-byte identifier limit.
-pub(crate) fn with_suffix(name: &str, suffix: &str) -> String {
-    let mut cut = 63usize.saturating_sub(suffix.len()).min(name.len());
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}{suffix}", &name[..cut])
-}
-
 /// The temporary name a database is built under.
 pub fn next_name(live: &str) -> String {
-    with_suffix(live, "__devenv_next")
+    db::with_suffix(live, "__devenv_next")
 }
 
 /// Marks of a spare: an empty database created ahead of the next rebuild. A claimed spare
 /// loses the mark before anything is loaded into it, so a half-built leftover is never taken
 /// for a spare.
 const SPARE_ROLE: &str = "spare";
-/// The mark key of a database's role (`live`, `spare`, `snapshot`).
-pub const ROLE_MARK: &str = "role";
-/// The mark key of the content hash of the files a database was built from.
-pub const FILES_MARK: &str = "files";
-/// The mark key of when a database was built (seconds since the epoch).
-pub const BUILT_MARK: &str = "built";
-
 /// What the rebuilt database is and where it comes from.
 #[derive(Debug, Clone)]
 pub struct Target<'a> {
@@ -169,7 +153,7 @@ impl Rebuilder {
         let next = next_name(live);
         let admin = self.admin().await?;
         // Another process (`devenv db setup` beside `devenv up`) may rebuild the same database.
-        lock(&admin, live).await?;
+        db::rebuild_lock(&admin, live).await?;
         let result = async {
             check_ownership(&admin, &self.server, target).await?;
             let summary = fill(admin.clone(), next.clone()).await?;
@@ -180,9 +164,9 @@ impl Rebuilder {
                 &next,
                 &[
                     (db::PROJECT_MARK, target.project),
-                    (ROLE_MARK, "live"),
-                    (FILES_MARK, target.files_hash),
-                    (BUILT_MARK, &built),
+                    (db::ROLE_MARK, "live"),
+                    (db::FILES_MARK, target.files_hash),
+                    (db::BUILT_MARK, &built),
                 ],
             )
             .await?;
@@ -191,7 +175,7 @@ impl Rebuilder {
             Ok::<_, CoreError>((summary, swap_started.elapsed(), kept))
         }
         .await;
-        unlock(&admin, live).await;
+        db::rebuild_unlock(&admin, live).await;
         let (summary, swap, kept) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -230,7 +214,7 @@ impl Rebuilder {
         if let Ok(admin) = self.admin().await {
             let next = next_name(live);
             if let Ok(Some(marks)) = db::marks(&admin, &next).await {
-                if marks.get(ROLE_MARK).map(String::as_str) == Some(SPARE_ROLE) {
+                if marks.get(db::ROLE_MARK).map(String::as_str) == Some(SPARE_ROLE) {
                     let _ = db::drop_if_exists(&admin, &next).await;
                 }
             }
@@ -244,10 +228,10 @@ impl Rebuilder {
         };
         let (live, project) = (live.to_owned(), project.to_owned());
         self.background = Some(tokio::spawn(async move {
-            if lock(&admin, &live).await.is_ok() {
+            if db::rebuild_lock(&admin, &live).await.is_ok() {
                 let _ = snapshot::prune(&admin, &live).await;
                 create_spare(&admin, &next_name(&live), &project).await;
-                unlock(&admin, &live).await;
+                db::rebuild_unlock(&admin, &live).await;
             }
         }));
     }
@@ -277,8 +261,8 @@ async fn check_ownership(
 /// (after removing a leftover of an interrupted run).
 async fn prepare_next(admin: &Client, next: &str) -> Result<(), CoreError> {
     match db::marks(admin, next).await? {
-        Some(marks) if marks.get(ROLE_MARK).map(String::as_str) == Some(SPARE_ROLE) => {
-            db::set_marks(admin, next, &[(ROLE_MARK, "building")]).await
+        Some(marks) if marks.get(db::ROLE_MARK).map(String::as_str) == Some(SPARE_ROLE) => {
+            db::set_marks(admin, next, &[(db::ROLE_MARK, "building")]).await
         }
         Some(_) => {
             db::drop_if_exists(admin, next).await?;
@@ -296,32 +280,10 @@ async fn create_spare(admin: &Client, next: &str, project: &str) {
         let _ = db::set_marks(
             admin,
             next,
-            &[(db::PROJECT_MARK, project), (ROLE_MARK, SPARE_ROLE)],
+            &[(db::PROJECT_MARK, project), (db::ROLE_MARK, SPARE_ROLE)],
         )
         .await;
     }
-}
-
-/// Session-level advisory lock on `live`'s name, held across a rebuild and around the
-/// background work, so rebuilds of one database by several processes take turns.
-pub(crate) async fn lock(admin: &Client, live: &str) -> Result<(), CoreError> {
-    admin
-        .execute(
-            "SELECT pg_advisory_lock(hashtext('devenv.rebuild:' || $1))",
-            &[&live],
-        )
-        .await
-        .map(drop)
-        .map_err(crate::error::db("taking the rebuild lock of", live))
-}
-
-pub(crate) async fn unlock(admin: &Client, live: &str) {
-    let _ = admin
-        .execute(
-            "SELECT pg_advisory_unlock(hashtext('devenv.rebuild:' || $1))",
-            &[&live],
-        )
-        .await;
 }
 
 /// Swaps `next` in as `live`; the replaced database becomes an automatic snapshot. On failure

@@ -12,8 +12,8 @@
 use tokio_postgres::Client;
 
 use crate::db::{self, Marks};
+use crate::db::{with_suffix, ROLE_MARK};
 use crate::error::CoreError;
-use crate::rebuild::{with_suffix, ROLE_MARK};
 
 /// How many automatic snapshots are kept per database (newest first).
 pub const KEEP_AUTOMATIC: usize = 3;
@@ -90,7 +90,7 @@ impl Snapshot {
                 (OF_MARK, live),
                 (AT_MARK, &at),
                 // A snapshot is not a build: it must not be taken for the live database.
-                (crate::rebuild::FILES_MARK, ""),
+                (db::FILES_MARK, ""),
             ],
         )
         .await
@@ -176,7 +176,7 @@ pub async fn save(
         });
     }
     let snap = Snapshot::named(live, name);
-    crate::rebuild::lock(admin, live).await?;
+    db::rebuild_lock(admin, live).await?;
     let copied = async {
         db::close(admin, live).await?;
         let result = async {
@@ -191,7 +191,7 @@ pub async fn save(
         snap.mark(admin, project, Kind::Manual).await
     }
     .await;
-    crate::rebuild::unlock(admin, live).await;
+    db::rebuild_unlock(admin, live).await;
     if let Err(e) = copied {
         let _ = db::drop_if_exists(admin, &snap.database).await;
         return Err(e);

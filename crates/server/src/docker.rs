@@ -40,11 +40,12 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ImageExt, ReuseDirective};
 use testcontainers_modules::postgres::Postgres;
 
+use crate::conninfo::Server;
 use crate::error::{Cause, ServerError};
 use crate::ready::{wait_ready, NotReady};
-use crate::{Progress, Server, Spec, Step, Storage};
+use crate::spec::{Progress, Spec, Step, Storage};
 
-pub use crate::{MANAGED_LABEL, PROJECT_LABEL, ROLE_LABEL, ROOT_LABEL};
+pub use crate::spec::{MANAGED_LABEL, PROJECT_LABEL, ROLE_LABEL, ROOT_LABEL};
 
 /// The official images' data directory, when the image does not say.
 const DEFAULT_PGDATA: &str = "/var/lib/postgresql/data";
@@ -280,7 +281,7 @@ impl DockerServer {
     ) -> Result<Self, ServerError> {
         spec.progress.report(Step::Connecting);
         let docker = engine_client().await?;
-        if spec.port != 0 && crate::port_in_use(spec.port) {
+        if spec.port != 0 && crate::ports::port_in_use(spec.port) {
             return Err(ServerError::PortTaken { port: spec.port });
         }
         let mut rec = DockerRecord {
@@ -399,8 +400,8 @@ impl DockerServer {
         let script = "printf '%s' \"$DEVENV_SQL\" | psql -v ON_ERROR_STOP=1 -qX -U \"$DEVENV_ROLE\" -d postgres";
         let sql = format!(
             "ALTER ROLE {} PASSWORD {}",
-            crate::quote_ident(&spec.user),
-            crate::quote_literal(&spec.password)
+            crate::sql::quote_ident(&spec.user),
+            crate::sql::quote_literal(&spec.password)
         );
         let (code, output) = self
             .exec(
@@ -708,7 +709,8 @@ async fn create_container(
         .with_container_name(&spec.identity.name)
         .with_labels(spec.identity.labels())
         .with_cmd(
-            std::iter::once("postgres".to_owned()).chain(crate::dev_settings_args(spec.storage)),
+            std::iter::once("postgres".to_owned())
+                .chain(crate::spec::dev_settings_args(spec.storage)),
         )
         .with_ready_conditions(Vec::new())
         .with_reuse(ReuseDirective::Always)
@@ -734,7 +736,7 @@ async fn create_container(
     }
     match request.start().await {
         Ok(container) => Ok(container.id().to_owned()),
-        Err(e) if spec.port != 0 && crate::port_in_use(spec.port) => {
+        Err(e) if spec.port != 0 && crate::ports::port_in_use(spec.port) => {
             remove_named(docker, &spec.identity.name).await;
             drop(e);
             Err(ServerError::PortTaken { port: spec.port })

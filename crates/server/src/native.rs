@@ -26,10 +26,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::conninfo::{Server, APPLICATION_NAME};
 use crate::error::{io, ServerError};
 use crate::files::{create_private, private_dir, short_id};
+use crate::process;
 use crate::ready::{wait_ready, NotReady};
-use crate::{process, Identity, PasswordAuth, Server, Spec, Storage};
+use crate::spec::{Identity, PasswordAuth, Progress, Role, Spec, Storage};
 
 /// Finds a directory holding `initdb` and `postgres`.
 pub async fn find_bin_dir() -> Result<PathBuf, ServerError> {
@@ -320,8 +322,9 @@ impl NativeServer {
         }
         prepare_cluster(&bin_dir, version, run_as.as_ref(), &layout, spec).await?;
         let port = match spec.port {
-            0 => crate::free_port().map_err(io("finding a free port for", &layout.data_dir))?,
-            port if crate::port_in_use(port) => return Err(ServerError::PortTaken { port }),
+            0 => crate::ports::free_port()
+                .map_err(io("finding a free port for", &layout.data_dir))?,
+            port if crate::ports::port_in_use(port) => return Err(ServerError::PortTaken { port }),
             port => port,
         };
         let (pid, exited) = spawn_postmaster(&bin_dir, run_as.as_ref(), &layout, port)?;
@@ -347,7 +350,7 @@ impl NativeServer {
             .port(self.server.port())
             .user(&spec.user)
             .dbname("postgres")
-            .application_name(crate::APPLICATION_NAME);
+            .application_name(APPLICATION_NAME);
         let exited = self.exited.clone();
         let ready = wait_ready(&socket, spec.timeout, || exited.borrow().clone()).await;
         match ready {
@@ -639,7 +642,7 @@ fn spawn_postmaster(
         .arg(&layout.data_dir)
         .args(["-c", "listen_addresses=127.0.0.1", "-p", &port.to_string()])
         .args(["-c", &socket_dirs, "-c", "unix_socket_permissions=0700"])
-        .args(crate::dev_settings_args(if layout.ephemeral {
+        .args(crate::spec::dev_settings_args(if layout.ephemeral {
             Storage::Ephemeral
         } else {
             Storage::Persistent
@@ -690,8 +693,8 @@ async fn set_password(
     };
     let sql = format!(
         "SET password_encryption = '{encryption}'; ALTER ROLE {} PASSWORD {}",
-        crate::quote_ident(user),
-        crate::quote_literal(password)
+        crate::sql::quote_ident(user),
+        crate::sql::quote_literal(password)
     );
     let result = client
         .batch_execute(&sql)
@@ -769,7 +772,7 @@ impl TempServer {
                 &root,
                 &root,
                 &format!("temp-{}", short_id(&[root.to_string_lossy().as_bytes()])),
-                crate::Role::Test,
+                Role::Test,
             ),
             user: "postgres".into(),
             password: password.into(),
@@ -780,7 +783,7 @@ impl TempServer {
             storage: Storage::Ephemeral,
             password_auth: PasswordAuth::Scram,
             timeout: Duration::from_secs(60),
-            progress: crate::Progress::default(),
+            progress: Progress::default(),
         };
         let native = NativeServer::start(&spec, &mut |_| Ok(())).await?;
         Ok(TempServer {

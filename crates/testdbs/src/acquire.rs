@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use devenv_core::files::Sources;
@@ -19,8 +18,9 @@ use devenv_core::Project;
 
 use crate::error::Error;
 use crate::registry::ServerCtx;
+use crate::registry::Template;
 use crate::server::{self, shared_dir};
-use crate::template::{self, Template};
+use crate::template;
 
 /// What a process knows about one project.
 #[derive(Default)]
@@ -78,39 +78,6 @@ async fn forget(root: &Path, server_too: bool) {
     }
 }
 
-/// A database name with `prefix`, the test's name (cut) and what makes it unique across
-/// processes and hosts sharing a server.
-pub fn unique_name(prefix: &str, test: Option<&str>) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tail: String = test
-        .and_then(|t| t.rsplit("::").next())
-        .unwrap_or_default()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .take(20)
-        .collect();
-    let tail = tail.trim_matches('_');
-    // Names must not collide between hosts sharing a server, where pids can repeat.
-    let salt = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
-        ^ std::process::id().rotate_left(16);
-    let salt = salt & 0xffff;
-    let pid = std::process::id();
-    if tail.is_empty() {
-        format!("{prefix}{pid}_{n}_{salt:04x}")
-    } else {
-        format!("{prefix}{tail}_{pid}_{n}_{salt:04x}")
-    }
-}
-
 /// Pool top-ups this process started and has not waited for yet.
 static TOP_UPS: Mutex<Vec<tokio::task::JoinHandle<()>>> = Mutex::new(Vec::new());
 
@@ -155,7 +122,7 @@ pub struct Claimed {
 /// under a long-running process is resolved again, once. Run it on one long-lived runtime:
 /// the connections it keeps live there.
 pub async fn acquire(root: PathBuf, test: Option<String>) -> Result<Claimed, Error> {
-    let name = unique_name(crate::TEST_DB_PREFIX, test.as_deref());
+    let name = crate::registry::unique_name(crate::TEST_DB_PREFIX, test.as_deref());
     let mut attempt = 0;
     loop {
         let result = async {
@@ -184,28 +151,5 @@ pub async fn acquire(root: PathBuf, test: Option<String>) -> Result<Claimed, Err
             }
             Err(e) => return Err(e),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn test_database_names_are_valid_and_distinct() {
-        let long = "tests::a_very_long_test_name_that_goes_on_and_on_and_on::Weird-Name!";
-        let a = unique_name(crate::TEST_DB_PREFIX, Some(long));
-        let b = unique_name(crate::TEST_DB_PREFIX, Some(long));
-        assert_ne!(a, b);
-        for name in [&a, &b, &unique_name(crate::TEST_DB_PREFIX, None)] {
-            assert!(name.starts_with(crate::TEST_DB_PREFIX), "{name}");
-            assert!(name.len() <= 63, "{name}");
-            assert!(
-                name.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
-                "{name}"
-            );
-        }
-        assert!(a.starts_with("devenv_test_weird_name_"), "{a}");
     }
 }

@@ -17,8 +17,9 @@ pub mod registry;
 pub mod server;
 pub mod template;
 
-pub use acquire::{acquire, unique_name, wait_for_top_ups, Claimed};
+pub use acquire::{acquire, wait_for_top_ups, Claimed};
 pub use error::Error;
+pub use registry::unique_name;
 pub use registry::ServerCtx;
 pub use server::{shared_dir, shared_server, stop_shared_server, SharedServer, Source};
 

@@ -1,0 +1,315 @@
+//! A running server of any backend ([`Handle`]), what it is made of ([`Record`], written before
+//! it is created), and the one place that starts servers and decides `auto` ([`start`]).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::conninfo::Server;
+#[cfg(feature = "docker")]
+use crate::docker;
+use crate::error::ServerError;
+use crate::spec::{Backend, Choice, Spec};
+use crate::{native, ready};
+
+/// What a server is made of, as recorded before it is created: enough to find it again and
+/// remove all of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum Record {
+    /// A container, its network and volume.
+    #[cfg(feature = "docker")]
+    Docker(docker::DockerRecord),
+    /// A native cluster.
+    Native(native::Layout),
+    /// A server devenv does not own.
+    External,
+}
+
+impl Record {
+    /// Which backend.
+    pub fn backend(&self) -> Backend {
+        match self {
+            #[cfg(feature = "docker")]
+            Record::Docker(_) => Backend::Docker,
+            Record::Native(_) => Backend::Native,
+            Record::External => Backend::External,
+        }
+    }
+
+    /// Whether the record keeps data across stops.
+    pub fn keeps_data(&self) -> bool {
+        match self {
+            #[cfg(feature = "docker")]
+            Record::Docker(r) => r.volume.is_some(),
+            Record::Native(layout) => !layout.ephemeral,
+            Record::External => false,
+        }
+    }
+}
+
+/// A running server of any backend. Dropping it leaves the server running.
+#[derive(Debug)]
+pub enum Handle {
+    /// A container.
+    #[cfg(feature = "docker")]
+    Docker(Box<docker::DockerServer>),
+    /// A native postmaster.
+    Native(native::NativeServer),
+    /// A server devenv did not start and never stops.
+    External(Server),
+}
+
+impl Handle {
+    /// How to reach it.
+    pub fn server(&self) -> &Server {
+        match self {
+            #[cfg(feature = "docker")]
+            Handle::Docker(d) => &d.server,
+            Handle::Native(n) => &n.server,
+            Handle::External(s) => s,
+        }
+    }
+
+    /// Which backend.
+    pub fn backend(&self) -> Backend {
+        match self {
+            #[cfg(feature = "docker")]
+            Handle::Docker(_) => Backend::Docker,
+            Handle::Native(_) => Backend::Native,
+            Handle::External(_) => Backend::External,
+        }
+    }
+
+    /// What it is made of.
+    pub fn record(&self) -> Record {
+        match self {
+            #[cfg(feature = "docker")]
+            Handle::Docker(d) => Record::Docker(docker::DockerRecord {
+                container: d.name.clone(),
+                container_id: Some(d.id.clone()),
+                network: d.network.as_ref().map(|n| n.name.clone()),
+                volume: d.volume.clone(),
+            }),
+            Handle::Native(n) => Record::Native(n.layout.clone()),
+            Handle::External(_) => Record::External,
+        }
+    }
+
+    /// Finds the running server `record` describes, checked against the world; `port` is the
+    /// one recorded for a native server.
+    #[cfg_attr(
+        not(feature = "docker"),
+        expect(clippy::unused_async, reason = "only the docker backend awaits here")
+    )]
+    pub async fn attach(
+        record: &Record,
+        user: &str,
+        password: &str,
+        port: u16,
+    ) -> Result<Option<Handle>, ServerError> {
+        Ok(match record {
+            #[cfg(feature = "docker")]
+            Record::Docker(r) => docker::DockerServer::attach(r, user, password)
+                .await?
+                .map(|d| Handle::Docker(Box::new(d))),
+            Record::Native(layout) => {
+                native::NativeServer::attach(layout, user, password, port).map(Handle::Native)
+            }
+            Record::External => None,
+        })
+    }
+
+    /// Resolves when the server stops running, with how it ended. Never resolves for an
+    /// external server.
+    pub async fn exited(&self) -> String {
+        match self {
+            #[cfg(feature = "docker")]
+            Handle::Docker(d) => d.exited().await,
+            Handle::Native(n) => n.exited().await,
+            Handle::External(_) => std::future::pending().await,
+        }
+    }
+
+    /// Stops the server; kept data stays, throw-away data goes. An external server is left
+    /// alone.
+    pub async fn stop(&self) {
+        match self {
+            #[cfg(feature = "docker")]
+            Handle::Docker(d) => d.stop().await,
+            Handle::Native(n) => n.stop().await,
+            Handle::External(_) => {}
+        }
+    }
+
+    /// The server's log, when devenv can read it: the last `n` lines.
+    #[cfg_attr(
+        not(feature = "docker"),
+        expect(clippy::unused_async, reason = "only the docker backend awaits here")
+    )]
+    pub async fn log_tail(&self, n: usize) -> Option<String> {
+        match self {
+            #[cfg(feature = "docker")]
+            Handle::Docker(d) => Some(d.logs_tail(n).await),
+            Handle::Native(n_) => Some(native::log_tail(&n_.layout.log, n)),
+            Handle::External(_) => None,
+        }
+    }
+}
+
+/// Removes what `record` names when no supervisor runs it any more: a container, a native
+/// postmaster (recognised by its data directory), throw-away data, a devenv-made network that
+/// nothing uses; with `forget`, kept data too. Returns whether a server was running.
+pub async fn clean(record: &Record, forget: bool) -> Result<bool, ServerError> {
+    match record {
+        #[cfg(feature = "docker")]
+        Record::Docker(r) => docker::clean(r, forget).await,
+        Record::Native(layout) => Ok(layout.clean(forget).await.is_some()),
+        Record::External => Ok(false),
+    }
+}
+
+/// Starts the server `spec` describes with the backend `choice` names (`external` takes
+/// `external`); returns it and a sentence saying which backend runs it and why. `record` is
+/// called before anything is created, and again as parts get their ids.
+pub async fn start(
+    choice: Choice,
+    spec: &Spec,
+    external: Option<&Server>,
+    record: &mut (dyn FnMut(&Record) -> std::io::Result<()> + Send),
+) -> Result<(Handle, String), ServerError> {
+    match choice {
+        Choice::Docker => Ok((
+            start_docker(spec, record).await?,
+            "backend: docker (configured)".into(),
+        )),
+        Choice::Native => Ok((
+            start_native(spec, record).await?,
+            "backend: native (configured)".into(),
+        )),
+        Choice::External => {
+            let server = external.cloned().ok_or(ServerError::NoUrl)?;
+            record(&Record::External).map_err(|source| ServerError::Io {
+                what: "recording the server in",
+                path: spec.identity.state_dir.clone(),
+                source,
+            })?;
+            check_external(&server, spec.timeout).await?;
+            Ok((
+                Handle::External(server),
+                "backend: external (configured url)".into(),
+            ))
+        }
+        Choice::Auto => start_auto(spec, record).await,
+    }
+}
+
+async fn check_external(server: &Server, timeout: Duration) -> Result<(), ServerError> {
+    match ready::wait_ready(
+        &server.config("postgres"),
+        timeout.min(Duration::from_secs(10)),
+        || None,
+    )
+    .await
+    {
+        Ok(_) => Ok(()),
+        Err(
+            ready::NotReady::Refused(source)
+            | ready::NotReady::Timeout {
+                last: Some(source), ..
+            },
+        ) => Err(ServerError::Db {
+            what: "connecting to the external server",
+            server: server.masked_url("postgres"),
+            source,
+        }),
+        Err(_) => Err(ServerError::Command {
+            what: "connecting to the external server",
+            stderr: format!("{} did not answer", server.masked_url("postgres")),
+        }),
+    }
+}
+
+#[cfg(feature = "docker")]
+async fn start_docker(
+    spec: &Spec,
+    record: &mut (dyn FnMut(&Record) -> std::io::Result<()> + Send),
+) -> Result<Handle, ServerError> {
+    let server =
+        docker::DockerServer::start(spec, &mut |r| record(&Record::Docker(r.clone()))).await?;
+    Ok(Handle::Docker(Box::new(server)))
+}
+
+#[cfg(not(feature = "docker"))]
+#[expect(
+    clippy::unused_async,
+    reason = "the same signature as the docker build's"
+)]
+async fn start_docker(
+    _spec: &Spec,
+    _record: &mut (dyn FnMut(&Record) -> std::io::Result<()> + Send),
+) -> Result<Handle, ServerError> {
+    Err(ServerError::NoDockerSupport)
+}
+
+async fn start_native(
+    spec: &Spec,
+    record: &mut (dyn FnMut(&Record) -> std::io::Result<()> + Send),
+) -> Result<Handle, ServerError> {
+    let server =
+        native::NativeServer::start(spec, &mut |l| record(&Record::Native(l.clone()))).await?;
+    Ok(Handle::Native(server))
+}
+
+/// `auto`: docker when an engine answers and the image can be had, else native when binaries
+/// are found, else one error naming both ways.
+async fn start_auto(
+    spec: &Spec,
+    record: &mut (dyn FnMut(&Record) -> std::io::Result<()> + Send),
+) -> Result<(Handle, String), ServerError> {
+    #[cfg(feature = "docker")]
+    let docker_error = match docker::engine_client().await {
+        Ok(engine) => {
+            let present = docker::image_present(&engine, &spec.image).await;
+            match start_docker(spec, record).await {
+                Ok(handle) => {
+                    let how = if present { "present" } else { "pulled" };
+                    let why = format!(
+                        "backend: docker (auto: an engine answered; image {} {how})",
+                        spec.image
+                    );
+                    return Ok((handle, why));
+                }
+                Err(e @ ServerError::ImageMissing { .. }) => e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) => e,
+    };
+    #[cfg(not(feature = "docker"))]
+    let docker_error = ServerError::NoDockerSupport;
+    match native::find_bin_dir().await {
+        Ok(dir) => {
+            let handle = start_native(spec, record).await?;
+            let why = format!(
+                "backend: native (auto: {}; using PostgreSQL binaries in {})",
+                first_line(&docker_error),
+                dir.display()
+            );
+            Ok((handle, why))
+        }
+        Err(native_error) => Err(ServerError::NoServer {
+            docker: Box::new(docker_error),
+            native: Box::new(native_error),
+        }),
+    }
+}
+
+/// An error's message with its first cause, on one line.
+fn first_line(e: &ServerError) -> String {
+    use std::error::Error as _;
+    match e.source() {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
