@@ -79,6 +79,56 @@ pub struct Spec<'a> {
     pub security_group: Option<&'a str>,
 }
 
+/// A stop (AWS starts a stopped instance again by itself after seven days) or a start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// `available` to `stopping` to `stopped`.
+    Stop,
+    /// `stopped` to `starting` to `available`.
+    Start,
+}
+
+impl Change {
+    /// `stop`, `start`.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Change::Stop => "stop",
+            Change::Start => "start",
+        }
+    }
+
+    /// The state it ends in.
+    pub fn target(self) -> &'static str {
+        match self {
+            Change::Stop => "stopped",
+            Change::Start => "available",
+        }
+    }
+
+    /// The state on the way.
+    fn underway(self) -> &'static str {
+        match self {
+            Change::Stop => "stopping",
+            Change::Start => "starting",
+        }
+    }
+
+    /// The only state it can be asked from.
+    fn source(self) -> &'static str {
+        match self {
+            Change::Stop => "available",
+            Change::Start => "stopped",
+        }
+    }
+
+    fn iam_action(self) -> &'static str {
+        match self {
+            Change::Stop => "rds:StopDBInstance",
+            Change::Start => "rds:StartDBInstance",
+        }
+    }
+}
+
 /// Where a stop or start left things.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
@@ -192,48 +242,45 @@ impl Aws {
             .ok_or_else(|| op.service_error("DBInstanceNotFound", ""))
     }
 
-    /// Stops the instance (AWS starts it again by itself after seven days).
-    pub async fn stop_instance(&self, id: &str) -> Result<Transition, AwsError> {
+    /// Stops or starts the instance; sends nothing when it is there or on its way already.
+    pub async fn change_instance(&self, id: &str, change: Change) -> Result<Transition, AwsError> {
         let current = self.instance(id).await?;
-        match current.status.as_str() {
-            "stopped" => return Ok(Transition::AlreadyThere(current)),
-            "stopping" => return Ok(Transition::Underway(current)),
-            "available" => {}
-            _ => return Err(wrong_state("stop", current)),
+        let status = current.status.as_str();
+        if status == change.target() {
+            return Ok(Transition::AlreadyThere(current));
         }
-        let op = self.instance_op("rds:StopDBInstance", id);
-        let out = self
-            .rds()
-            .stop_db_instance()
-            .db_instance_identifier(id)
-            .send()
-            .await
-            .map_err(|e| op.error(&e))?;
-        Ok(Transition::Requested(
-            out.db_instance().map_or(current, Instance::from_sdk),
-        ))
-    }
-
-    /// Starts a stopped instance.
-    pub async fn start_instance(&self, id: &str) -> Result<Transition, AwsError> {
-        let current = self.instance(id).await?;
-        match current.status.as_str() {
-            "available" => return Ok(Transition::AlreadyThere(current)),
-            "starting" => return Ok(Transition::Underway(current)),
-            "stopped" => {}
-            _ => return Err(wrong_state("start", current)),
+        if status == change.underway() {
+            return Ok(Transition::Underway(current));
         }
-        let op = self.instance_op("rds:StartDBInstance", id);
-        let out = self
-            .rds()
-            .start_db_instance()
-            .db_instance_identifier(id)
-            .send()
-            .await
-            .map_err(|e| op.error(&e))?;
-        Ok(Transition::Requested(
-            out.db_instance().map_or(current, Instance::from_sdk),
-        ))
+        if status != change.source() {
+            return Err(AwsError::WrongState {
+                action: change.verb(),
+                instance: current.id,
+                status: current.status,
+            });
+        }
+        let op = self.instance_op(change.iam_action(), id);
+        let answered = match change {
+            Change::Stop => self
+                .rds()
+                .stop_db_instance()
+                .db_instance_identifier(id)
+                .send()
+                .await
+                .map_err(|e| op.error(&e))?
+                .db_instance
+                .map(|d| Instance::from_sdk(&d)),
+            Change::Start => self
+                .rds()
+                .start_db_instance()
+                .db_instance_identifier(id)
+                .send()
+                .await
+                .map_err(|e| op.error(&e))?
+                .db_instance
+                .map(|d| Instance::from_sdk(&d)),
+        };
+        Ok(Transition::Requested(answered.unwrap_or(current)))
     }
 
     /// Polls until the instance's status is `wanted`; `on_change` sees every new status (the
@@ -269,14 +316,6 @@ impl Aws {
     }
 }
 
-fn wrong_state(action: &'static str, current: Instance) -> AwsError {
-    AwsError::WrongState {
-        action,
-        instance: current.id,
-        status: current.status,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,5 +340,17 @@ mod tests {
         ] {
             assert!(!is_dead_end(s), "{s}");
         }
+    }
+
+    #[test]
+    fn a_stop_and_a_start_go_opposite_ways() {
+        for change in [Change::Stop, Change::Start] {
+            let states = [change.source(), change.underway(), change.target()];
+            let distinct: std::collections::HashSet<_> = states.iter().collect();
+            assert_eq!(distinct.len(), 3, "{change:?}");
+        }
+        assert_eq!(Change::Stop.source(), Change::Start.target());
+        assert_eq!(Change::Start.source(), Change::Stop.target());
+        assert_eq!(Change::Stop.iam_action(), "rds:StopDBInstance");
     }
 }

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use devenv_aws::instance::{Instance, Spec, Transition, Wait};
+use devenv_aws::instance::{Change, Instance, Spec, Transition, Wait};
 use devenv_aws::myip::my_ip;
 use devenv_aws::rule::{Allowed, Rule};
 use devenv_aws::{Aws, AwsError};
@@ -39,7 +39,8 @@ pub(super) async fn run(config: &Config, command: ProdCommand, ui: &Ui) -> anyho
             stop(config, &connect().await?, yes, wait, ui).await
         }
         ProdCommand::Start { wait, timeout } => {
-            start(config, &connect().await?, wait.then_some(timeout), ui).await
+            let wait = wait.then_some(timeout);
+            change(config, &connect().await?, Change::Start, wait, ui).await
         }
     }
 }
@@ -304,24 +305,28 @@ async fn stop(
         );
         confirm(&what, id, yes)?;
     }
-    let transition = aws.stop_instance(id).await?;
-    report(&transition, "stop", wait.is_some(), ui);
+    change(config, aws, Change::Stop, wait, ui).await
+}
+
+/// Asks for the stop or start, says what happened, and waits with `wait`.
+async fn change(
+    config: &Config,
+    aws: &Aws,
+    change: Change,
+    wait: Option<Timeout>,
+    ui: &Ui,
+) -> anyhow::Result<()> {
+    let id = &config.prod.instance;
+    let transition = aws.change_instance(id, change).await?;
+    report(&transition, change.verb(), wait.is_some(), ui);
     if let Transition::AlreadyThere(_) = transition {
         return Ok(());
     }
     if let Some(timeout) = wait {
-        wait_for(aws, id, "stopped", timeout, ui).await?;
+        wait_for(aws, id, change.target(), timeout, ui).await?;
     }
-    ui.note("AWS starts a stopped instance again by itself after seven days");
-    Ok(())
-}
-
-async fn start(config: &Config, aws: &Aws, wait: Option<Timeout>, ui: &Ui) -> anyhow::Result<()> {
-    let id = &config.prod.instance;
-    let transition = aws.start_instance(id).await?;
-    report(&transition, "start", wait.is_some(), ui);
-    if let Some(timeout) = wait {
-        wait_for(aws, id, "available", timeout, ui).await?;
+    if change == Change::Stop {
+        ui.note("AWS starts a stopped instance again by itself after seven days");
     }
     Ok(())
 }
