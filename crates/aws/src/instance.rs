@@ -260,25 +260,22 @@ impl Aws {
             });
         }
         let op = self.instance_op(change.iam_action(), id);
+        // The two requests differ only in their builder's type.
+        macro_rules! send {
+            ($request:ident) => {
+                self.rds()
+                    .$request()
+                    .db_instance_identifier(id)
+                    .send()
+                    .await
+                    .map_err(|e| op.error(&e))?
+                    .db_instance
+                    .map(|d| Instance::from_sdk(&d))
+            };
+        }
         let answered = match change {
-            Change::Stop => self
-                .rds()
-                .stop_db_instance()
-                .db_instance_identifier(id)
-                .send()
-                .await
-                .map_err(|e| op.error(&e))?
-                .db_instance
-                .map(|d| Instance::from_sdk(&d)),
-            Change::Start => self
-                .rds()
-                .start_db_instance()
-                .db_instance_identifier(id)
-                .send()
-                .await
-                .map_err(|e| op.error(&e))?
-                .db_instance
-                .map(|d| Instance::from_sdk(&d)),
+            Change::Stop => send!(stop_db_instance),
+            Change::Start => send!(start_db_instance),
         };
         Ok(Transition::Requested(answered.unwrap_or(current)))
     }
