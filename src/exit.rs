@@ -133,6 +133,16 @@ pub enum CliError {
     NoAws,
 }
 
+impl From<devenv_core::lock::Holder> for CliError {
+    fn from(holder: devenv_core::lock::Holder) -> Self {
+        CliError::AlreadyRunning {
+            pid: holder.pid,
+            command: holder.command,
+            since: crate::ui::since(holder.since),
+        }
+    }
+}
+
 impl CliError {
     fn exit(&self) -> Exit {
         match self {

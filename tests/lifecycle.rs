@@ -8,7 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{
-    docker_ready, eventually, process_alive, psql_count, query, stderr, var, wait_until, Project,
+    docker_ready, eventually, process_alive, psql_count, stderr, var, wait_for_column, wait_until,
+    Project,
 };
 
 /// A schema that takes a while to load (to act during the load).
@@ -102,8 +103,7 @@ fn stale_pids_in_the_record_are_never_signalled() {
     project.write(".devenv/lock", &format!("{pid}\nup\n0\n"));
     let mut up = project.spawn_up();
     project.wait_env(&mut up);
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
     assert!(bystander.alive(), "up signalled a stranger");
 }
 
@@ -127,8 +127,7 @@ fn a_second_up_of_the_same_project_fails_at_once_naming_the_first() {
         psql_count(var(&vars, "CONNECTION_URL"), "SELECT count(*) FROM users"),
         "3"
     );
-    first.signal("INT");
-    assert!(first.wait().success(), "{}", first.stderr());
+    first.stop();
 }
 
 #[test]
@@ -154,13 +153,11 @@ fn two_ups_of_one_project_started_together_give_one_and_a_clear_error() {
     assert_eq!(code, Some(4), "the second fails as an environment error");
     project.wait_env(&mut winner);
     assert!(winner.child.try_wait().unwrap().is_none(), "the first runs");
-    winner.signal("INT");
-    assert!(winner.wait().success(), "{}", winner.stderr());
+    winner.stop();
     // Nothing is left that blocks the next start: no duplicate network, no container.
     let mut again = project.spawn_up();
     project.wait_env(&mut again);
-    again.signal("INT");
-    assert!(again.wait().success(), "{}", again.stderr());
+    again.stop();
 }
 
 #[test]
@@ -255,8 +252,7 @@ fn a_killed_postmaster_under_up_is_noticed() {
         psql_count(var(&vars, "CONNECTION_URL"), "SELECT count(*) FROM users"),
         "3"
     );
-    again.signal("INT");
-    assert!(again.wait().success(), "{}", again.stderr());
+    again.stop();
 }
 
 /// When during start-up `up` is killed.
@@ -354,54 +350,36 @@ fn watched_directories_removed_and_recreated_or_moved_back_are_watched_again() {
         .status()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let schema = db.join("schema.sql");
-    let text = std::fs::read_to_string(&schema).unwrap();
-    std::fs::write(
-        &schema,
-        text.replace(
-            "  email text NOT NULL,",
-            "  email text NOT NULL,\n  bio text,",
-        ),
-    )
-    .unwrap();
-    wait_until(
-        &up,
-        "a reload after the directory was replaced",
-        Duration::from_secs(20),
-        || query(&url, "SELECT count(bio) FROM users").is_some(),
-    );
+    project.add_users_column("bio");
+    wait_for_column(&up, &url, "bio");
     // Moved away and back, as `git stash` can.
     let away = project.path().join("db-away");
     std::fs::rename(&db, &away).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     std::fs::rename(&away, &db).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let text = std::fs::read_to_string(&schema).unwrap();
-    std::fs::write(
-        &schema,
-        text.replace("  bio text,", "  bio text,\n  motto text,"),
-    )
-    .unwrap();
-    wait_until(
-        &up,
-        "a reload after the directory came back",
-        Duration::from_secs(20),
-        || query(&url, "SELECT count(motto) FROM users").is_some(),
-    );
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    project.add_users_column("motto");
+    wait_for_column(&up, &url, "motto");
+    up.stop();
+}
+
+/// Starts an `up` whose load takes 30 s and waits until the load runs; returns it and the
+/// directory of its throw-away cluster.
+fn up_in_the_middle_of_a_long_load(project: &Project) -> (support::Up, std::path::PathBuf) {
+    slow_schema(project, 30);
+    let up = project.spawn_up_with(&[("DEVENV_PERSIST", "false")]);
+    wait_until(&up, "the server", Duration::from_secs(60), || {
+        project.server_pid().is_some()
+    });
+    let root = project.data_dir().unwrap().parent().unwrap().to_path_buf();
+    std::thread::sleep(Duration::from_millis(800));
+    (up, root)
 }
 
 #[test]
 fn ctrl_c_during_the_load_stops_promptly_and_leaves_nothing() {
     let project = Project::native();
-    slow_schema(&project, 30);
-    let mut up = project.spawn_up_with(&[("DEVENV_PERSIST", "false")]);
-    wait_until(&up, "the server", Duration::from_secs(60), || {
-        project.server_pid().is_some()
-    });
-    let data = project.data_dir().unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    let (mut up, root) = up_in_the_middle_of_a_long_load(&project);
     let asked = Instant::now();
     up.signal("INT");
     let status = up.wait();
@@ -412,23 +390,14 @@ fn ctrl_c_during_the_load_stops_promptly_and_leaves_nothing() {
     );
     assert!(!status.success());
     assert!(!up.stderr().contains("ready in"), "{}", up.stderr());
-    assert!(
-        postmasters_under(data.parent().unwrap()).is_empty(),
-        "postgres left"
-    );
+    assert!(postmasters_under(&root).is_empty(), "postgres left");
     assert!(project.state().is_none());
 }
 
 #[test]
 fn down_during_start_up_stops_it_promptly_and_leaves_nothing() {
     let project = Project::native();
-    slow_schema(&project, 30);
-    let mut up = project.spawn_up_with(&[("DEVENV_PERSIST", "false")]);
-    wait_until(&up, "the server", Duration::from_secs(60), || {
-        project.server_pid().is_some()
-    });
-    let data = project.data_dir().unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    let (mut up, root) = up_in_the_middle_of_a_long_load(&project);
     let asked = Instant::now();
     let down = project.run(&["down"]);
     assert!(down.status.success(), "{}", stderr(&down));
@@ -448,10 +417,7 @@ fn down_during_start_up_stops_it_promptly_and_leaves_nothing() {
         "{}",
         up.stderr()
     );
-    assert!(
-        postmasters_under(data.parent().unwrap()).is_empty(),
-        "postgres left"
-    );
+    assert!(postmasters_under(&root).is_empty(), "postgres left");
 }
 
 #[test]
@@ -535,8 +501,7 @@ fn a_corrupt_state_file_is_named_and_does_not_block_up() {
         "{}",
         up.stderr()
     );
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
 }
 
 #[test]
@@ -546,8 +511,7 @@ fn status_exits_1_when_nothing_runs_and_0_when_up_runs() {
     let mut up = project.spawn_up();
     project.wait_env(&mut up);
     assert_eq!(project.run(&["status"]).status.code(), Some(0));
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
 }
 
 #[test]
@@ -555,7 +519,6 @@ fn no_terminal_colour_codes_land_in_non_terminal_stderr() {
     let project = Project::native();
     let mut up = project.spawn_up_with(&[("DEVENV_LOG", "debug")]);
     project.wait_env(&mut up);
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
     assert!(!up.stderr().contains('\u{1b}'), "{}", up.stderr());
 }

@@ -8,7 +8,9 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{process_alive, psql_count, query, stderr, var, wait_until, Project};
+use support::{
+    process_alive, psql_count, query, stderr, var, wait_for_column, wait_until, Project,
+};
 
 #[test]
 fn native_up_loads_reloads_and_leaves_no_process() {
@@ -26,22 +28,10 @@ fn native_up_loads_reloads_and_leaves_no_process() {
     let postmaster = project.server_pid().expect("state names the postmaster");
     assert!(process_alive(postmaster));
 
-    let schema = project.path().join("db/schema.sql");
-    let text = std::fs::read_to_string(&schema).unwrap();
-    std::fs::write(
-        &schema,
-        text.replace(
-            "  email text NOT NULL,",
-            "  email text NOT NULL,\n  bio text,",
-        ),
-    )
-    .unwrap();
-    wait_until(&up, "the reload", Duration::from_secs(20), || {
-        query(&url, "SELECT count(bio) FROM users").is_some()
-    });
+    project.add_users_column("bio");
+    wait_for_column(&up, &url, "bio");
 
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
     assert!(!process_alive(postmaster), "postgres left running");
     assert!(!project.env_file().exists());
 }
@@ -130,8 +120,7 @@ fn a_private_project_directory_works_as_root() {
     );
     let data = project.data_dir().unwrap();
     assert!(data.starts_with("/var/lib/devenv/"), "{}", data.display());
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
 }
 
 fn nix_is_root() -> bool {
@@ -228,8 +217,7 @@ fn db_jobs_against_the_local_server_and_another_url() {
     drop(client.stdin.take());
     let _ = client.wait();
 
-    up.signal("INT");
-    assert!(up.wait().success());
+    up.stop();
 }
 
 #[test]
@@ -277,8 +265,7 @@ fn the_prod_guard_refuses_without_yes_and_without_a_terminal() {
     let out = prod_db(&["drop"], true);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(query(&prod, "SELECT 1").is_none());
-    up.signal("INT");
-    assert!(up.wait().success());
+    up.stop();
 }
 
 #[test]
@@ -380,21 +367,9 @@ fn external_backend_never_replaces_what_devenv_did_not_make() {
     );
     assert_eq!(psql_count(&url, "SELECT count(*) FROM users"), "3");
     // A save reloads it: it is devenv's.
-    let schema = project.path().join("db/schema.sql");
-    let text = std::fs::read_to_string(&schema).unwrap();
-    std::fs::write(
-        &schema,
-        text.replace(
-            "  email text NOT NULL,",
-            "  email text NOT NULL,\n  bio text,",
-        ),
-    )
-    .unwrap();
-    wait_until(&up, "the reload", Duration::from_secs(20), || {
-        query(&url, "SELECT count(bio) FROM users").is_some()
-    });
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    project.add_users_column("bio");
+    wait_for_column(&up, &url, "bio");
+    up.stop();
     // The server goes on running: it was not ours to stop; nothing of devenv's is left there
     // but the database it made.
     assert_eq!(psql_count(&url, "SELECT count(*) FROM users"), "3");
@@ -413,11 +388,9 @@ fn external_backend_never_replaces_what_devenv_did_not_make() {
         "{}",
         up.stderr()
     );
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
     assert_eq!(psql_count(&theirs, "SELECT count(*) FROM precious"), "0");
-    host_up.signal("INT");
-    assert!(host_up.wait().success());
+    host_up.stop();
 }
 
 /// `devenv test-dbs` sees what the test fixture made, prunes it and stops the shared server.

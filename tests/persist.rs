@@ -23,33 +23,12 @@ fn volume_exists(name: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn volumes_of(project: &Project) -> Vec<String> {
-    let out = Command::new("docker")
-        .args([
-            "volume",
-            "ls",
-            "-q",
-            "--filter",
-            &format!(
-                "label=dev.devenv.root={}",
-                project.path().canonicalize().unwrap().display()
-            ),
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Ctrl-C, `down` and `kill -9` of `up`: each time the next `up` reuses the same database.
 fn data_survives(project: &Project) {
     let mut up = project.spawn_up();
     let url = url_of(project, &mut up);
     psql_count(&url, "INSERT INTO users (display_name, handle, email, cognito_user_id) VALUES ('Typed', 'typed', 'typed@example.com', 'MOCK')");
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
 
     let mut up = project.spawn_up();
     let url = url_of(project, &mut up);
@@ -84,8 +63,7 @@ fn data_survives(project: &Project) {
         psql_count(&url, "SELECT count(*) FROM users WHERE handle = 'typed'"),
         "1"
     );
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
 }
 
 #[test]
@@ -110,16 +88,8 @@ fn an_sql_edit_while_down_rebuilds_and_keeps_the_old_data_as_a_snapshot() {
         &url,
         "UPDATE users SET display_name = 'Typed through the app' WHERE handle = 'andrewbrown'",
     );
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
-    let schema = std::fs::read_to_string(project.path().join("db/schema.sql")).unwrap();
-    project.write(
-        "db/schema.sql",
-        &schema.replace(
-            "  email text NOT NULL,",
-            "  email text NOT NULL,\n  bio text,",
-        ),
-    );
+    up.stop();
+    project.add_users_column("bio");
     let mut up = project.spawn_up();
     let url = url_of(&project, &mut up);
     assert!(
@@ -170,8 +140,7 @@ fn an_sql_edit_while_down_rebuilds_and_keeps_the_old_data_as_a_snapshot() {
                 == Some(3)
         },
     );
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
 }
 
 #[test]
@@ -210,8 +179,7 @@ fn snapshots_save_restore_list_and_remove() {
     assert!(rm.status.success(), "{}", stderr(&rm));
     let list = project.run(&["snapshot", "list", "--json"]);
     assert!(!String::from_utf8_lossy(&list.stdout).contains("\"before\""));
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
     // Snapshots live in the cluster: they survive a restart with the data.
     let mut up = project.spawn_up();
     project.wait_env(&mut up);
@@ -222,8 +190,7 @@ fn snapshots_save_restore_list_and_remove() {
         1,
         "the automatic one from the restore: {list}"
     );
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
 }
 
 #[test]
@@ -234,14 +201,9 @@ fn down_volumes_and_persist_false_leave_no_data_docker() {
     let project = Project::new();
     let mut up = project.spawn_up();
     project.wait_env(&mut up);
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
-    assert_eq!(
-        volumes_of(&project).len(),
-        1,
-        "the data is kept in a volume"
-    );
-    let volume = volumes_of(&project)[0].clone();
+    up.stop();
+    assert_eq!(project.volumes().len(), 1, "the data is kept in a volume");
+    let volume = project.volumes()[0].clone();
     let down = project.run(&["down", "--volumes"]);
     assert!(down.status.success(), "{}", stderr(&down));
     assert!(
@@ -254,12 +216,8 @@ fn down_volumes_and_persist_false_leave_no_data_docker() {
 
     let mut up = project.spawn_up_with(&[("DEVENV_PERSIST", "false")]);
     project.wait_env(&mut up);
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
-    assert!(
-        volumes_of(&project).is_empty(),
-        "persist: false keeps nothing"
-    );
+    up.stop();
+    assert!(project.volumes().is_empty(), "persist: false keeps nothing");
     assert!(project.containers().is_empty());
 }
 
@@ -269,8 +227,7 @@ fn down_volumes_and_persist_false_leave_no_data_native() {
     let mut up = project.spawn_up();
     project.wait_env(&mut up);
     let data = project.data_dir().unwrap();
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
     assert!(data.join("PG_VERSION").is_file(), "the data is kept");
     let down = project.run(&["down", "-v"]);
     assert!(down.status.success(), "{}", stderr(&down));
@@ -279,8 +236,7 @@ fn down_volumes_and_persist_false_leave_no_data_native() {
     let mut up = project.spawn_up_with(&[("DEVENV_PERSIST", "false")]);
     project.wait_env(&mut up);
     let data = project.data_dir().unwrap();
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
     assert!(
         !data.exists(),
         "persist: false keeps nothing: {}",
@@ -382,8 +338,7 @@ fn no_committed_row_lost(project: &Project, kills: &[&str]) {
         assert!(acknowledged > 0, "round {round}: the writer wrote");
         url = again;
     }
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
 }
 
 #[test]

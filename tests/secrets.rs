@@ -77,7 +77,13 @@ fn every_file_and_socket_devenv_keeps_is_private_to_its_user() {
     let socket = std::fs::read_dir(&socket_dir)
         .unwrap()
         .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with(".s.PGSQL."))
+        .find(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(".s.PGSQL.")
+                && std::path::Path::new(&name)
+                    .extension()
+                    .is_none_or(|e| e != "lock")
+        })
         .expect("the socket")
         .path();
     assert_eq!(mode(&socket), 0o700, "{}", socket.display());
@@ -116,8 +122,7 @@ fn every_file_and_socket_devenv_keeps_is_private_to_its_user() {
         !connect.status.success(),
         "nobody connected through the socket"
     );
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
 }
 
 #[test]
@@ -211,21 +216,11 @@ fn session_without_passwords(project: &Project, extra_env: &[(&str, &str)]) {
         "db drop --url kv".into(),
         run(&["db", "drop", "--url", &kv]),
     ));
-    let schema = project.path().join("db/schema.sql");
-    let text = std::fs::read_to_string(&schema).unwrap();
-    std::fs::write(
-        &schema,
-        text.replace(
-            "  email text NOT NULL,",
-            "  email text NOT NULL,\n  bio text,",
-        ),
-    )
-    .unwrap();
+    project.add_users_column("bio");
     wait_until(&up, "the reload", Duration::from_secs(20), || {
         up.stderr().matches("reload [").count() >= 2
     });
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
     let mut texts: Vec<(String, String)> = outputs
         .into_iter()
         .map(|(what, out)| {
@@ -313,8 +308,7 @@ fn db_connect_hands_psql_the_password_through_the_environment() {
         called.contains(&format!("PGPASSWORD: {PASSWORD}")),
         "{called}"
     );
-    up.signal("INT");
-    assert!(up.wait().success(), "{}", up.stderr());
+    up.stop();
 }
 
 #[test]

@@ -102,6 +102,8 @@ pub struct Resolved {
     pub local: bool,
     /// The container of the local environment, if any.
     pub container: Option<String>,
+    /// The supervisor of devenv's own server, when that is the target.
+    pub supervisor: Option<u32>,
     /// How to name it to the user (masked).
     pub label: String,
 }
@@ -116,6 +118,7 @@ fn from_url(url: &str, label: Option<&str>, default_db: &str) -> anyhow::Result<
         server,
         owned: false,
         container: None,
+        supervisor: None,
     })
 }
 
@@ -135,7 +138,7 @@ pub fn resolve(project: &Project, args: &TargetArgs) -> anyhow::Result<Resolved>
         return from_url(url, None, &config.database);
     }
     let dir = crate::running::state_dir(&project.root)?;
-    if let Some((_, state)) = crate::running::running(&dir)?.filter(|(_, s)| s.ready) {
+    if let Some((holder, state)) = crate::running::running(&dir)?.filter(|(_, s)| s.ready) {
         let external = state.backend() == Some(devenv_server::Backend::External);
         if !external {
             let server = Server::local(
@@ -157,6 +160,7 @@ pub fn resolve(project: &Project, args: &TargetArgs) -> anyhow::Result<Resolved>
                 owned: true,
                 local: true,
                 container,
+                supervisor: Some(holder.pid),
             });
         }
     }
@@ -303,7 +307,7 @@ async fn setup(project: &Project, args: &TargetArgs, ui: &Ui) -> anyhow::Result<
         replace_unmarked: true,
         keep_replaced: t.owned,
     };
-    let mut rebuilder = Rebuilder::new(t.server.clone());
+    let mut rebuilder = Rebuilder::new(t.server.clone()).one_shot();
     let rebuilt = rebuilder
         .rebuild(
             &loader(&project.root, &t, ui.verbose),
@@ -311,10 +315,12 @@ async fn setup(project: &Project, args: &TargetArgs, ui: &Ui) -> anyhow::Result<
             &project.config.sql_files(),
         )
         .await?;
-    if t.owned {
-        rebuilder.settle().await;
-    } else {
-        rebuilder.drop_spare(&t.database).await;
+    match t.supervisor {
+        // The supervisor prunes, makes the spare and ready copies in its own time.
+        Some(pid) => {
+            devenv_server::process::signal(pid, nix::sys::signal::Signal::SIGUSR2);
+        }
+        None => rebuilder.drop_spare(&t.database).await,
     }
     ui.result(format!(
         "rebuilt \"{}\" on {} ({} statements) in {} ms{}",

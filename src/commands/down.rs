@@ -55,14 +55,7 @@ pub async fn run(root: &Path, args: DownArgs, ui: &Ui) -> anyhow::Result<()> {
         // Held while cleaning up, so an `up` cannot start in between.
         let _lock = match lock::try_acquire(&dir.dir, "down")? {
             Ok(lock) => lock,
-            Err(holder) => {
-                return Err(CliError::AlreadyRunning {
-                    pid: holder.pid,
-                    command: holder.command,
-                    since: crate::ui::since(holder.since),
-                }
-                .into())
-            }
+            Err(holder) => return Err(CliError::from(holder).into()),
         };
         stopped += crate::leftovers::clean_record(&dir, ui).await?;
         stopped += crate::leftovers::sweep_containers(&project, ui).await?;

@@ -61,7 +61,7 @@ pub struct SnapshotArgs {
 pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()> {
     let project = Project::open(root)?;
     let dir = crate::running::state_dir(&project.root)?;
-    let (_, state) = crate::running::ready(&dir)?;
+    let (holder, state) = crate::running::ready(&dir)?;
     let server = match project.external_server()? {
         Some(external) => external,
         None => Server::local(
@@ -80,17 +80,21 @@ pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()>
             ));
             let started = Instant::now();
             let saved = snapshot::save(&admin, &project.id, &live, &name).await?;
+            let took = started.elapsed();
+            // A second copy, made from the snapshot (no client is disturbed), so that a
+            // restore only renames.
+            snapshot::prepare_ready(&admin, &project.id, &saved).await?;
             ui.result(format!(
                 "saved snapshot {} ({} MB) in {} ms",
                 saved.name,
                 saved.size_bytes / 1_000_000,
-                started.elapsed().as_millis()
+                took.as_millis()
             ));
         }
         SnapshotCommand::Restore { name } => {
             let found = snapshot::find(&admin, &live, &name).await?;
             let started = Instant::now();
-            let mut rebuilder = Rebuilder::new(server.clone());
+            let mut rebuilder = Rebuilder::new(server.clone()).one_shot();
             let files = devenv_core::files::Sources::read(&project.config)
                 .map(|s| s.digest)
                 .unwrap_or_default();
@@ -104,7 +108,8 @@ pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()>
                 keep_replaced: true,
             };
             let restored = rebuilder.restore(&found.database, &target).await?;
-            rebuilder.settle().await;
+            // The supervisor prunes, makes the spare and the next ready copy in its own time.
+            devenv_server::process::signal(holder.pid, nix::sys::signal::Signal::SIGUSR2);
             ui.result(format!(
                 "restored snapshot {name} as {live} in {} ms (clients were disconnected; the URLs did not change){}",
                 started.elapsed().as_millis(),

@@ -63,12 +63,7 @@ async fn detach(root: &Path, args: &UpArgs, ui: &Ui) -> anyhow::Result<()> {
     project.config.check_files()?;
     let dir = StateDir::new(&project.state_dir());
     if let Some(holder) = devenv_core::lock::holder(&dir.dir) {
-        return Err(CliError::AlreadyRunning {
-            pid: holder.pid,
-            command: holder.command,
-            since: crate::ui::since(holder.since),
-        }
-        .into());
+        return Err(CliError::from(holder).into());
     }
     dir.create()?;
     let log_path = dir.up_log();

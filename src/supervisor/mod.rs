@@ -59,14 +59,7 @@ pub async fn run(root: &Path, options: Options, ui: &'static Ui) -> anyhow::Resu
     let command = if options.detached { "up -d" } else { "up" };
     let _lock = match lock::try_acquire(&dir.dir, command)? {
         Ok(lock) => lock,
-        Err(holder) => {
-            return Err(CliError::AlreadyRunning {
-                pid: holder.pid,
-                command: holder.command,
-                since: crate::ui::since(holder.since),
-            }
-            .into())
-        }
+        Err(holder) => return Err(CliError::from(holder).into()),
     };
     if !options.detached {
         ui.tee(&dir.up_log());
@@ -175,9 +168,10 @@ async fn supervise(
     tokio::pin!(died);
     loop {
         tokio::select! {
-            signal = signals.next() => match signal {
-                Some(_) => return Ok(()),
-                None => reloader.manual().await,
+            asked = signals.next() => match asked {
+                signals::Asked::Stop(_) => return Ok(()),
+                signals::Asked::Reload => reloader.manual().await,
+                signals::Asked::Tidy => reloader.tidy(),
             },
             Some(trigger) = rx.recv() => reloader.handle(trigger, rx).await,
             _ = tick.tick() => reloader.check_world().await,
@@ -299,27 +293,18 @@ async fn prepare(
         (Some(_), false) if ours => "the files changed since it was built",
         (Some(_), false) => "the database there was not built by devenv",
     };
-    ui.step(format!(
-        "loading {} ({why})",
-        project
-            .config
-            .sql_files()
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
+    let files = project
+        .config
+        .sql_files()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    ui.step(format!("loading {files} ({why})"));
     let rebuilt = reloader.build().await?;
     ui.done();
     ui.result(format!(
-        "loaded {} ({} statements, {} COPY rows) in {} ms ({why}){}",
-        project
-            .config
-            .sql_files()
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        "loaded {files} ({} statements, {} COPY rows) in {} ms ({why}){}",
         rebuilt.summary.statements,
         rebuilt.summary.copy_rows,
         rebuilt.total.as_millis(),

@@ -164,6 +164,16 @@ impl Reloader {
         self.reload(names.join(", ")).await;
     }
 
+    /// Prunes, makes the spare and ready copies in the background (after a one-shot command
+    /// such as `devenv snapshot restore` changed the database).
+    pub fn tidy(&mut self) {
+        let (live, project) = (
+            self.project.config.database.clone(),
+            self.project.id.clone(),
+        );
+        self.rebuilder.tidy(&live, &project);
+    }
+
     /// A reload by hand (`devenv reload`).
     pub async fn manual(&mut self) {
         self.reload("by hand (devenv reload)".into()).await;

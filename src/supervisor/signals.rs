@@ -1,6 +1,7 @@
 //! The signals `devenv up` answers, installed before anything starts: Ctrl-C, SIGTERM (`devenv
-//! down`) and SIGHUP stop it, in order, at any moment; SIGUSR1 (`devenv reload`) reloads, where
-//! its default action would end the process.
+//! down`) and SIGHUP stop it, in order, at any moment; SIGUSR1 (`devenv reload`) reloads and
+//! SIGUSR2 (sent by `devenv snapshot restore`) tidies up, where their default action would end
+//! the process.
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -10,6 +11,18 @@ pub struct Signals {
     term: Signal,
     hup: Signal,
     usr1: Signal,
+    usr2: Signal,
+}
+
+/// What a signal asks of a ready supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// Stop (its name).
+    Stop(&'static str),
+    /// `devenv reload` (SIGUSR1).
+    Reload,
+    /// A one-shot command changed the database (SIGUSR2): prune, spare, ready copies.
+    Tidy,
 }
 
 impl Signals {
@@ -20,6 +33,7 @@ impl Signals {
             term: signal(SignalKind::terminate())?,
             hup: signal(SignalKind::hangup())?,
             usr1: signal(SignalKind::user_defined1())?,
+            usr2: signal(SignalKind::user_defined2())?,
         })
     }
 
@@ -32,14 +46,14 @@ impl Signals {
         }
     }
 
-    /// Resolves on the next signal: `Some(name)` for a stop, `None` for `devenv reload`'s
-    /// SIGUSR1.
-    pub async fn next(&mut self) -> Option<&'static str> {
+    /// Resolves on the next signal.
+    pub async fn next(&mut self) -> Asked {
         tokio::select! {
-            _ = self.int.recv() => Some("interrupted"),
-            _ = self.term.recv() => Some("asked to stop (SIGTERM)"),
-            _ = self.hup.recv() => Some("hung up (SIGHUP)"),
-            _ = self.usr1.recv() => None,
+            _ = self.int.recv() => Asked::Stop("interrupted"),
+            _ = self.term.recv() => Asked::Stop("asked to stop (SIGTERM)"),
+            _ = self.hup.recv() => Asked::Stop("hung up (SIGHUP)"),
+            _ = self.usr1.recv() => Asked::Reload,
+            _ = self.usr2.recv() => Asked::Tidy,
         }
     }
 }

@@ -214,15 +214,21 @@ impl Project {
 
     /// Containers carrying this project's label.
     pub fn containers(&self) -> Vec<String> {
+        self.labelled(&["ps", "-aq"])
+    }
+
+    /// Volumes carrying this project's label.
+    pub fn volumes(&self) -> Vec<String> {
+        self.labelled(&["volume", "ls", "-q"])
+    }
+
+    fn labelled(&self, list: &[&str]) -> Vec<String> {
+        let root = self.path().canonicalize().unwrap();
         let out = Command::new("docker")
+            .args(list)
             .args([
-                "ps",
-                "-aq",
                 "--filter",
-                &format!(
-                    "label=dev.devenv.root={}",
-                    self.path().canonicalize().unwrap().display()
-                ),
+                &format!("label=dev.devenv.root={}", root.display()),
             ])
             .output()
             .unwrap();
@@ -230,6 +236,18 @@ impl Project {
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Adds a `column text` to the users table of db/schema.sql (as a developer's edit).
+    pub fn add_users_column(&self, column: &str) {
+        let schema = self.path().join("db/schema.sql");
+        let text = std::fs::read_to_string(&schema).unwrap();
+        let edited = text.replace(
+            "  email text NOT NULL,",
+            &format!("  email text NOT NULL,\n  {column} text,"),
+        );
+        assert_ne!(text, edited, "the schema has the email column to add after");
+        std::fs::write(&schema, edited).unwrap();
     }
 
     pub fn network_exists(&self) -> bool {
@@ -282,6 +300,17 @@ impl Drop for Up {
 impl Up {
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Ctrl-C, and the exit must be a success.
+    pub fn stop(&mut self) {
+        self.signal("INT");
+        let status = self.wait();
+        assert!(
+            status.success(),
+            "devenv up ended with {status}:\n{}",
+            self.stderr()
+        );
     }
 
     pub fn signal(&self, signal: &str) {
@@ -361,6 +390,16 @@ pub fn wait_until(up: &Up, what: &str, timeout: Duration, mut check: impl FnMut(
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Waits until `column` of users answers at `url` (a reload made it).
+pub fn wait_for_column(up: &Up, url: &str, column: &str) {
+    wait_until(
+        up,
+        &format!("a reload adding {column}"),
+        Duration::from_secs(20),
+        || query(url, &format!("SELECT count({column}) FROM users")).is_some(),
+    );
 }
 
 /// Runs one query with psql; `None` when it fails.

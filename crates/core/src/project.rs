@@ -63,7 +63,9 @@ impl Project {
             identity: self.identity(Role::Up, &self.state_dir()),
             user: c.user.clone(),
             password: c.password.clone(),
-            database: c.database.clone(),
+            // The image creates nothing but `postgres`: the project's database is built (and
+            // marked) by devenv, never an empty one the image made.
+            database: "postgres".into(),
             port: c.port,
             image: c.image.clone(),
             network: Some(c.network.clone()),

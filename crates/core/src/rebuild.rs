@@ -72,6 +72,11 @@ pub struct Rebuilder {
     server: Server,
     admin: Option<Arc<Client>>,
     background: Option<tokio::task::JoinHandle<()>>,
+    /// Copies made ahead (ready copies of snapshots): never waited for by a rebuild.
+    copies: Option<tokio::task::JoinHandle<()>>,
+    /// Whether background work runs after each rebuild (not in a one-shot command, which
+    /// leaves it to the supervisor: [`Rebuilder::tidy`]).
+    background_work: bool,
 }
 
 impl Rebuilder {
@@ -81,7 +86,17 @@ impl Rebuilder {
             server,
             admin: None,
             background: None,
+            copies: None,
+            background_work: true,
         }
+    }
+
+    /// A rebuilder for one command that exits after its swap: no spare, no pruning, no ready
+    /// copies behind it (the running supervisor does them when asked: [`Rebuilder::tidy`]).
+    #[must_use]
+    pub fn one_shot(mut self) -> Self {
+        self.background_work = false;
+        self
     }
 
     /// The admin connection, opened again when it closed.
@@ -103,6 +118,14 @@ impl Rebuilder {
         }
     }
 
+    /// Waits for the copies made ahead too (for tests and a clean stop).
+    pub async fn settle_all(&mut self) {
+        self.settle().await;
+        if let Some(task) = self.copies.take() {
+            let _ = task.await;
+        }
+    }
+
     /// Builds `target.live` anew from `files` and swaps it in, keeping the replaced database
     /// as an automatic snapshot.
     pub async fn rebuild(
@@ -111,7 +134,8 @@ impl Rebuilder {
         target: &Target<'_>,
         files: &[PathBuf],
     ) -> Result<Rebuilt, CoreError> {
-        self.run(target, |admin, next| async move {
+        let next = next_name(target.live);
+        self.run(target, next, |admin, next| async move {
             prepare_next(&admin, &next).await?;
             match loader.load_files(&next, files).await {
                 Ok(summary) => Ok(summary),
@@ -125,14 +149,27 @@ impl Rebuilder {
     }
 
     /// Swaps a copy of the snapshot database `source` in as `target.live` (the replaced one
-    /// kept as an automatic snapshot).
+    /// kept as an automatic snapshot). With a ready copy of the snapshot at hand
+    /// ([`snapshot::prepare_ready`]) that copy is swapped in: renames only, milliseconds;
+    /// without one, the copy is made now.
     pub async fn restore(
         &mut self,
         source: &str,
         target: &Target<'_>,
     ) -> Result<Rebuilt, CoreError> {
         let source = source.to_owned();
-        self.run(target, |admin, next| async move {
+        let ready = snapshot::ready_name(&source);
+        let admin = self.admin().await?;
+        if snapshot::is_ready(&admin, &ready).await? {
+            return self
+                .run(target, ready, |admin, staging| async move {
+                    db::open(&admin, &staging).await?;
+                    Ok(LoadSummary::default())
+                })
+                .await;
+        }
+        let next = next_name(target.live);
+        self.run(target, next, |admin, next| async move {
             db::drop_if_exists(&admin, &next).await?;
             db::create_from(&admin, &next, Some(&source)).await?;
             db::copy_attributes(&admin, &source, &next).await?;
@@ -141,8 +178,13 @@ impl Rebuilder {
         .await
     }
 
-    /// Prepares `<live>__devenv_next` with `fill` under the rebuild lock, marks it, swaps it in.
-    async fn run<F, Fut>(&mut self, target: &Target<'_>, fill: F) -> Result<Rebuilt, CoreError>
+    /// Prepares the database `next` with `fill` under the rebuild lock, marks it, swaps it in.
+    async fn run<F, Fut>(
+        &mut self,
+        target: &Target<'_>,
+        next: String,
+        fill: F,
+    ) -> Result<Rebuilt, CoreError>
     where
         F: FnOnce(Arc<Client>, String) -> Fut,
         Fut: std::future::Future<Output = Result<LoadSummary, CoreError>>,
@@ -150,7 +192,6 @@ impl Rebuilder {
         self.settle().await;
         let started = Instant::now();
         let live = target.live;
-        let next = next_name(live);
         let admin = self.admin().await?;
         // Another process (`devenv db setup` beside `devenv up`) may rebuild the same database.
         db::rebuild_lock(&admin, live).await?;
@@ -221,12 +262,31 @@ impl Rebuilder {
         }
     }
 
-    /// Prunes old automatic snapshots and makes a spare for next time, in the background.
+    /// Tidies up in the background: prunes old automatic snapshots, makes the spare for the
+    /// next rebuild, and ready copies of the snapshots (see [`snapshot::tidy`]). The supervisor
+    /// calls it after a one-shot command changed the database (`devenv snapshot restore`).
+    pub fn tidy(&mut self, live: &str, project: &str) {
+        self.spawn_background(live, project);
+    }
+
+    /// Background work after a rebuild, unless one-shot.
     fn background_work(&mut self, live: &str, project: &str) {
+        if self.background_work {
+            self.spawn_background(live, project);
+        }
+    }
+
+    /// Prunes old automatic snapshots and makes a spare (waited for before the next rebuild),
+    /// then ready copies of snapshots on a connection of their own (never waited for: a
+    /// reload must not wait on a copy made ahead).
+    fn spawn_background(&mut self, live: &str, project: &str) {
         let Some(admin) = self.admin.clone() else {
             return;
         };
         let (live, project) = (live.to_owned(), project.to_owned());
+        let server = self.server.clone();
+        let copies_running = self.copies.as_ref().is_some_and(|t| !t.is_finished());
+        let (copy_live, copy_project) = (live.clone(), project.clone());
         self.background = Some(tokio::spawn(async move {
             if db::rebuild_lock(&admin, &live).await.is_ok() {
                 let _ = snapshot::prune(&admin, &live).await;
@@ -234,6 +294,13 @@ impl Rebuilder {
                 db::rebuild_unlock(&admin, &live).await;
             }
         }));
+        if !copies_running {
+            self.copies = Some(tokio::spawn(async move {
+                if let Ok(copier) = db::admin(&server).await {
+                    let _ = snapshot::tidy(&copier, &copy_project, &copy_live).await;
+                }
+            }));
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use crate::error::CoreError;
 pub const KEEP_AUTOMATIC: usize = 3;
 
 const SNAPSHOT_ROLE: &str = "snapshot";
+const READY_ROLE: &str = "ready";
 const NAME_MARK: &str = "snapshot";
 const KIND_MARK: &str = "kind";
 const OF_MARK: &str = "of";
@@ -199,9 +200,10 @@ pub async fn save(
     find(admin, live, name).await
 }
 
-/// Removes the snapshot of `live` called `name`.
+/// Removes the snapshot of `live` called `name`, with its ready copy.
 pub async fn remove(admin: &Client, live: &str, name: &str) -> Result<Listed, CoreError> {
     let snap = find(admin, live, name).await?;
+    db::drop_if_exists(admin, &ready_name(&snap.database)).await?;
     db::drop_if_exists(admin, &snap.database).await?;
     Ok(snap)
 }
@@ -218,8 +220,90 @@ pub async fn prune(admin: &Client, live: &str) -> Result<Vec<String>, CoreError>
     autos.sort_by(|a, b| (b.created, &b.name).cmp(&(a.created, &a.name)));
     let mut dropped = Vec::new();
     for snap in autos.into_iter().skip(KEEP_AUTOMATIC) {
+        db::drop_if_exists(admin, &ready_name(&snap.database)).await?;
         db::drop_if_exists(admin, &snap.database).await?;
         dropped.push(snap.name);
     }
     Ok(dropped)
+}
+
+/// The name of the ready copy of the snapshot database `snapshot`: a second copy made ahead,
+/// so that a restore only renames.
+pub fn ready_name(snapshot: &str) -> String {
+    match snapshot.rsplit_once("__snap_") {
+        Some((live, id)) => format!("{live}__rdy_{id}"),
+        None => with_suffix(snapshot, "__rdy"),
+    }
+}
+
+/// Whether `ready` is a complete ready copy (its mark is set last).
+pub async fn is_ready(admin: &Client, ready: &str) -> Result<bool, CoreError> {
+    Ok(db::marks(admin, ready)
+        .await?
+        .is_some_and(|m| m.get(ROLE_MARK).map(String::as_str) == Some(READY_ROLE)))
+}
+
+/// Makes the ready copy of `snap` when missing: copied from the snapshot, which has no
+/// sessions, so the live database and its clients are not disturbed.
+pub async fn prepare_ready(admin: &Client, project: &str, snap: &Listed) -> Result<(), CoreError> {
+    let ready = ready_name(&snap.database);
+    if is_ready(admin, &ready).await? {
+        return Ok(());
+    }
+    // A copy interrupted half-way (no mark yet) is made again.
+    db::drop_if_exists(admin, &ready).await?;
+    let made = async {
+        db::create_from(admin, &ready, Some(&snap.database)).await?;
+        db::copy_attributes(admin, &snap.database, &ready).await?;
+        db::close(admin, &ready).await?;
+        db::set_marks(
+            admin,
+            &ready,
+            &[
+                (db::PROJECT_MARK, project),
+                (ROLE_MARK, READY_ROLE),
+                (OF_MARK, &snap.database),
+            ],
+        )
+        .await
+    }
+    .await;
+    if made.is_err() {
+        let _ = db::drop_if_exists(admin, &ready).await;
+    }
+    made
+}
+
+/// Keeps ready copies of the manual snapshots of `live` and of its newest automatic one, and
+/// drops ready copies whose snapshot is gone or no longer wanted.
+pub async fn tidy(admin: &Client, project: &str, live: &str) -> Result<(), CoreError> {
+    let all = db::all_marks(admin).await?;
+    let mut snaps: Vec<Listed> = all
+        .iter()
+        .filter_map(|(name, marks)| listed(name, marks, live))
+        .collect();
+    snaps.sort_by(|a, b| (b.created, &b.name).cmp(&(a.created, &a.name)));
+    let newest_auto = snaps
+        .iter()
+        .find(|s| s.kind == Kind::Automatic)
+        .map(|s| s.database.clone());
+    let wanted: Vec<&Listed> = snaps
+        .iter()
+        .filter(|s| s.kind == Kind::Manual || Some(&s.database) == newest_auto.as_ref())
+        .collect();
+    let ours = ready_name(&Snapshot::named(live, "").database);
+    let prefix = ours.rsplit_once("__rdy_").map_or(ours.as_str(), |(l, _)| l);
+    let prefix = format!("{prefix}__rdy_");
+    for (name, marks) in &all {
+        let is_ready = marks.get(ROLE_MARK).map(String::as_str) == Some(READY_ROLE);
+        let of = marks.get(OF_MARK);
+        if is_ready && name.starts_with(&prefix) && !wanted.iter().any(|s| Some(&s.database) == of)
+        {
+            db::drop_if_exists(admin, name).await?;
+        }
+    }
+    for snap in wanted {
+        prepare_ready(admin, project, snap).await?;
+    }
+    Ok(())
 }

@@ -218,11 +218,21 @@ async fn snapshots_save_restore_and_keep_database_attributes() {
         .unwrap();
     drop(app);
     // ...is undone by a restore, which keeps the replaced database as an automatic snapshot.
+    // With a ready copy at hand the restore only renames: the copy is used up, the snapshot
+    // stays, and tidying makes the next copy.
+    snapshot::prepare_ready(&admin, "p1", &saved).await.unwrap();
+    let ready = snapshot::ready_name(&saved.database);
+    assert!(snapshot::is_ready(&admin, &ready).await.unwrap());
     let restored = rebuilder
         .restore(&saved.database, &target("h1"))
         .await
         .unwrap();
-    rebuilder.settle().await;
+    rebuilder.settle_all().await;
+    assert!(db::exists(&admin, &saved.database).await.unwrap());
+    assert!(
+        snapshot::is_ready(&admin, &ready).await.unwrap(),
+        "tidying after the restore made the next ready copy"
+    );
     assert_eq!(count(&server, "app", "SELECT count(*) FROM t").await, Ok(1));
     let kept = restored.kept.expect("the replaced one is kept");
     let snaps = snapshot::list(&admin, "app").await.unwrap();
