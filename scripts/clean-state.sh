@@ -4,9 +4,9 @@
 #
 #   - native clusters: /dev/shm/devenv-*, $TMPDIR/devenv-*, the fixture's shared test servers
 #     (their postmasters are stopped first, recognised by postmaster.pid + data directory);
-#   - docker: containers, volumes and networks labelled dev.devenv.managed=true, and the
-#     fixture's containers (label dev.devenv.fixture);
-#   - `devenv up` processes of this checkout's debug build.
+#   - docker: containers, volumes and networks labelled dev.devenv.managed=true (everything
+#     devenv creates carries that label, the fixture's shared servers included);
+#   - `devenv up` processes of debug builds (the tests' supervisors).
 #
 # The toolchain's caches (cargo, apt, the built test image) stay. The initdb cache is not
 # touched here: .ci/run points DEVENV_CACHE_DIR at a new empty directory instead.
@@ -32,7 +32,7 @@ stop_postmasters_under() {
     done < <(find "$root" -maxdepth 6 -name postmaster.pid 2>/dev/null)
 }
 
-pkill -f 'target/debug/devenv up' 2>/dev/null && log "stopped leftover devenv up processes" || true
+pkill -f '/debug/devenv up' 2>/dev/null && log "stopped leftover devenv up processes" || true
 
 tmp=${TMPDIR:-/tmp}
 for dir in /dev/shm/devenv-* "$tmp"/devenv-* /var/lib/devenv/*; do
@@ -43,7 +43,7 @@ for dir in /dev/shm/devenv-* "$tmp"/devenv-* /var/lib/devenv/*; do
 done
 
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
-    for label in dev.devenv.managed=true dev.devenv.fixture; do
+    for label in dev.devenv.managed=true; do
         ids=$(docker ps -aq --filter "label=$label")
         if [ -n "$ids" ]; then
             log "removing containers ($label): $(echo "$ids" | tr '\n' ' ')"

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{db, doctor, down, env, logs, snapshot, status, testdbs, up};
+use crate::commands::{db, doctor, down, env, logs, prod, snapshot, status, testdbs, up};
 use crate::ui::Ui;
 
 const AFTER_HELP: &str = "\
@@ -87,6 +87,17 @@ pub enum Command {
         #[command(subcommand)]
         command: db::DbCommand,
     },
+    /// AWS chores around the prod RDS database: allow this IP, status, create, stop, start.
+    ///
+    /// Let this machine's IP through the RDS security group, show, create, stop and start the
+    /// RDS instance (the seeds' scripts; cargo feature `aws`).
+    ///
+    /// Example: `devenv prod allow-ip`, `devenv prod stop --wait`.
+    Prod {
+        /// Which chore.
+        #[command(subcommand)]
+        command: prod::ProdCommand,
+    },
     /// Check what `devenv up` needs and say how to fix what is missing.
     ///
     /// Example: `devenv doctor --json`.
@@ -141,6 +152,7 @@ pub async fn run(cli: Cli, ui: &'static Ui) -> anyhow::Result<()> {
         Command::Logs(args) => logs::run(&root, &args).await,
         Command::Snapshot(args) => snapshot::run(&root, args, ui).await,
         Command::Db { command } => db::run(&root, command, ui).await,
+        Command::Prod { command } => prod::run(&root, command, ui).await,
         Command::Doctor(args) => doctor::run(&root, &args).await,
         Command::TestDbs(args) => testdbs::run(&root, &args, ui).await,
         Command::Completions(args) => completions(&args),

@@ -32,8 +32,15 @@ impl Exit {
             if let Some(e) = cause.downcast_ref::<CliError>() {
                 return e.exit();
             }
-            if cause.is::<ConfigError>() || cause.is::<devenv_server::ConnInfoError>() {
+            if cause.is::<ConfigError>()
+                || cause.is::<devenv_server::ConnInfoError>()
+                || cause.is::<crate::commands::prod::SettingsError>()
+            {
                 return Exit::Config;
+            }
+            #[cfg(feature = "aws")]
+            if let Some(e) = cause.downcast_ref::<devenv_aws::AwsError>() {
+                return Exit::of_aws(e);
             }
             if cause.is::<LoadError>() {
                 return Exit::Sql;
@@ -56,6 +63,29 @@ impl Exit {
             }
         }
         Exit::Failure
+    }
+
+    /// The code for a failed AWS chore: a setting that names nothing is configuration;
+    /// credentials, region, network and the what-is-my-ip service are the environment; an
+    /// instance that exists already is a refusal.
+    #[cfg(feature = "aws")]
+    fn of_aws(error: &devenv_aws::AwsError) -> Exit {
+        use devenv_aws::AwsError as E;
+        match error {
+            E::RuleNotFound { .. }
+            | E::RuleInOtherGroup { .. }
+            | E::GroupNotFound { .. }
+            | E::InstanceNotFound { .. } => Exit::Config,
+            E::NoCredentials { .. }
+            | E::BadCredentials { .. }
+            | E::NoRegion
+            | E::Unreachable { .. }
+            | E::IpLookup { .. } => Exit::Environment,
+            E::InstanceExists { .. } => Exit::Refused,
+            E::Denied { .. } | E::WrongState { .. } | E::WaitGaveUp { .. } | E::Api { .. } => {
+                Exit::Failure
+            }
+        }
     }
 }
 
@@ -95,6 +125,12 @@ pub enum CliError {
     /// A tool devenv runs is missing or failed.
     #[error("{0}")]
     Tool(String),
+    /// `devenv prod` in a build without the `aws` feature.
+    #[error(
+        "this build of devenv has no AWS support (`devenv prod`): install one with \
+         `cargo install --path . --features aws`"
+    )]
+    NoAws,
 }
 
 impl From<devenv_core::lock::Holder> for CliError {
@@ -110,9 +146,10 @@ impl From<devenv_core::lock::Holder> for CliError {
 impl CliError {
     fn exit(&self) -> Exit {
         match self {
-            CliError::AlreadyRunning { .. } | CliError::ServerDied(_) | CliError::Tool(_) => {
-                Exit::Environment
-            }
+            CliError::AlreadyRunning { .. }
+            | CliError::ServerDied(_)
+            | CliError::Tool(_)
+            | CliError::NoAws => Exit::Environment,
             CliError::Refused { .. } => Exit::Refused,
             CliError::NotRunning | CliError::Cancelled(_) | CliError::StatusNotRunning => {
                 Exit::Failure

@@ -68,7 +68,9 @@ pub fn main() -> ExitCode {
 
 /// `DEVENV_LOG` (an `EnvFilter`), else debug for devenv's crates with `-v`, else warnings.
 /// Third-party crates never log below `info` (testcontainers logs container environments,
-/// passwords included, at debug), and every line is redacted.
+/// passwords included, at debug), the AWS SDK's (targets `aws_*`) only errors (its warnings,
+/// no ~/.aws or no region from IMDS, would bury `devenv prod`'s one-line errors), and every
+/// line is redacted.
 fn init_logging(verbose: bool) {
     use std::io::IsTerminal as _;
     let ours = if verbose { "debug" } else { "warn" };
@@ -77,7 +79,7 @@ fn init_logging(verbose: bool) {
     );
     let filter = std::env::var("DEVENV_LOG").unwrap_or(base);
     let filter = tracing_subscriber::EnvFilter::try_new(format!(
-        "{filter},testcontainers=info,bollard=info,hyper=info,hyper_util=info"
+        "{filter},testcontainers=info,bollard=info,hyper=info,hyper_util=info,aws=error"
     ))
     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();

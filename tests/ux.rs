@@ -974,6 +974,19 @@ fn json_documents_without_a_running_up_have_their_documented_fields() {
         "test",
         "pooled",
         "owner_alive",
+        // prod status --json (cargo feature `aws`)
+        "instance",
+        "region",
+        "engine",
+        "engine_version",
+        "class",
+        "status",
+        "endpoint",
+        "security_groups",
+        "ip",
+        "ip_allowed",
+        "allowed_by",
+        "ip_error",
     ]) {
         assert!(
             section.contains(&format!("`{field}`")) || section.contains(&format!("\"{field}\"")),

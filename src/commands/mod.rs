@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod down;
 pub mod env;
 pub mod logs;
+pub mod prod;
 pub mod reload;
 pub mod snapshot;
 pub mod status;

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod prod;
+pub use prod::{ProdConfig, DEFAULT_IP_SERVICE, PASSWORD_VAR};
+
 /// The config file's name at the project root.
 pub const FILE_NAME: &str = "devenv.yaml";
 
@@ -26,6 +29,7 @@ struct Raw {
     backend: Option<Backend>,
     url: Option<String>,
     persist: Option<bool>,
+    prod: Option<prod::RawProd>,
 }
 
 /// Configuration errors.
@@ -128,6 +132,8 @@ pub struct Config {
     pub url: Option<String>,
     /// Whether the data outlives `devenv up` (`persist: false` throws it away at stop).
     pub persist: bool,
+    /// The `prod:` section: AWS settings of `devenv prod ...`.
+    pub prod: ProdConfig,
 }
 
 impl Config {
@@ -187,9 +193,11 @@ impl Config {
             None => raw.persist.unwrap_or(true),
         };
         let paths = |v: Vec<String>| v.into_iter().map(PathBuf::from).collect::<Vec<_>>();
+        let database = var("database").or(raw.database).unwrap_or(dir_name);
         let config = Config {
             root: root.to_path_buf(),
-            database: var("database").or(raw.database).unwrap_or(dir_name),
+            prod: ProdConfig::resolve(raw.prod, &database, &env),
+            database,
             user: var("user")
                 .or(raw.user)
                 .unwrap_or_else(|| "postgres".into()),

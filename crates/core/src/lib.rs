@@ -1,7 +1,8 @@
 //! devenv's engine: what a project is and what its supervisor does, on top of the server
 //! crate (where PostgreSQL comes from) and the loader (how SQL files run).
 //!
-//! - [`config`]: `devenv.yaml` and `DEVENV_*` variables, validated once.
+//! - [`config`]: `devenv.yaml` and `DEVENV_*` variables, validated once (with the `prod:`
+//!   section of `devenv prod`).
 //! - [`project`]: a project's id, and every name and server description derived from it.
 //! - [`state`]: `.devenv/`, what a supervisor recorded (before creating it).
 //! - [`lock`]: the supervisor lock; who runs, found in the world.
@@ -23,6 +24,6 @@ pub mod rebuild;
 pub mod snapshot;
 pub mod state;
 
-pub use config::{Backend, Config, ConfigError};
+pub use config::{Backend, Config, ConfigError, ProdConfig, PASSWORD_VAR};
 pub use error::CoreError;
 pub use project::Project;
