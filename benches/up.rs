@@ -46,6 +46,8 @@ fn devenv_once(image: &str, backend: &str) -> (Duration, Duration) {
         .env("DEVENV_IMAGE", image)
         .env("DEVENV_PORT", "0")
         .env("DEVENV_BACKEND", backend)
+        // Like the baseline: a fresh cluster on a tmpfs.
+        .env("DEVENV_PERSIST", "false")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -234,6 +236,134 @@ fn baseline_once(root: &Path, image: &str) -> (Duration, Duration) {
     (up, started.elapsed())
 }
 
+/// Waits until `dir`'s `.devenv/env` exists (the `up` is ready).
+fn wait_ready(dir: &Path, child: &mut std::process::Child) {
+    let env = dir.join(".devenv/env");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !env.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "devenv up exited early"
+        );
+        assert!(Instant::now() < deadline, "devenv up not ready in 60 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// `devenv up` on kept data built from unchanged files, to ready; then `devenv down` (data
+/// kept). Returns (up, down).
+fn warm_once(dir: &Path, image: &str, backend: &str) -> (Duration, Duration) {
+    let started = Instant::now();
+    let mut child = devenv(dir, image, backend)
+        .arg("up")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready(dir, &mut child);
+    let up = started.elapsed();
+    let started = Instant::now();
+    run(devenv(dir, image, backend).arg("down"));
+    let down = started.elapsed();
+    child.wait().unwrap();
+    (up, down)
+}
+
+/// The raw peer of a warm start: `docker run` on a volume that already holds a cluster, polled
+/// with `SELECT 1` until it answers; then `docker stop` (and an untimed `docker rm`).
+fn raw_warm_once(volume: &str, image: &str) -> (Duration, Duration) {
+    let started = Instant::now();
+    let id = run(Command::new("docker")
+        .args(["run", "-d", "-p", "127.0.0.1::5432"])
+        .args(["-v", &format!("{volume}:/var/lib/postgresql/data")])
+        .args(["-e", "POSTGRES_PASSWORD=password", image, "postgres"])
+        .args(devenv_server::dev_settings_args(
+            devenv_server::Storage::Persistent,
+        )));
+    let port = run(Command::new("docker").args(["port", &id, "5432/tcp"]));
+    let port = port
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let url = format!("postgresql://postgres:password@127.0.0.1:{port}/postgres");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !Command::new(PSQL)
+        .args(["-X", "-q", &url, "-c", "select 1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "raw warm start not ready in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let up = started.elapsed();
+    let started = Instant::now();
+    run(Command::new("docker").args(["stop", &id]));
+    let down = started.elapsed();
+    run(Command::new("docker").args(["rm", "-f", &id]));
+    (up, down)
+}
+
+/// Warm starts and stops with kept data, docker and native, side by side with the raw peer.
+fn warm(image: &str, runs: usize) {
+    let volume = format!("devenv-bench-warm-{}", std::process::id());
+    raw_warm_once(&volume, image); // initialises the volume's cluster
+    let projects = [
+        ("docker", copy_example("devenv-bench-warm-")),
+        ("native", copy_example("devenv-bench-warm-")),
+    ];
+    for (backend, dir) in &projects {
+        warm_once(dir.path(), image, backend); // builds the database, kept
+    }
+    let (mut dup, mut ddown, mut nup, mut ndown, mut rup, mut rdown) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..runs {
+        let (u, d) = warm_once(projects[0].1.path(), image, "docker");
+        dup.push(u);
+        ddown.push(d);
+        let (u, d) = raw_warm_once(&volume, image);
+        rup.push(u);
+        rdown.push(d);
+        let (u, d) = warm_once(projects[1].1.path(), image, "native");
+        nup.push(u);
+        ndown.push(d);
+    }
+    let (du, ru, nu) = (median(dup), median(rup), median(nup));
+    let (dd, rd, nd) = (median(ddown), median(rdown), median(ndown));
+    println!("warm starts: data kept, files unchanged, {runs} runs each, alternating:");
+    println!(
+        "  up to ready:  devenv (docker) {:>6.0} ms   docker run on the volume + SELECT 1 {:>6.0} ms   ratio {:.2}",
+        ms(du),
+        ms(ru),
+        du.as_secs_f64() / ru.as_secs_f64()
+    );
+    println!("  up to ready:  devenv (native) {:>6.0} ms", ms(nu));
+    println!(
+        "  stop:         devenv down (docker, data kept) {:>6.0} ms   docker stop {:>6.0} ms   ratio {:.2}; devenv down (native) {:>6.0} ms",
+        ms(dd),
+        ms(rd),
+        dd.as_secs_f64() / rd.as_secs_f64(),
+        ms(nd)
+    );
+    for (backend, dir) in &projects {
+        let _ = devenv(dir.path(), image, backend)
+            .args(["down", "--volumes"])
+            .output();
+    }
+    let _ = Command::new("docker")
+        .args(["volume", "rm", "-f", &volume])
+        .output();
+}
+
 fn main() {
     let runs: usize = std::env::var("BENCH_RUNS")
         .ok()
@@ -261,7 +391,7 @@ fn main() {
     }
     let (du, ru, nu) = (median(dev_up), median(raw_up), median(nat_up));
     let (dd, rd, nd) = (median(dev_down), median(raw_down), median(nat_down));
-    println!("devenv up vs raw docker run + psql, image {image}, {runs} runs each, alternating:");
+    println!("cold starts: devenv up (throw-away data) vs raw docker run + psql, image {image}, {runs} runs each, alternating:");
     println!(
         "  up to ready:  devenv (docker) {:>7.0} ms   baseline {:>7.0} ms   ratio {:.2}",
         ms(du),
@@ -280,6 +410,7 @@ fn main() {
         ms(du),
         ms(nd)
     );
+    warm(&image, runs);
     println!("devenv up -d against the foreground devenv up, {runs} runs each, alternating:");
     for backend in ["native", "docker"] {
         detached_against_foreground(&image, backend, runs);

@@ -353,3 +353,41 @@ fn no_committed_row_is_lost_to_a_crash_docker() {
     }
     no_committed_row_lost(&Project::new(), &["container", "up"]);
 }
+
+/// The fixture on the project's `devenv up` server: its template is kept with the data, so
+/// after a restart the next test database is cloned from the same template, not rebuilt.
+#[tokio::test(flavor = "multi_thread")]
+async fn fixture_templates_on_the_up_server_survive_a_restart() {
+    let project = Project::native();
+    // The fixture reads the project's devenv.yaml (this process sets no DEVENV_BACKEND).
+    project.write("devenv.yaml", "backend: native\nport: 0\n");
+    let mut up = project.spawn_up();
+    project.wait_env(&mut up);
+    let db = devenv_fixture::TestDb::builder()
+        .root(project.path())
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let template = db.template().to_owned();
+    drop(db);
+    up.stop();
+    let mut up = project.spawn_up();
+    let url = url_of(&project, &mut up);
+    let base = url.rsplit_once('/').unwrap().0;
+    assert_eq!(
+        psql_count(
+            &format!("{base}/postgres"),
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{template}'")
+        ),
+        "1",
+        "the template survived the restart"
+    );
+    let again = devenv_fixture::TestDb::builder()
+        .root(project.path())
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(again.template(), template, "no new template was built");
+    drop(again);
+    up.stop();
+}
