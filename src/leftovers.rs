@@ -67,7 +67,7 @@ pub async fn sweep_containers(project: &Project, ui: &Ui) -> anyhow::Result<usiz
                     .join(" ")
             ));
         }
-        Ok(docker::remove(&engine, &found, true).await?)
+        Ok(docker::remove(&engine, &found).await?)
     }
     #[cfg(not(feature = "docker"))]
     {

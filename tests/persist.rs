@@ -203,6 +203,7 @@ fn down_volumes_and_persist_false_leave_no_data_docker() {
     project.wait_env(&mut up);
     up.stop();
     assert_eq!(project.volumes().len(), 1, "the data is kept in a volume");
+    assert!(project.network_exists(), "and the network with it");
     let volume = project.volumes()[0].clone();
     let down = project.run(&["down", "--volumes"]);
     assert!(down.status.success(), "{}", stderr(&down));
@@ -213,12 +214,17 @@ fn down_volumes_and_persist_false_leave_no_data_docker() {
     );
     assert!(!volume_exists(&volume));
     assert!(project.containers().is_empty());
+    assert!(
+        !project.network_exists(),
+        "down --volumes removes the network"
+    );
 
     let mut up = project.spawn_up_with(&[("DEVENV_PERSIST", "false")]);
     project.wait_env(&mut up);
     up.stop();
     assert!(project.volumes().is_empty(), "persist: false keeps nothing");
     assert!(project.containers().is_empty());
+    assert!(!project.network_exists(), "persist: false keeps no network");
 }
 
 #[test]

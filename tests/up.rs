@@ -105,10 +105,16 @@ fn up_loads_exports_reaches_the_network_and_cleans_up_on_sigint() {
         "container left after SIGINT"
     );
     assert!(
-        !project.network_exists(),
-        "network devenv created was left behind"
+        project.network_exists(),
+        "the network is kept with the data (compose services declare it external)"
     );
     assert!(!project.env_file().exists());
+    let down = project.run(&["down", "--volumes"]);
+    assert!(down.status.success());
+    assert!(
+        !project.network_exists(),
+        "down --volumes left the network devenv created"
+    );
 }
 
 #[test]
@@ -230,10 +236,15 @@ fn down_after_kill_9_removes_what_up_left() {
     );
     assert!(project.containers().is_empty(), "down left the container");
     assert!(
-        !project.network_exists(),
-        "down left the network devenv created"
+        project.network_exists(),
+        "the network is kept with the data"
     );
     assert!(!project.env_file().exists());
+    assert!(project.run(&["down", "--volumes"]).status.success());
+    assert!(
+        !project.network_exists(),
+        "down --volumes left the network devenv created"
+    );
 }
 
 /// testcontainers does not negotiate the API version; this pins that the engine installed

@@ -1,7 +1,8 @@
 //! `devenv down`: stops the project's supervisor (foreground or detached; the lock's holder),
 //! removes what a supervisor that died left (by its record, and devenv's labelled containers),
 //! stops the fixture's shared test server, and with `--volumes` forgets the kept data
-//! (volume or data directory, snapshots included), naming it first.
+//! (volume or data directory, snapshots included), naming it first, and the Docker network
+//! kept with it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -125,6 +126,8 @@ async fn forget_data(project: &Project, ui: &Ui) -> anyhow::Result<()> {
                 "removed the volume {volume} (the kept data, snapshots included)"
             ));
         }
+        // Kept with the data; removed with it unless another project's container uses it.
+        devenv_server::docker::forget_network(&engine, &project.config.network).await;
     }
     Ok(())
 }

@@ -115,7 +115,9 @@ pub async fn run(root: &Path, options: Options, ui: &'static Ui) -> anyhow::Resu
     handle.stop().await;
     dir.remove();
     let kept = handle.record().keeps_data() && outcome.is_ok();
-    ui.result(if kept {
+    ui.result(if kept && handle.backend() == Backend::Docker {
+        "stopped, nothing left running; the data and the network are kept (`devenv down --volumes` forgets them)"
+    } else if kept {
         "stopped, nothing left running; the data is kept (`devenv down --volumes` forgets it)"
     } else {
         "stopped, nothing left running"

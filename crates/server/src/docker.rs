@@ -25,9 +25,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
-use testcontainers::bollard::models::{
-    EndpointSettings, NetworkConnectRequest, NetworkCreateRequest, PortBinding, VolumeCreateRequest,
-};
+use testcontainers::bollard::models::{NetworkCreateRequest, PortBinding, VolumeCreateRequest};
 use testcontainers::bollard::query_parameters::{
     EventsOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
@@ -247,8 +245,9 @@ pub async fn remove_network_if_unused(docker: &Docker, id_or_name: &str) {
     }
 }
 
-/// Removes every devenv-made network named `name` that no container uses.
-async fn remove_networks_named(docker: &Docker, name: &str) {
+/// Removes every devenv-made network named `name` that no container uses (`down --volumes`,
+/// throw-away data).
+pub async fn forget_network(docker: &Docker, name: &str) {
     for network in networks_named(docker, name).await.unwrap_or_default() {
         if let Some(id) = network.id {
             remove_network_if_unused(docker, &id).await;
@@ -310,7 +309,29 @@ impl DockerServer {
             ensure_volume(&docker, volume, spec).await?;
         }
         spec.progress.report(Step::Starting);
-        let id = create_container(&docker, spec, rec.volume.as_deref()).await?;
+        let mut network = network;
+        let mut attempts = 0;
+        let id = loop {
+            let created =
+                create_container(&docker, spec, rec.volume.as_deref(), network.as_ref()).await;
+            let Some(net) = network
+                .as_ref()
+                .filter(|_| created.is_err() && attempts < 5)
+            else {
+                break created?;
+            };
+            // The engine resolves the network by name at start: another `up` creating the
+            // same name at this moment makes it ambiguous, and another project's
+            // `down --volumes` may have removed it. Settle the name again and retry.
+            let names = networks_named(&docker, &net.name).await?;
+            let settled = names.len() == 1 && names[0].id.as_deref() == Some(net.id.as_str());
+            if settled && !created.as_ref().is_err_and(about_the_network) {
+                break created?;
+            }
+            attempts += 1;
+            tokio::time::sleep(Duration::from_millis(50 * attempts)).await;
+            network = Some(ensure_network(&docker, &net.name).await?);
+        };
         rec.container_id = Some(id.clone());
         recorded(&rec, record)?;
         let mut this = DockerServer {
@@ -337,9 +358,6 @@ impl DockerServer {
                 source: "the container publishes no port for 5432/tcp".into(),
             })?;
         self.server = Server::local(port, &spec.user, &spec.password);
-        if let Some(network) = self.network.clone() {
-            self.join(&network).await?;
-        }
         spec.progress.report(Step::WaitingReady);
         let state = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
         let watcher = {
@@ -484,30 +502,6 @@ impl DockerServer {
             .find_map(|b| b.host_port.as_deref()?.parse().ok())
     }
 
-    async fn join(&self, network: &NetworkRef) -> Result<(), ServerError> {
-        let request = || NetworkConnectRequest {
-            container: self.id.clone(),
-            endpoint_config: Some(EndpointSettings {
-                aliases: Some(vec!["db".into()]),
-                ..Default::default()
-            }),
-        };
-        if self
-            .docker
-            .connect_network(&network.id, request())
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        // Removed in the meantime by another project's `down` (it was unused): again, once.
-        let again = ensure_network(&self.docker, &network.name).await?;
-        self.docker
-            .connect_network(&again.id, request())
-            .await
-            .map_err(engine("joining the network"))
-    }
-
     /// Finds the running container a record names, when it is still there and devenv's.
     pub async fn attach(
         record: &DockerRecord,
@@ -580,8 +574,11 @@ impl DockerServer {
         }
     }
 
-    /// Stops the container (a clean shutdown when its data is kept) and removes it, then the
-    /// network when nothing else uses it. The volume stays ([`forget_volume`] removes it).
+    /// Stops the container (a clean shutdown when its data is kept) and removes it. Kept data
+    /// keeps its network too, as compose keeps both until `down --volumes`: compose services
+    /// declare it external, and the next `up` joins it at once. Throw-away data takes the
+    /// network along when nothing else uses it. [`forget_volume`] and [`forget_network`]
+    /// remove what stays.
     pub async fn stop(&self) {
         if self.volume.is_some() {
             let _ = self
@@ -604,7 +601,7 @@ impl DockerServer {
                 ),
             )
             .await;
-        if let Some(network) = &self.network {
+        if let Some(network) = self.network.as_ref().filter(|_| self.volume.is_none()) {
             remove_network_if_unused(&self.docker, &network.id).await;
         }
     }
@@ -686,10 +683,27 @@ pub async fn forget_volume(docker: &Docker, name: &str) -> Result<bool, ServerEr
     Ok(true)
 }
 
+/// Whether an error (any of its causes) is the engine's about a network.
+fn about_the_network(e: &ServerError) -> bool {
+    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cause {
+        if c.to_string().contains("network") {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// Creates and starts the container. On a network it is created there and nowhere else (one
+/// endpoint: the engine's teardown per endpoint is most of a stop's time), with the host name
+/// `db`, which the engine makes the container's name on that network (compose services reach
+/// it as `db:5432`).
 async fn create_container(
     docker: &Docker,
     spec: &Spec,
     volume: Option<&str>,
+    network: Option<&NetworkRef>,
 ) -> Result<String, ServerError> {
     let (name, tag) = split_image(&spec.image);
     let host_port = if spec.port == 0 {
@@ -700,6 +714,7 @@ async fn create_container(
     let pgdata = image_pgdata(docker, &spec.image).await;
     let ephemeral = volume.is_none();
     let tmpfs_at = pgdata.clone();
+    let network_id = network.map(|n| n.id.clone());
     let mut request = Postgres::default()
         .with_user(&spec.user)
         .with_password(&spec.password)
@@ -724,6 +739,9 @@ async fn create_container(
                 }]),
             )]));
             host.publish_all_ports = Some(false);
+            if let Some(id) = &network_id {
+                host.network_mode = Some(id.clone());
+            }
             if ephemeral {
                 host.tmpfs = Some(HashMap::from([(
                     tmpfs_at.clone(),
@@ -733,6 +751,9 @@ async fn create_container(
         });
     if let Some(volume) = volume {
         request = request.with_mount(Mount::volume_mount(volume, pgdata));
+    }
+    if network.is_some() {
+        request = request.with_hostname("db");
     }
     match request.start().await {
         Ok(container) => Ok(container.id().to_owned()),
@@ -775,6 +796,8 @@ pub struct Found {
     pub names: Vec<String>,
     /// Networks it is attached to.
     pub networks: Vec<String>,
+    /// Whether its data is kept (a named volume): stopped cleanly, and its network stays.
+    pub kept: bool,
 }
 
 /// devenv's containers carrying `labels` (all of them), running or not.
@@ -793,28 +816,42 @@ pub async fn find(docker: &Docker, labels: &[(&str, &str)]) -> Result<Vec<Found>
         .map_err(engine("listing containers"))?;
     Ok(list
         .into_iter()
-        .map(|c| Found {
-            id: c.id.unwrap_or_default(),
-            names: c
+        .map(|c| {
+            let names: Vec<String> = c
                 .names
                 .unwrap_or_default()
                 .into_iter()
                 .map(|n| n.trim_start_matches('/').to_owned())
-                .collect(),
-            networks: c
-                .network_settings
-                .and_then(|n| n.networks)
-                .map(|n| n.into_keys().collect())
-                .unwrap_or_default(),
+                .collect();
+            // Its own data volume (`Identity::volume_name`), not an image's anonymous one.
+            let kept = c.mounts.unwrap_or_default().iter().any(|m| {
+                m.typ == Some(testcontainers::bollard::models::MountPointTypeEnum::VOLUME)
+                    && m.name.as_deref().is_some_and(|volume| {
+                        names
+                            .iter()
+                            .any(|n| volume.strip_suffix("-data") == Some(n.as_str()))
+                    })
+            });
+            Found {
+                id: c.id.unwrap_or_default(),
+                names,
+                networks: c
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .map(|n| n.into_keys().collect())
+                    .unwrap_or_default(),
+                kept,
+            }
         })
         .collect())
 }
 
-/// Removes found containers (stopped cleanly first, when `gently`), then the devenv-made
-/// networks they used once nothing else does. Returns how many containers went.
-pub async fn remove(docker: &Docker, found: &[Found], gently: bool) -> Result<usize, ServerError> {
+/// Removes found containers (those with kept data stopped cleanly first; they keep their
+/// networks, as [`DockerServer::stop`] does), then the devenv-made networks the others used
+/// once nothing else does. Returns how many containers went.
+pub async fn remove(docker: &Docker, found: &[Found]) -> Result<usize, ServerError> {
     for c in found {
-        if gently {
+        if c.kept {
             let _ = docker
                 .stop_container(
                     &c.id,
@@ -843,15 +880,15 @@ pub async fn remove(docker: &Docker, found: &[Found], gently: bool) -> Result<us
             Err(e) => return Err(engine("removing a container")(e)),
         }
     }
-    for network in found.iter().flat_map(|c| &c.networks) {
+    for network in found.iter().filter(|c| !c.kept).flat_map(|c| &c.networks) {
         remove_network_if_unused(docker, network).await;
     }
     Ok(found.len())
 }
 
 /// Removes what a record names (a start that was killed, or a server whose supervisor is
-/// gone): the container if it is devenv's, the network when unused, and with `forget` the
-/// volume. Returns whether a container was removed.
+/// gone): the container if it is devenv's; the network when unused and the data is not kept
+/// (or is forgotten); with `forget` the volume. Returns whether a container was removed.
 pub async fn clean(record: &DockerRecord, forget: bool) -> Result<bool, ServerError> {
     let docker = engine_client().await?;
     let mut removed = false;
@@ -862,12 +899,17 @@ pub async fn clean(record: &DockerRecord, forget: bool) -> Result<bool, ServerEr
                 id: info.id.unwrap_or_default(),
                 names: vec![record.container.clone()],
                 networks: Vec::new(),
+                kept: record.volume.is_some(),
             };
-            removed = remove(&docker, &[found], record.volume.is_some()).await? > 0;
+            removed = remove(&docker, &[found]).await? > 0;
         }
     }
-    if let Some(network) = &record.network {
-        remove_networks_named(&docker, network).await;
+    if let Some(network) = record
+        .network
+        .as_ref()
+        .filter(|_| forget || record.volume.is_none())
+    {
+        forget_network(&docker, network).await;
     }
     if forget {
         if let Some(volume) = &record.volume {
