@@ -83,7 +83,7 @@ pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()>
             let took = started.elapsed();
             // A second copy, made from the snapshot (no client is disturbed), so that a
             // restore only renames.
-            snapshot::prepare_ready(&admin, &project.id, &saved).await?;
+            snapshot::prepare_ready(&admin, &project.id, &live, &saved).await?;
             ui.result(format!(
                 "saved snapshot {} ({} MB) in {} ms",
                 saved.name,

@@ -159,23 +159,32 @@ impl Rebuilder {
     ) -> Result<Rebuilt, CoreError> {
         let source = source.to_owned();
         let ready = snapshot::ready_name(&source);
+        self.settle().await;
         let admin = self.admin().await?;
-        if snapshot::is_ready(&admin, &ready).await? {
-            return self
-                .run(target, ready, |admin, staging| async move {
+        // Held from the check to the swap (`run` takes it again: advisory locks stack within a
+        // session), so the ready copy found cannot be dropped or replaced meanwhile.
+        db::rebuild_lock(&admin, target.live).await?;
+        let result = match snapshot::is_ready(&admin, &ready).await {
+            Ok(true) => {
+                self.run(target, ready, |admin, staging| async move {
                     db::open(&admin, &staging).await?;
                     Ok(LoadSummary::default())
                 })
-                .await;
-        }
-        let next = next_name(target.live);
-        self.run(target, next, |admin, next| async move {
-            db::drop_if_exists(&admin, &next).await?;
-            db::create_from(&admin, &next, Some(&source)).await?;
-            db::copy_attributes(&admin, &source, &next).await?;
-            Ok(LoadSummary::default())
-        })
-        .await
+                .await
+            }
+            Ok(false) => {
+                self.run(target, next_name(target.live), |admin, next| async move {
+                    db::drop_if_exists(&admin, &next).await?;
+                    db::create_from(&admin, &next, Some(&source)).await?;
+                    db::copy_attributes(&admin, &source, &next).await?;
+                    Ok(LoadSummary::default())
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        db::rebuild_unlock(&admin, target.live).await;
+        result
     }
 
     /// Prepares the database `next` with `fill` under the rebuild lock, marks it, swaps it in.

@@ -203,6 +203,7 @@ pub async fn save(
 /// Removes the snapshot of `live` called `name`, with its ready copy.
 pub async fn remove(admin: &Client, live: &str, name: &str) -> Result<Listed, CoreError> {
     let snap = find(admin, live, name).await?;
+    db::drop_if_exists(admin, &making_name(&snap.database)).await?;
     db::drop_if_exists(admin, &ready_name(&snap.database)).await?;
     db::drop_if_exists(admin, &snap.database).await?;
     Ok(snap)
@@ -220,6 +221,7 @@ pub async fn prune(admin: &Client, live: &str) -> Result<Vec<String>, CoreError>
     autos.sort_by(|a, b| (b.created, &b.name).cmp(&(a.created, &a.name)));
     let mut dropped = Vec::new();
     for snap in autos.into_iter().skip(KEEP_AUTOMATIC) {
+        db::drop_if_exists(admin, &making_name(&snap.database)).await?;
         db::drop_if_exists(admin, &ready_name(&snap.database)).await?;
         db::drop_if_exists(admin, &snap.database).await?;
         dropped.push(snap.name);
@@ -230,9 +232,18 @@ pub async fn prune(admin: &Client, live: &str) -> Result<Vec<String>, CoreError>
 /// The name of the ready copy of the snapshot database `snapshot`: a second copy made ahead,
 /// so that a restore only renames.
 pub fn ready_name(snapshot: &str) -> String {
+    copy_name(snapshot, "__rdy")
+}
+
+/// The name a ready copy is made under before it is renamed to [`ready_name`].
+fn making_name(snapshot: &str) -> String {
+    copy_name(snapshot, "__mk")
+}
+
+fn copy_name(snapshot: &str, tag: &str) -> String {
     match snapshot.rsplit_once("__snap_") {
-        Some((live, id)) => format!("{live}__rdy_{id}"),
-        None => with_suffix(snapshot, "__rdy"),
+        Some((live, id)) => format!("{live}{tag}_{id}"),
+        None => with_suffix(snapshot, tag),
     }
 }
 
@@ -243,33 +254,54 @@ pub async fn is_ready(admin: &Client, ready: &str) -> Result<bool, CoreError> {
         .is_some_and(|m| m.get(ROLE_MARK).map(String::as_str) == Some(READY_ROLE)))
 }
 
-/// Makes the ready copy of `snap` when missing: copied from the snapshot, which has no
-/// sessions, so the live database and its clients are not disturbed.
-pub async fn prepare_ready(admin: &Client, project: &str, snap: &Listed) -> Result<(), CoreError> {
+/// Makes the ready copy of `snap` (a snapshot of `live`) when missing: copied from the
+/// snapshot, which has no sessions, so the live database and its clients are not disturbed.
+/// The copy is made under another name and renamed in last, under the rebuild lock, so a
+/// ready copy is never seen half-made, and a restore holding the lock keeps the one it took.
+pub async fn prepare_ready(
+    admin: &Client,
+    project: &str,
+    live: &str,
+    snap: &Listed,
+) -> Result<(), CoreError> {
     let ready = ready_name(&snap.database);
-    if is_ready(admin, &ready).await? {
+    if db::exists(admin, &ready).await? {
+        // Complete, or being swapped in by a restore.
         return Ok(());
     }
-    // A copy interrupted half-way (no mark yet) is made again.
-    db::drop_if_exists(admin, &ready).await?;
+    let making = making_name(&snap.database);
+    // A copy interrupted half-way is made again.
+    db::drop_if_exists(admin, &making).await?;
     let made = async {
-        db::create_from(admin, &ready, Some(&snap.database)).await?;
-        db::copy_attributes(admin, &snap.database, &ready).await?;
-        db::close(admin, &ready).await?;
+        db::create_from(admin, &making, Some(&snap.database)).await?;
+        db::copy_attributes(admin, &snap.database, &making).await?;
+        db::close(admin, &making).await?;
         db::set_marks(
             admin,
-            &ready,
+            &making,
             &[
                 (db::PROJECT_MARK, project),
                 (ROLE_MARK, READY_ROLE),
                 (OF_MARK, &snap.database),
             ],
         )
-        .await
+        .await?;
+        db::rebuild_lock(admin, live).await?;
+        let renamed = async {
+            if db::exists(admin, &ready).await? {
+                // Another copier was first.
+                db::drop_if_exists(admin, &making).await
+            } else {
+                db::rename(admin, &making, &ready).await
+            }
+        }
+        .await;
+        db::rebuild_unlock(admin, live).await;
+        renamed
     }
     .await;
     if made.is_err() {
-        let _ = db::drop_if_exists(admin, &ready).await;
+        let _ = db::drop_if_exists(admin, &making).await;
     }
     made
 }
@@ -277,6 +309,19 @@ pub async fn prepare_ready(admin: &Client, project: &str, snap: &Listed) -> Resu
 /// Keeps ready copies of the manual snapshots of `live` and of its newest automatic one, and
 /// drops ready copies whose snapshot is gone or no longer wanted.
 pub async fn tidy(admin: &Client, project: &str, live: &str) -> Result<(), CoreError> {
+    // Under the rebuild lock: a restore holding it keeps the ready copy it took.
+    db::rebuild_lock(admin, live).await?;
+    let wanted = drop_unwanted_copies(admin, live).await;
+    db::rebuild_unlock(admin, live).await;
+    for snap in wanted? {
+        prepare_ready(admin, project, live, &snap).await?;
+    }
+    Ok(())
+}
+
+/// Drops the ready copies of `live`'s snapshots that are gone or no longer wanted; returns the
+/// snapshots whose ready copies are wanted.
+async fn drop_unwanted_copies(admin: &Client, live: &str) -> Result<Vec<Listed>, CoreError> {
     let all = db::all_marks(admin).await?;
     let mut snaps: Vec<Listed> = all
         .iter()
@@ -287,8 +332,8 @@ pub async fn tidy(admin: &Client, project: &str, live: &str) -> Result<(), CoreE
         .iter()
         .find(|s| s.kind == Kind::Automatic)
         .map(|s| s.database.clone());
-    let wanted: Vec<&Listed> = snaps
-        .iter()
+    let wanted: Vec<Listed> = snaps
+        .into_iter()
         .filter(|s| s.kind == Kind::Manual || Some(&s.database) == newest_auto.as_ref())
         .collect();
     let ours = ready_name(&Snapshot::named(live, "").database);
@@ -302,8 +347,5 @@ pub async fn tidy(admin: &Client, project: &str, live: &str) -> Result<(), CoreE
             db::drop_if_exists(admin, name).await?;
         }
     }
-    for snap in wanted {
-        prepare_ready(admin, project, snap).await?;
-    }
-    Ok(())
+    Ok(wanted)
 }

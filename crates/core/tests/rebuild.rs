@@ -220,7 +220,9 @@ async fn snapshots_save_restore_and_keep_database_attributes() {
     // ...is undone by a restore, which keeps the replaced database as an automatic snapshot.
     // With a ready copy at hand the restore only renames: the copy is used up, the snapshot
     // stays, and tidying makes the next copy.
-    snapshot::prepare_ready(&admin, "p1", &saved).await.unwrap();
+    snapshot::prepare_ready(&admin, "p1", "app", &saved)
+        .await
+        .unwrap();
     let ready = snapshot::ready_name(&saved.database);
     assert!(snapshot::is_ready(&admin, &ready).await.unwrap());
     let restored = rebuilder
