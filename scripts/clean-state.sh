@@ -32,7 +32,8 @@ stop_postmasters_under() {
     done < <(find "$root" -maxdepth 6 -name postmaster.pid 2>/dev/null)
 }
 
-pkill -f '/debug/devenv up' 2>/dev/null && log "stopped leftover devenv up processes" || true
+# Supervisors of this project's builds (tests run the debug one, benchmarks the release one).
+pkill -f '/(debug|release)/devenv up' 2>/dev/null && log "stopped leftover devenv up processes" || true
 
 tmp=${TMPDIR:-/tmp}
 for dir in /dev/shm/devenv-* "$tmp"/devenv-* /var/lib/devenv/*; do
