@@ -200,31 +200,7 @@ fn baseline_once(root: &Path, image: &str) -> (Duration, Duration) {
         .args(devenv_server::dev_settings_args(
             devenv_server::Storage::Ephemeral,
         )));
-    let port = run(Command::new("docker").args(["port", &id, "5432/tcp"]));
-    let port = port
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_owned();
-    let url = format!("postgresql://postgres:password@127.0.0.1:{port}/cruddur");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ok = Command::new(PSQL)
-            .args(["-X", "-q", &url, "-c", "select 1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-            .success();
-        if ok {
-            break;
-        }
-        assert!(Instant::now() < deadline, "baseline not ready in 60 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let url = wait_select_1(&id, "cruddur");
     run(Command::new(PSQL)
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &url, "-f"])
         .arg(root.join("db/schema.sql"))
@@ -269,6 +245,34 @@ fn warm_once(dir: &Path, image: &str, backend: &str) -> (Duration, Duration) {
     (up, down)
 }
 
+/// Polls the container `id` with `psql -c 'select 1'` every 5 ms until it answers; returns
+/// the URL of `database` on its published port.
+fn wait_select_1(id: &str, database: &str) -> String {
+    let port = run(Command::new("docker").args(["port", id, "5432/tcp"]));
+    let port = port
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let url = format!("postgresql://postgres:password@127.0.0.1:{port}/{database}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !Command::new(PSQL)
+        .args(["-X", "-q", &url, "-c", "select 1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(Instant::now() < deadline, "{id} not ready in 60 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    url
+}
+
 /// The raw peer of a warm start: `docker run` on a volume that already holds a cluster, polled
 /// with `SELECT 1` until it answers; then `docker stop` (and an untimed `docker rm`). On the
 /// engine's default bridge, or on `network` (a user-defined one, as devenv's container is).
@@ -282,31 +286,7 @@ fn raw_warm_once(volume: &str, image: &str, network: Option<&str>) -> (Duration,
         .args(devenv_server::dev_settings_args(
             devenv_server::Storage::Persistent,
         )));
-    let port = run(Command::new("docker").args(["port", &id, "5432/tcp"]));
-    let port = port
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_owned();
-    let url = format!("postgresql://postgres:password@127.0.0.1:{port}/postgres");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !Command::new(PSQL)
-        .args(["-X", "-q", &url, "-c", "select 1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "raw warm start not ready in 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_select_1(&id, "postgres");
     let up = started.elapsed();
     let started = Instant::now();
     run(Command::new("docker").args(["stop", &id]));

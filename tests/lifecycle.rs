@@ -300,12 +300,6 @@ fn kill_at(project: &Project, moment: Moment) {
         project.containers().is_empty(),
         "{moment:?}: a container is left"
     );
-    // A network create the killed `up` sent may still be in the engine's hands (it finishes
-    // or rolls back on its own): what counts is that none stays.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while project.network_exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
     if project.network_exists() {
         let inspect = Command::new("docker")
             .args(["network", "inspect", &project.network])

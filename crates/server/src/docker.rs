@@ -909,6 +909,18 @@ pub async fn clean(record: &DockerRecord, forget: bool) -> Result<bool, ServerEr
         .as_ref()
         .filter(|_| forget || record.volume.is_none())
     {
+        if record.container_id.is_none() {
+            // It died before its container existed: the network create it sent may still be
+            // in the engine's hands. Give it a moment to land, so that it goes too.
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while networks_named(&docker, network)
+                .await
+                .is_ok_and(|n| n.is_empty())
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         forget_network(&docker, network).await;
     }
     if forget {
