@@ -320,22 +320,46 @@ pub const BUILT_MARK: &str = "built";
 /// Session-level advisory lock on `live`'s name, held across a rebuild and around the
 /// background work, so rebuilds of one database by several processes take turns.
 pub async fn rebuild_lock(admin: &Client, live: &str) -> Result<(), CoreError> {
-    admin
-        .execute(
-            "SELECT pg_advisory_lock(hashtext('devenv.rebuild:' || $1))",
-            &[&live],
-        )
-        .await
-        .map(drop)
-        .map_err(db("taking the rebuild lock of", live))
+    lock(admin, "devenv.rebuild:", live, "taking the rebuild lock of").await
 }
 
 /// Releases [`rebuild_lock`].
 pub async fn rebuild_unlock(admin: &Client, live: &str) {
+    unlock(admin, "devenv.rebuild:", live).await;
+}
+
+/// Session-level advisory lock on a snapshot database's name, held while its ready copy is
+/// made, so two copiers (the supervisor, `snapshot save`) take turns.
+pub async fn copy_lock(admin: &Client, snapshot: &str) -> Result<(), CoreError> {
+    lock(admin, "devenv.ready:", snapshot, "taking the copy lock of").await
+}
+
+/// Releases [`copy_lock`].
+pub async fn copy_unlock(admin: &Client, snapshot: &str) {
+    unlock(admin, "devenv.ready:", snapshot).await;
+}
+
+async fn lock(
+    admin: &Client,
+    space: &str,
+    name: &str,
+    what: &'static str,
+) -> Result<(), CoreError> {
+    admin
+        .execute(
+            "SELECT pg_advisory_lock(hashtext($1::text || $2::text))",
+            &[&space, &name],
+        )
+        .await
+        .map(drop)
+        .map_err(db(what, name))
+}
+
+async fn unlock(admin: &Client, space: &str, name: &str) {
     let _ = admin
         .execute(
-            "SELECT pg_advisory_unlock(hashtext('devenv.rebuild:' || $1))",
-            &[&live],
+            "SELECT pg_advisory_unlock(hashtext($1::text || $2::text))",
+            &[&space, &name],
         )
         .await;
 }

@@ -264,6 +264,19 @@ pub async fn prepare_ready(
     live: &str,
     snap: &Listed,
 ) -> Result<(), CoreError> {
+    // Two copiers of one snapshot take turns; the second finds the copy made.
+    db::copy_lock(admin, &snap.database).await?;
+    let made = make_ready(admin, project, live, snap).await;
+    db::copy_unlock(admin, &snap.database).await;
+    made
+}
+
+async fn make_ready(
+    admin: &Client,
+    project: &str,
+    live: &str,
+    snap: &Listed,
+) -> Result<(), CoreError> {
     let ready = ready_name(&snap.database);
     if db::exists(admin, &ready).await? {
         // Complete, or being swapped in by a restore.
