@@ -53,16 +53,7 @@ fn devenv_once(image: &str, backend: &str) -> (Duration, Duration) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let env = dir.path().join(".devenv/env");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !env.exists() {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "devenv up exited early"
-        );
-        assert!(Instant::now() < deadline, "devenv up not ready in 60 s");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_ready(dir.path(), &mut child);
     let up = started.elapsed();
     let started = Instant::now();
     run(Command::new(BIN)

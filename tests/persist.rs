@@ -23,6 +23,14 @@ fn volume_exists(name: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// The row `data_survives` typed through the app is there.
+fn assert_typed_row_kept(url: &str) {
+    assert_eq!(
+        psql_count(url, "SELECT count(*) FROM users WHERE handle = 'typed'"),
+        "1"
+    );
+}
+
 /// Ctrl-C, `down` and `kill -9` of `up`: each time the next `up` reuses the same database.
 fn data_survives(project: &Project) {
     let mut up = project.spawn_up();
@@ -33,20 +41,14 @@ fn data_survives(project: &Project) {
     let mut up = project.spawn_up();
     let url = url_of(project, &mut up);
     assert!(up.stderr().contains("reusing"), "{}", up.stderr());
-    assert_eq!(
-        psql_count(&url, "SELECT count(*) FROM users WHERE handle = 'typed'"),
-        "1"
-    );
+    assert_typed_row_kept(&url);
     let down = project.run(&["down"]);
     assert!(down.status.success(), "{}", stderr(&down));
     up.wait();
 
     let mut up = project.spawn_up();
     let url = url_of(project, &mut up);
-    assert_eq!(
-        psql_count(&url, "SELECT count(*) FROM users WHERE handle = 'typed'"),
-        "1"
-    );
+    assert_typed_row_kept(&url);
     let status = project.run(&["status", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["data"]["kept"], true, "{status}");
@@ -59,10 +61,7 @@ fn data_survives(project: &Project) {
 
     let mut up = project.spawn_up();
     let url = url_of(project, &mut up);
-    assert_eq!(
-        psql_count(&url, "SELECT count(*) FROM users WHERE handle = 'typed'"),
-        "1"
-    );
+    assert_typed_row_kept(&url);
     up.stop();
 }
 
