@@ -4,23 +4,24 @@
 
 use std::path::Path;
 
-use crate::exit::CliError;
+use devenv_core::CoreError;
+
 use crate::ui::Ui;
 
 /// Runs `devenv reload`.
 pub fn run(root: &Path, ui: &Ui) -> anyhow::Result<()> {
-    let dir = crate::running::state_dir(root)?;
-    let Some((holder, _)) = crate::running::running(&dir)? else {
-        if let Ok(Some(stale)) = dir.read() {
+    let environment = devenv_core::Environment::open(root)?;
+    let Some(holder) = environment.supervisor().map(|s| &s.holder) else {
+        if let Some(stale) = environment.stale() {
             ui.note(format!(
                 "a record of a devenv up (pid {}) that is gone is left; `devenv down` cleans it up",
                 stale.pid
             ));
         }
-        return Err(CliError::NotRunning.into());
+        return Err(CoreError::NotRunning.into());
     };
     if !devenv_server::process::signal(holder.pid, nix::sys::signal::Signal::SIGUSR1) {
-        return Err(CliError::NotRunning.into());
+        return Err(CoreError::NotRunning.into());
     }
     ui.result(format!(
         "asked devenv {} (pid {}) to reload; its output shows the outcome{}",

@@ -62,7 +62,7 @@ async fn detach(root: &Path, args: &UpArgs, ui: &Ui) -> anyhow::Result<()> {
     // Configuration errors and a running supervisor are reported here, at once.
     let project = Project::open(root)?;
     project.config.check_files()?;
-    let dir = StateDir::new(&project.state_dir());
+    let dir = project.state_dir();
     if let Some(holder) = devenv_core::lock::holder(&dir.dir) {
         return Err(CliError::from(holder).into());
     }
