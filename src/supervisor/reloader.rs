@@ -231,20 +231,7 @@ impl Reloader {
             }
         };
         let old = self.config();
-        let restart: Vec<&str> = [
-            ("database", old.database != new.database),
-            ("user", old.user != new.user),
-            ("password", old.password != new.password),
-            ("image", old.image != new.image),
-            ("port", old.port != new.port),
-            ("network", old.network != new.network),
-            ("backend", old.backend != new.backend),
-            ("url", old.url != new.url),
-            ("persist", old.persist != new.persist),
-        ]
-        .into_iter()
-        .filter_map(|(k, changed)| changed.then_some(k))
-        .collect();
+        let restart = old.restart_needed(&new);
         if !restart.is_empty() {
             self.ui.warn(format!(
                 "devenv.yaml changed {}: restart needed (`devenv down`, then `devenv up`); still running with the old settings",

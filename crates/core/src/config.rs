@@ -608,6 +608,26 @@ mod tests {
     }
 
     #[test]
+    fn no_debug_output_holds_the_password() {
+        let dir = project(Some(
+            "password: Sekr1t-Pw\nurl: postgresql://u:UrlSekr1t@db.example.com/app\n",
+        ));
+        let c = Config::load_with_env(dir.path(), |_| None).unwrap();
+        let project = crate::Project::with_config(c.clone());
+        let spec = project.up_spec(
+            devenv_server::Storage::Persistent,
+            devenv_server::Progress::default(),
+        );
+        for shown in [
+            format!("{c:?}"),
+            format!("{project:?}"),
+            format!("{spec:?}"),
+        ] {
+            assert!(!shown.contains("Sekr1t"), "{shown}");
+        }
+    }
+
+    #[test]
     fn file_values_and_env_overrides() {
         let dir = project(Some(
             "database: cruddur\nport: 0\nschema: [a.sql, b.sql]\nbackend: native\n",
