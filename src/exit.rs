@@ -34,7 +34,7 @@ impl Exit {
             }
             if cause.is::<ConfigError>()
                 || cause.is::<devenv_server::ConnInfoError>()
-                || cause.is::<crate::commands::prod::SettingsError>()
+                || cause.is::<devenv_core::config::ProdSettingsError>()
             {
                 return Exit::Config;
             }

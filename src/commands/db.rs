@@ -16,7 +16,7 @@ use devenv_core::project::parse_url;
 use devenv_core::rebuild::{Rebuilder, Target};
 use devenv_core::{db, CoreError, Environment, Project};
 use devenv_server::{Record, Server};
-use devenv_sql::{stderr_events, Loader};
+use devenv_sql::Loader;
 
 use crate::exit::CliError;
 use crate::guard::confirm;
@@ -198,12 +198,17 @@ async fn guard(target: &Resolved, project: &Project, what: &str, yes: bool) -> a
     Ok(())
 }
 
-fn loader(root: &Path, target: &Resolved, verbose: bool) -> Loader {
-    Loader::new(target.server.config("postgres"), root).events(stderr_events(verbose))
+fn loader(root: &Path, target: &Resolved, ui: &'static Ui) -> Loader {
+    Loader::new(target.server.config("postgres"), root).events(ui.sql_events())
 }
 
-async fn load(root: &Path, target: &Resolved, files: &[PathBuf], ui: &Ui) -> anyhow::Result<()> {
-    let summary = loader(root, target, ui.verbose)
+async fn load(
+    root: &Path,
+    target: &Resolved,
+    files: &[PathBuf],
+    ui: &'static Ui,
+) -> anyhow::Result<()> {
+    let summary = loader(root, target, ui)
         .load_files(&target.database, files)
         .await?;
     ui.result(format!(
@@ -222,7 +227,7 @@ async fn load(root: &Path, target: &Resolved, files: &[PathBuf], ui: &Ui) -> any
 }
 
 /// Runs a `db` subcommand.
-pub async fn run(root: &Path, command: DbCommand, ui: &Ui) -> anyhow::Result<()> {
+pub async fn run(root: &Path, command: DbCommand, ui: &'static Ui) -> anyhow::Result<()> {
     let project = Project::open(root)?;
     crate::ui::secret(&project.config.password);
     match command {
@@ -292,7 +297,7 @@ pub async fn run(root: &Path, command: DbCommand, ui: &Ui) -> anyhow::Result<()>
 
 /// `db setup`: build-then-swap on every target. On devenv's own server the database it
 /// replaces is kept as an automatic snapshot; elsewhere it is dropped once the new one is in.
-async fn setup(project: &Project, args: &TargetArgs, ui: &Ui) -> anyhow::Result<()> {
+async fn setup(project: &Project, args: &TargetArgs, ui: &'static Ui) -> anyhow::Result<()> {
     let t = resolve(project, args)?;
     project.config.check_files()?;
     guard(&t, project, "drop and rebuild", args.yes).await?;
@@ -308,7 +313,7 @@ async fn setup(project: &Project, args: &TargetArgs, ui: &Ui) -> anyhow::Result<
     let mut rebuilder = Rebuilder::new(t.server.clone()).one_shot();
     let rebuilt = rebuilder
         .rebuild(
-            &loader(&project.root, &t, ui.verbose),
+            &loader(&project.root, &t, ui),
             &target,
             &project.config.sql_files(),
         )

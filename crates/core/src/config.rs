@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod prod;
-pub use prod::{ProdConfig, DEFAULT_IP_SERVICE, PASSWORD_VAR};
+pub use prod::{ProdConfig, ProdSettingsError, DEFAULT_IP_SERVICE, PASSWORD_VAR};
 
 /// The config file's name at the project root.
 pub const FILE_NAME: &str = "devenv.yaml";
