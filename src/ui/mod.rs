@@ -8,12 +8,12 @@
 //! - [`style`]: the colours, and styling of lines replayed from a log;
 //! - [`progress`]: the spinner, and the file a load runs while it is slow;
 //! - [`sql`]: the loader's events, as every command shows them;
-//! - [`redact`]: secrets kept out of every line and of the tracing log;
+//! - [`mod@redact`]: secrets kept out of every line and of the tracing log;
 //! - [`text`]: an error chain on one line, a time for people.
 
-mod progress;
+pub mod progress;
 pub mod redact;
-mod sql;
+pub mod sql;
 pub mod style;
 pub mod text;
 

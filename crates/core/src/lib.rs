@@ -8,7 +8,7 @@
 //!   who, whether ready, how to reach its server, what a supervisor that died left.
 //! - [`state`]: `.devenv/`, what a supervisor recorded (before creating it).
 //! - [`lock`]: the supervisor lock; who runs, found in the world.
-//! - [`env`]: the exported variables and their formats.
+//! - [`mod@env`]: the exported variables and their formats.
 //! - [`db`]: database operations and devenv's marks on the databases it made.
 //! - [`rebuild`]: build a database under a temporary name, swap it in on success.
 //! - [`snapshot`]: copies of the live database kept in the cluster; save, list, restore, prune.

@@ -220,6 +220,17 @@ fn is_loopback_name(name: &str) -> bool {
 
 /// A connection string with its password masked, printed from its parsed form; a string that
 /// does not parse is not shown at all (it may hold a password where no parser expects one).
+///
+/// ```
+/// use devenv_server::mask;
+/// assert_eq!(
+///     mask("postgresql://app:s3cret@db.example.com:5432/app"),
+///     "postgresql://app:****@db.example.com:5432/app"
+/// );
+/// assert_eq!(mask("host=db.example.com password=s3cret user=app dbname=app"),
+///     "postgresql://app:****@db.example.com/app");
+/// assert!(!mask("postgresql://app:s3@cret@db.example.com/app").contains("cret"));
+/// ```
 pub fn mask(conninfo: &str) -> String {
     // A host holding `@` is the tail of a password with an unescaped `@` (libpq and
     // tokio-postgres both end the user info at the first `@`): not shown either.

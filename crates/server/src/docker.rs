@@ -19,6 +19,21 @@
 //!   nothing without them is ever removed. Containers are created with testcontainers' reuse
 //!   directive, so dropping a handle never removes one behind devenv's back: stopping is
 //!   explicit ([`DockerServer::stop`]), keeping is the default.
+//!
+//! What testcontainers does here, and why the rest is bollard: testcontainers finds the engine
+//! as every testcontainers user's tools do (`DOCKER_HOST`, `~/.testcontainers.properties`, the
+//! default socket; [`engine_client`] is its client), and creates and starts the container from
+//! testcontainers-modules' Postgres image type (image name and tag, `POSTGRES_*` variables,
+//! labels, the reuse directive, the command, mounts, a host-config modifier for the port
+//! binding, network and tmpfs). Everything a dev supervisor needs after that is outside what
+//! testcontainers offers, which is made for a container per test that goes with the test:
+//! user-defined networks found by name and shared between projects, named volumes that outlive
+//! the container, a container found again after a `kill -9` (inspect, labels), the engine's
+//! event stream to notice a death, logs followed, `docker exec` to repair a kept volume's
+//! password, and a clean stop with data kept. Those are bollard calls, through the client
+//! testcontainers re-exports (`testcontainers::bollard`), so both speak to one engine with one
+//! pinned bollard version (testcontainers 0.27 with bollard 0.20, which sends no API version:
+//! Docker 20.10 and newer engines accept it).
 
 use std::collections::HashMap;
 use std::time::Duration;

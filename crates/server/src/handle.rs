@@ -1,6 +1,6 @@
 //! A running server of any backend ([`Handle`]), what it is made of ([`Record`], written before
 //! it is created), and the one place that starts servers ([`start`], acting on
-//! [`crate::plan`]'s decision for `auto`).
+//! [`crate::plan()`]'s decision for `auto`).
 
 use std::time::Duration;
 

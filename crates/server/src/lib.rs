@@ -3,7 +3,7 @@
 //! module's internals.
 //!
 //! - [`Spec`] says what to run (identity, credentials, port, image, network, [`Storage`]);
-//!   [`start`] starts it with the backend [`plan`] picks for the configured [`Choice`], and
+//!   [`start`] starts it with the backend [`plan()`] picks for the configured [`Choice`], and
 //!   returns a [`Handle`]. Before creating anything, `start` hands the caller a [`Record`] of
 //!   what it is about to create, so a `down` after a SIGKILL at any moment finds all of it.
 //! - A [`Handle`] is a running server of any backend: [`Handle::server`] says how to reach it,
@@ -16,7 +16,7 @@
 //!   [`Record::log_file`] and [`Record::follow_container_log`] read the server's own log.
 //! - [`kept`]: the data a project keeps (find, describe, size, forget), its leftover
 //!   containers, its network.
-//! - [`plan`]: the one decision of which backend runs, used by `up` and `devenv doctor`;
+//! - [`mod@plan`]: the one decision of which backend runs, used by `up` and `devenv doctor`;
 //!   [`probe`]: what the machine offers (engine and image, binaries, account).
 //! - Backends: [`docker`] (cargo feature `docker`, on by default), [`native`], and external
 //!   servers, which are never started or stopped.

@@ -1,6 +1,6 @@
 //! What this machine offers for running a server: the Docker engine (and whether it has the
 //! image), PostgreSQL binaries, the account postgres would run as. `devenv doctor` reports
-//! these; [`crate::plan`] decides from them.
+//! these; [`crate::plan()`] decides from them.
 
 use std::path::PathBuf;
 

@@ -7,7 +7,7 @@
 //!   an advisory lock.
 //! - [`registry`]: the bookkeeping tables, the pool of ready clones, creating, dropping and
 //!   sweeping test databases.
-//! - [`acquire`]: a test database for one test, from the pool or cloned.
+//! - [`mod@acquire`]: a test database for one test, from the pool or cloned.
 //! - [`inventory`]: listing and pruning what is on the server.
 
 pub mod acquire;
