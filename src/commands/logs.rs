@@ -114,6 +114,8 @@ async fn follow_file(path: &Path, args: &LogsArgs, alive: impl Fn() -> bool) -> 
         if !alive() {
             return Ok(());
         }
+        // As `tail -f` without inotify: a look every 100 ms, cheap, and it also sees the
+        // writer's end and a truncated log, which file events alone would not say.
         tokio::time::sleep(Duration::from_millis(100)).await;
         // A new `up` truncates the log: start again from the top.
         if std::fs::metadata(path).map_or(0, |m| m.len()) < position {

@@ -412,19 +412,15 @@ impl DockerServer {
             })?;
         self.server = Server::local(port, &spec.user, &spec.password);
         spec.progress.report(Step::WaitingReady);
+        // The container's death during the wait comes from the engine's events.
         let state = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
         let watcher = {
             let (docker, id, state) = (self.docker.clone(), self.id.clone(), state.clone());
             tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    if let Some(gone) = not_running(&docker, &id).await {
-                        *state
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(gone);
-                        return;
-                    }
-                }
+                let gone = container_exited(&docker, &id).await;
+                *state
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(gone);
             })
         };
         let config = self.server.config("postgres");
@@ -600,42 +596,7 @@ impl DockerServer {
 
     /// Resolves when the container stops running, with how it ended.
     pub async fn exited(&self) -> String {
-        let filters = HashMap::from([
-            ("container".to_owned(), vec![self.id.clone()]),
-            ("type".to_owned(), vec!["container".to_owned()]),
-            (
-                "event".to_owned(),
-                vec!["die".to_owned(), "destroy".to_owned(), "oom".to_owned()],
-            ),
-        ]);
-        let mut events = self.docker.events(Some(
-            EventsOptionsBuilder::default().filters(&filters).build(),
-        ));
-        if let Some(gone) = not_running(&self.docker, &self.id).await {
-            return gone;
-        }
-        loop {
-            if let Some(Ok(_)) = events.next().await {
-                if let Some(gone) = not_running(&self.docker, &self.id).await {
-                    return gone;
-                }
-                continue;
-            }
-            // The engine dropped the stream: it stopped or restarted. Without live-restore its
-            // containers stop with it.
-            if let Some(gone) = not_running(&self.docker, &self.id).await {
-                return if gone == ENGINE_GONE {
-                    gone
-                } else {
-                    format!("the Docker engine restarted ({gone})")
-                };
-            }
-            // Still running (live-restore): listen again.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            events = self.docker.events(Some(
-                EventsOptionsBuilder::default().filters(&filters).build(),
-            ));
-        }
+        container_exited(&self.docker, &self.id).await
     }
 
     /// Stops the container (a clean shutdown when its data is kept) and removes it. Kept data
@@ -709,6 +670,47 @@ impl DockerServer {
 
 /// How a container ended when the engine itself went away.
 const ENGINE_GONE: &str = "the Docker engine stopped (it does not answer); the container stays until `devenv down` finds the engine back";
+
+/// Resolves when the container `id` stops running, with how it ended: on the engine's event
+/// stream (a `die`, `destroy` or `oom` event, or the stream ending with the engine).
+async fn container_exited(docker: &Docker, id: &str) -> String {
+    let filters = HashMap::from([
+        ("container".to_owned(), vec![id.to_owned()]),
+        ("type".to_owned(), vec!["container".to_owned()]),
+        (
+            "event".to_owned(),
+            vec!["die".to_owned(), "destroy".to_owned(), "oom".to_owned()],
+        ),
+    ]);
+    let mut events = docker.events(Some(
+        EventsOptionsBuilder::default().filters(&filters).build(),
+    ));
+    if let Some(gone) = not_running(docker, id).await {
+        return gone;
+    }
+    loop {
+        if let Some(Ok(_)) = events.next().await {
+            if let Some(gone) = not_running(docker, id).await {
+                return gone;
+            }
+            continue;
+        }
+        // The engine dropped the stream: it stopped or restarted. Without live-restore its
+        // containers stop with it.
+        if let Some(gone) = not_running(docker, id).await {
+            return if gone == ENGINE_GONE {
+                gone
+            } else {
+                format!("the Docker engine restarted ({gone})")
+            };
+        }
+        // Still running (live-restore): listen again.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        events = docker.events(Some(
+            EventsOptionsBuilder::default().filters(&filters).build(),
+        ));
+    }
+}
 
 /// `Some(how it ended)` when the container is not running (or gone).
 async fn not_running(docker: &Docker, id: &str) -> Option<String> {

@@ -445,6 +445,8 @@ impl NativeServer {
         let pid = process::postmaster_of(&layout.data_dir)?;
         let (tx, exited) = watch::channel(None);
         tokio::spawn(async move {
+            // Not this process's child (another `up` started it), so no exit status to wait
+            // on: polled.
             while process::alive(pid) {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

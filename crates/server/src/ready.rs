@@ -47,7 +47,8 @@ pub async fn wait_ready(
                 last: Some(last),
             });
         }
-        // Poll briskly while a start is expected to finish, then back off.
+        // Nothing tells from outside when a server starts accepting connections: polled,
+        // briskly while a start is expected to finish, then backing off.
         tokio::time::sleep(delay).await;
         delay = if started.elapsed() > Duration::from_secs(3) {
             Duration::from_millis(50)
