@@ -33,8 +33,8 @@ pub const SLOW_FILE: Duration = Duration::from_millis(300);
 struct Loading {
     /// Whether files are shown (between [`Ui::loading`] and [`Ui::done`]).
     on: bool,
-    /// The file running now: its name, bytes done, size.
-    file: Option<(String, u64, u64)>,
+    /// The file running now: its name, bytes done, size; statements the load has run.
+    file: Option<(String, u64, u64, usize)>,
     /// When each file of the load started.
     started: HashMap<String, Instant>,
 }
@@ -42,10 +42,15 @@ struct Loading {
 impl Loading {
     /// What the spinner adds: the file, once it has run for [`SLOW_FILE`].
     fn shown(&self) -> Option<String> {
-        let (name, done, total) = self.file.as_ref()?;
+        let (name, done, total, statements) = self.file.as_ref()?;
         let slow = self.started.get(name)?.elapsed() >= SLOW_FILE;
-        (self.on && slow)
-            .then(|| format!(" — {name}: {} of {}", HumanBytes(*done), HumanBytes(*total)))
+        (self.on && slow).then(|| {
+            format!(
+                " — {name}: {} of {}, {statements} statements",
+                HumanBytes(*done),
+                HumanBytes(*total)
+            )
+        })
     }
 }
 
@@ -195,7 +200,12 @@ impl Ui {
                     ));
                 }
             }
-            devenv_sql::Event::Progress { path, done, total } => {
+            devenv_sql::Event::Progress {
+                path,
+                done,
+                total,
+                statements,
+            } => {
                 let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
                 if loading.on {
                     let name = path.display().to_string();
@@ -207,7 +217,7 @@ impl Ui {
                             .entry(name.clone())
                             .or_insert_with(Instant::now);
                     }
-                    loading.file = Some((name, *done, *total));
+                    loading.file = Some((name, *done, *total, *statements));
                 }
             }
         })

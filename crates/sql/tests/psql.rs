@@ -374,7 +374,7 @@ async fn copy_a_csv_with_header_and_quoted_commas() {
         .collect();
     assert_eq!(names, ["seed.sql", "users.csv", "more.csv"]);
     // The static listing (the fixture's template key) finds the same files.
-    let listed: Vec<_> = devenv_sql::files_read(dir.path(), &["seed.sql"])
+    let listed: Vec<_> = devenv_sql::files_read(dir.path(), &["seed.sql"], &Default::default())
         .into_iter()
         .map(|input| input.path)
         .collect();

@@ -65,8 +65,11 @@ impl Run<'_> {
         };
         let session = self.session(file, start).await?;
         let result = session.client.simple_query(sql).await;
+        if result.is_ok() {
+            session.track(sql);
+        }
         self.report_notices(file, start);
-        let messages = result.map_err(|e| self.server_error(file, query, None, &e))?;
+        let messages = result.map_err(|e| self.server_error(file, query, None, &e, 0))?;
         self.summary.statements += 1;
         let mut described = false;
         let mut rows = Vec::new();
