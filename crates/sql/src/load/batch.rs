@@ -11,27 +11,30 @@
 //! a variable whose value has a `;`) is sent alone too.
 //!
 //! ## Same result, same error, same state as psql
-//! Outside a transaction block (psql's autocommit) the run goes in one simple-query message as
-//! `BEGIN; s1; COMMIT; BEGIN; s2; COMMIT; ...`: each statement commits on its own, as in psql,
-//! and the server stops at the first error and skips the rest of the message, so nothing
-//! after the failing statement runs. The statements before it are committed, the failing
-//! one's own block is rolled back: the state psql's `ON_ERROR_STOP` leaves, sequence values
+//! Outside a transaction block (psql's autocommit) the run goes in one simple-query message,
+//! which the server runs as one transaction, after `SET CONSTRAINTS ALL IMMEDIATE` (so a
+//! deferred constraint is checked at each statement's end, where psql's per-statement commit
+//! checks it) and a read of the sequences' positions (in the same message: no round trip).
+//! When it commits, the database holds what psql's statements would have left. When any of
+//! it fails, the server has rolled all of it back; the loader puts the sequences back where
+//! they were (`setval`: their advances are the one thing a rollback keeps) and sends the
+//! run's statements again one at a time, as psql does: the statements before the bad one
+//! commit, the bad one fails with psql's error at its own `path:line:col`, and nothing after
+//! it runs. So an error leaves the state psql's `ON_ERROR_STOP` leaves, sequence values
 //! included (`devenv db seed` loads straight into a database, with no build-then-swap to
-//! throw a wrong state away). The failing statement is the one whose `BEGIN` completed last
-//! (the server answers each command with its completion, in order); its error, and the
-//! server's position in the message, map back to its own `path:line:col` as for a statement
-//! sent alone. A message the server cannot parse at all (a syntax error in any statement of
-//! it) runs nothing, and is sent again one statement at a time, which stops at the bad one
-//! exactly as psql does.
+//! throw a wrong state away), and a run that fails only as a whole (too many locks for one
+//! transaction) loads one statement at a time. Notices of a run that failed are dropped:
+//! the statements raise them again.
 //!
 //! Inside a transaction block the file opened (`BEGIN` ... `COMMIT`, followed from the
-//! statements sent: [`super::session`]), the run goes without the wrappers: psql runs those
-//! statements in the same block, and an error aborts the block in both.
+//! statements sent: [`super::session`]) the run goes as it is: psql runs those statements in
+//! the same block, and an error aborts the block in both; the failing statement is the one
+//! the server's position points into, else the one after the last that completed.
 //!
-//! One difference remains: the statements of one message share the message's
-//! `statement_timestamp()`, so `now()` (and a column's `DEFAULT now()`) is the same for the
-//! rows of one batch where psql gives each statement its own microsecond; `psql -1` gives
-//! the whole file one value.
+//! Differences that remain: the statements of one run share one transaction, so `now()` (and
+//! a column's `DEFAULT now()`) is the same for its rows where psql gives each statement its
+//! own microsecond (`psql -1` gives the whole file one value), and a temporary table `ON
+//! COMMIT DELETE ROWS` keeps its rows until the run ends.
 //!
 //! Notices are reported at the statement that raised them (the server sends them before
 //! that statement's completion).
@@ -132,11 +135,13 @@ impl Run<'_> {
         }
         let first = statements[0].start();
         let session = self.session(file, first).await?;
-        let wrap = !session.in_block;
-        let (text, starts) = message(&statements, wrap);
-        let per = if wrap { 3 } else { 1 };
+        let own = !session.in_block;
+        let (text, starts) = message(&statements, own);
+        let prelude = if own { 2 } else { 0 };
         let mut completions = 0usize;
+        let mut positions: Vec<(u32, Option<String>)> = Vec::new();
         let mut failure = None;
+        let mut notices = Vec::new();
         match session.client.simple_query_raw(&text).await {
             Err(e) => failure = Some(e),
             Ok(stream) => {
@@ -145,8 +150,14 @@ impl Run<'_> {
                     match message {
                         Ok(SimpleQueryMessage::CommandComplete(_)) => {
                             completions += 1;
-                            let at = statements[(completions - 1) / per].start();
-                            self.report_notices(file, at);
+                            let at = completions.saturating_sub(prelude + 1);
+                            let raised = std::iter::from_fn(|| session.notices.try_recv().ok());
+                            notices.extend(raised.map(|n| (at.min(statements.len() - 1), n)));
+                        }
+                        Ok(SimpleQueryMessage::Row(row)) if completions == 0 && own => {
+                            if let Some(oid) = row.get(0).and_then(|o| o.parse().ok()) {
+                                positions.push((oid, row.get(1).map(str::to_owned)));
+                            }
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -158,6 +169,9 @@ impl Run<'_> {
             }
         }
         let Some(e) = failure else {
+            for (at, notice) in &notices {
+                self.notice(file, statements[*at].start(), notice);
+            }
             self.summary.statements += statements.len();
             *previous = statements.into_iter().last();
             return Ok(());
@@ -165,56 +179,80 @@ impl Run<'_> {
         if e.as_db_error().is_none() {
             // The connection broke: which statements ran is not known.
             self.session = None;
-            let at = statements[completions / per].start();
+            let at = statements[completions.saturating_sub(prelude).min(statements.len() - 1)]
+                .start();
             return Err(file.error(at, ErrorKind::Client(client_error_text(&e))));
         }
-        if wrap && completions == 0 {
-            // The message did not parse: nothing ran. One at a time, psql's way.
+        if own {
+            // All of it was rolled back: the sequences go back, then psql's way.
+            if let Some(session) = self.session.as_mut() {
+                if let Some(sql) = restore_sequences(&positions) {
+                    let _ = session.client.simple_query(&sql).await;
+                }
+                while session.notices.try_recv().is_ok() {}
+            }
             for statement in statements {
                 self.statement(file, &statement, None).await?;
                 *previous = Some(statement);
             }
             return Ok(());
         }
-        let failed = if wrap {
-            (completions - 1) / 3
-        } else {
-            position_statement(&e, &text, &starts).unwrap_or(completions)
+        for (at, notice) in &notices {
+            self.notice(file, statements[*at].start(), notice);
         }
-        .min(statements.len() - 1);
+        let failed = position_statement(&e, &text, &starts)
+            .unwrap_or(completions)
+            .min(statements.len() - 1);
         self.summary.statements += failed;
         let sent_at = text[..starts[failed]].chars().count();
-        let error = self.server_error(file, &statements[failed], None, &e, sent_at);
-        if wrap {
-            // The failing statement's own block is left aborted; end it (its notices, such
-            // as "no transaction in progress" after a failed COMMIT, are not the file's).
-            if let Some(session) = self.session.as_mut() {
-                let _ = session.client.simple_query("ROLLBACK").await;
-                while session.notices.try_recv().is_ok() {}
-            }
-        }
-        Err(error)
+        Err(self.server_error(file, &statements[failed], None, &e, sent_at))
     }
 }
 
-/// The text sent for `statements`, and where each one's text starts in it (bytes).
-fn message(statements: &[Statement], wrap: bool) -> (String, Vec<usize>) {
-    let bytes: usize = statements.iter().map(|s| s.sql.len() + 16).sum();
-    let mut text = String::with_capacity(bytes);
+/// Reads the position of every sequence this session may read and set (`pg_sequence_last_value`
+/// is NULL before the first `nextval`).
+const SEQUENCES: &str = "SELECT s.seqrelid::int8, pg_catalog.pg_sequence_last_value(s.seqrelid) \
+     FROM pg_catalog.pg_sequence s \
+     WHERE pg_catalog.has_sequence_privilege(s.seqrelid, 'SELECT') \
+     AND pg_catalog.has_sequence_privilege(s.seqrelid, 'UPDATE');";
+
+/// The statement that puts the sequences back at `positions` (oid, last value).
+fn restore_sequences(positions: &[(u32, Option<String>)]) -> Option<String> {
+    let values: Vec<String> = positions
+        .iter()
+        .map(|(oid, last)| match last {
+            Some(last) if last.bytes().all(|b| b.is_ascii_digit() || b == b'-') => {
+                format!("({oid}::oid, {last}::int8)")
+            }
+            _ => format!("({oid}::oid, NULL::int8)"),
+        })
+        .collect();
+    (!values.is_empty()).then(|| {
+        format!(
+            "SELECT pg_catalog.setval(s.seqrelid, coalesce(v.last, s.seqstart), v.last IS NOT NULL) \
+             FROM (VALUES {}) v(id, last) JOIN pg_catalog.pg_sequence s ON s.seqrelid = v.id",
+            values.join(", ")
+        )
+    })
+}
+
+/// The text sent for `statements` (with the prelude of a run of its own), and where each
+/// one's text starts in it (bytes).
+fn message(statements: &[Statement], own: bool) -> (String, Vec<usize>) {
+    let bytes: usize = statements.iter().map(|s| s.sql.len() + 2).sum();
+    let mut text = String::with_capacity(bytes + SEQUENCES.len() + 32);
+    if own {
+        text.push_str(SEQUENCES);
+        text.push_str("SET CONSTRAINTS ALL IMMEDIATE;");
+    }
     let mut starts = Vec::with_capacity(statements.len());
     for statement in statements {
         let sql = String::from_utf8_lossy(&statement.sql);
-        if wrap {
-            text.push_str("BEGIN;");
-        }
         starts.push(text.len());
         text.push_str(&sql);
         if !sql.ends_with(';') {
             // The file's last statement may end without `;`, even in a `--` comment.
             text.push_str("\n;");
-        }
-        if wrap {
-            text.push_str("COMMIT;");
         }
     }
     (text, starts)

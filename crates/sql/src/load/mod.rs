@@ -627,16 +627,19 @@ impl Run<'_> {
         };
         let notices: Vec<DbError> =
             std::iter::from_fn(|| session.notices.try_recv().ok()).collect();
-        if !notices.is_empty() {
-            let location = file.location(offset);
-            for notice in &notices {
-                (self.loader.events)(&Event::Notice {
-                    location: &location,
-                    severity: notice.severity(),
-                    message: notice.message(),
-                });
-            }
+        for notice in &notices {
+            self.notice(file, offset, notice);
         }
+    }
+
+    /// Passes one notice to the event handler, at `offset`.
+    fn notice(&self, file: &File, offset: usize, notice: &DbError) {
+        let location = file.location(offset);
+        (self.loader.events)(&Event::Notice {
+            location: &location,
+            severity: notice.severity(),
+            message: notice.message(),
+        });
     }
 
     /// The error for a failed statement: at the server's position in it, at `data_error` (the
