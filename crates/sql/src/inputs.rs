@@ -51,24 +51,40 @@ pub fn on_disk(root: &Path, shown: &Path) -> PathBuf {
 }
 
 /// Where a file that meta-command `command` names with `target` in the file shown as
-/// `including` is looked for, in order (paths as shown, relative to the root), each with why
-/// there. `\ir` and `\include_relative`: beside the including file only. `\i`,
-/// `\include`, `\copy` (and `\o`): first as psql would, from its working directory, for
-/// which the project root stands; then beside the including file, so that a file moved
-/// under `db/` with its neighbours still loads.
-pub fn candidates(command: &str, including: &Path, target: &str) -> Vec<(PathBuf, &'static str)> {
+/// `including` (of the load's top-level file `top`) is looked for, in order (paths as shown,
+/// relative to the root), each with why there. `\ir` and `\include_relative`: beside the
+/// including file only. `\i`, `\include`, `\copy` (and `\o`): first as psql would, from
+/// its working directory, for which the project root stands; then as psql run from the
+/// top-level file's directory would (`cd db && psql -f install.sql`); then beside the file
+/// holding the command.
+pub fn candidates(
+    command: &str,
+    including: &Path,
+    top: &Path,
+    target: &str,
+) -> Vec<(PathBuf, &'static str)> {
     const ROOT: &str = "from the project root, as psql from its working directory";
+    const TOP: &str = "from the directory of the file loaded, as psql run there";
     const BESIDE: &str = "beside the file holding the command";
     let target = Path::new(target);
-    let beside = including
-        .parent()
-        .map_or_else(|| target.to_path_buf(), |dir| dir.join(target));
-    match command {
-        "ir" | "include_relative" => vec![(beside, BESIDE)],
-        _ if target.is_absolute() => vec![(target.to_path_buf(), "as given")],
-        _ if beside == target => vec![(beside, ROOT)],
-        _ => vec![(target.to_path_buf(), ROOT), (beside, BESIDE)],
+    let beside = |file: &Path| {
+        file.parent()
+            .map_or_else(|| target.to_path_buf(), |dir| dir.join(target))
+    };
+    if matches!(command, "ir" | "include_relative") {
+        return vec![(beside(including), BESIDE)];
     }
+    if target.is_absolute() {
+        return vec![(target.to_path_buf(), "as given")];
+    }
+    let mut out: Vec<(PathBuf, &'static str)> = vec![(target.to_path_buf(), ROOT)];
+    let tops = (top != including).then(|| (beside(top), TOP));
+    for (path, why) in tops.into_iter().chain([(beside(including), BESIDE)]) {
+        if !out.iter().any(|(p, _)| *p == path) {
+            out.push((path, why));
+        }
+    }
+    out
 }
 
 /// The first of `candidates` (as shown) that exists under `root`, else `None`. One that exists
@@ -145,8 +161,10 @@ pub fn files_read<P: AsRef<Path>>(root: &Path, files: &[P], vars: &Variables) ->
         seen: HashSet::new(),
         out: Vec::new(),
         vars: vars.clone(),
+        top: PathBuf::new(),
     };
     for file in files {
+        walk.top = file.as_ref().to_path_buf();
         walk.sql(file.as_ref(), 0);
     }
     walk.out
@@ -158,6 +176,8 @@ struct Walk<'r> {
     out: Vec<Input>,
     /// `\set` values so far, as one psql run carries them from file to file.
     vars: Variables,
+    /// The top-level file being walked.
+    top: PathBuf,
 }
 
 impl Walk<'_> {
@@ -193,7 +213,7 @@ impl Walk<'_> {
             };
             match (meta.name.as_str(), meta.args.as_slice()) {
                 ("i" | "include" | "ir" | "include_relative", [target]) => {
-                    let candidates = candidates(&meta.name, shown, target);
+                    let candidates = candidates(&meta.name, shown, &self.top, target);
                     let Some(next) = resolve(self.root, &candidates) else {
                         continue;
                     };
@@ -207,7 +227,7 @@ impl Walk<'_> {
                         ..
                     }) = SlashCopy::parse(line)
                     {
-                        if let Some(data) = resolve(self.root, &candidates("copy", shown, &target)) {
+                        if let Some(data) = resolve(self.root, &candidates("copy", shown, &self.top, &target)) {
                             self.add(&data, InputKind::Data);
                         }
                     }

@@ -245,8 +245,9 @@ pub fn next_arg(
                         at: open,
                         message: "unterminated quoted string",
                     })?;
+                // Unrun (psql runs it only where it uses the argument), its text stays.
                 shell.get_or_insert(open);
-                out.extend_from_slice(&src[open..=open + 1 + close]);
+                out.extend_from_slice(&src[open + 1..open + 1 + close]);
                 *pos = open + close + 2;
             }
             b':' => match variable(src, *pos, end, vars) {

@@ -53,7 +53,7 @@ impl Run<'_> {
         let (data_file, data) = match &copy.source {
             CopySource::Inline => (file, inline_copy_data(file, cx.scanner)),
             CopySource::File(name) => {
-                let candidates = crate::inputs::candidates(&meta.name, &file.path, name);
+                let candidates = crate::inputs::candidates(&meta.name, &file.path, &self.top, name);
                 let arg_at = meta.arg_starts.first().copied().unwrap_or(at);
                 let (path, src) = self
                     .read(&candidates, "data file", Some((file, arg_at)))

@@ -289,7 +289,7 @@ impl Run<'_> {
                 ),
             ));
         }
-        let candidates = crate::inputs::candidates(&meta.name, &file.path, arg);
+        let candidates = crate::inputs::candidates(&meta.name, &file.path, &self.top, arg);
         let arg_at = meta.arg_starts.first().copied().unwrap_or(meta.span.start);
         let (path, src) = self
             .read(&candidates, "included file", Some((file, arg_at)))
@@ -301,16 +301,36 @@ impl Run<'_> {
         outcome.map(drop)
     }
 
-    fn echo(&self, meta: &Meta) {
-        // `-n` (no newline, first and unquoted) has no meaning for line-wise events.
-        let skip = usize::from(
-            meta.args.first().is_some_and(|a| a == "-n") && meta.arg_quoted.first() == Some(&false),
-        );
-        let text = meta.args[skip..].join(" ");
-        if meta.name == "echo" {
-            (self.loader.events)(&Event::Echo(&text));
+    /// `\echo` and `\warn`; with `-n` (first, unquoted) the line is not ended yet: the text
+    /// goes out with the next one (or at the end of the load), as psql prints it.
+    fn echo(&mut self, meta: &Meta) {
+        let no_newline =
+            meta.args.first().is_some_and(|a| a == "-n") && meta.arg_quoted.first() == Some(&false);
+        let text = meta.args[usize::from(no_newline)..].join(" ");
+        let warn = meta.name == "warn";
+        let unended = &mut self.unended[usize::from(warn)];
+        unended.push_str(&text);
+        if !no_newline {
+            let line = std::mem::take(unended);
+            self.line(warn, &line);
+        }
+    }
+
+    fn line(&self, warn: bool, text: &str) {
+        if warn {
+            (self.loader.events)(&Event::Warn(text));
         } else {
-            (self.loader.events)(&Event::Warn(&text));
+            (self.loader.events)(&Event::Echo(text));
+        }
+    }
+
+    /// Ends what `\echo -n` and `\warn -n` left unended.
+    pub(super) fn end_lines(&mut self) {
+        for warn in [false, true] {
+            let line = std::mem::take(&mut self.unended[usize::from(warn)]);
+            if !line.is_empty() {
+                self.line(warn, &line);
+            }
         }
     }
 

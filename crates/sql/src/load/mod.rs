@@ -252,14 +252,23 @@ impl Loader {
             restricted: None,
             env: BTreeMap::new(),
             progress_at: Instant::now(),
+            unended: [String::new(), String::new()],
+            top: PathBuf::new(),
         };
-        for file in files {
-            let listed = file.as_ref().to_path_buf();
-            let (path, src) = run.read(&[(listed, "as listed")], "file", None).await?;
-            run.start_session().await?;
-            run.run_file(path, src, 0).await?;
-            run.end_of_file_session().await?;
+        let outcome = async {
+            for file in files {
+                let listed = file.as_ref().to_path_buf();
+                let (path, src) = run.read(&[(listed, "as listed")], "file", None).await?;
+                run.top.clone_from(&path);
+                run.start_session().await?;
+                run.run_file(path, src, 0).await?;
+                run.end_of_file_session().await?;
+            }
+            Ok(())
         }
+        .await;
+        run.end_lines();
+        outcome?;
         run.summary.elapsed = started.elapsed();
         Ok(run.summary)
     }
@@ -287,6 +296,10 @@ struct Run<'l> {
     env: BTreeMap<String, Option<String>>,
     /// When the last [`Event::Progress`] went out.
     progress_at: Instant,
+    /// Text of `\echo -n` and `\warn -n` not yet ended by a newline, as psql leaves it.
+    unended: [String; 2],
+    /// The top-level file running (relative paths are also looked for from its directory).
+    top: PathBuf,
 }
 
 /// A file being run: what errors point into.
