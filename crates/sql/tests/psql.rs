@@ -73,29 +73,9 @@ async fn psql(dir: &Path, file: &str) -> (Outcome, String, String) {
     (outcome, stderr, db)
 }
 
-/// psql 15 (`-X -q -v ON_ERROR_STOP=1 -o /dev/null`, then `args`) run from `dir` on `file`
-/// in `db`: its output.
-async fn psql_output(dir: &Path, file: &str, db: &str, args: &[&str]) -> std::process::Output {
-    let server = support::server().await;
-    let s = server.server();
-    let bin = devenv_server::native::find_bin_dir()
-        .await
-        .expect("PostgreSQL binaries")
-        .join("psql");
-    Command::new(&bin)
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null"])
-        .args(["-h", &s.host(), "-p", &s.port().to_string(), "-U", s.user()])
-        .args(args)
-        .args(["-d", db, "-f", file])
-        .env("PGPASSWORD", s.password())
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("these tests compare with psql; run {}: {e}", bin.display()))
-}
-
 /// [`psql`] in an existing database `db`, with more arguments: its outcome and its stderr.
 async fn psql_in(dir: &Path, file: &str, db: &str, args: &[&str]) -> (Outcome, String) {
-    let out = psql_output(dir, file, db, args).await;
+    let out = support::psql(dir, file, db, args).await;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let echoes = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -649,7 +629,7 @@ async fn loader_printed(dir: &Path, file: &str, db: &str, vars: &[(&str, &str)])
 
 /// Runs `file` of `dir` in `db` with psql 15 (`args` before `-f`).
 async fn psql_printed(dir: &Path, file: &str, db: &str, args: &[&str]) -> Printed {
-    let out = psql_output(dir, file, db, args).await;
+    let out = support::psql(dir, file, db, args).await;
     let mut printed = Printed {
         out: String::from_utf8_lossy(&out.stdout)
             .lines()

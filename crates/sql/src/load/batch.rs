@@ -11,36 +11,31 @@
 //! a variable whose value has a `;`) is sent alone too.
 //!
 //! ## Same result, same error, same state as psql
-//! Outside a transaction block (psql's autocommit) the run goes in one simple-query message,
-//! which the server runs as one transaction, after `SET CONSTRAINTS ALL IMMEDIATE` (so a
-//! deferred constraint is checked at each statement's end, where psql's per-statement commit
-//! checks it) and a read of the sequences' positions (in the same message: no round trip).
-//! When it commits, the database holds what psql's statements would have left. When any of
-//! it fails, the server has rolled all of it back; the loader puts the sequences back where
-//! they were (`setval`: their advances are the one thing a rollback keeps) and sends the
-//! run's statements again one at a time, as psql does: the statements before the bad one
-//! commit, the bad one fails with psql's error at its own `path:line:col`, and nothing after
-//! it runs. So an error leaves the state psql's `ON_ERROR_STOP` leaves, sequence values
-//! included (`devenv db seed` loads straight into a database, with no build-then-swap to
-//! throw a wrong state away), and a run that fails only as a whole (too many locks for one
-//! transaction) loads one statement at a time. Notices of a run that failed are dropped:
-//! the statements raise them again.
+//! The run goes in one simple-query message, in a transaction of its own outside a block
+//! (`BEGIN; SET CONSTRAINTS ALL IMMEDIATE; ...`: a deferred constraint is checked at each
+//! statement's end, where psql's per-statement commit checks it), or under a savepoint
+//! inside the file's own block; the message also reads the sequences' positions. When every
+//! statement ran and none raised a notice, the loader commits (or releases the savepoint):
+//! the database holds what psql's statements would have left.
 //!
-//! Inside a transaction block the file opened (`BEGIN` ... `COMMIT`, followed from the
-//! statements sent: [`super::session`]) the run goes as it is: psql runs those statements in
-//! the same block, and an error aborts the block in both; the failing statement is the one
-//! the server's position points into, else the one after the last that completed.
+//! Otherwise (an error, a notice, a commit that fails), the loader rolls the run back (to
+//! the savepoint), puts the sequences back where they were (`setval`: their advances are the
+//! one thing a rollback keeps) and sends the run's statements again one at a time, as psql
+//! does: the statements before a bad one commit, the bad one fails with psql's error at its
+//! own `path:line:col` (inside a block, it aborts the block as psql's does), nothing after it
+//! runs, and each notice is reported at its own statement. So an error leaves the state
+//! psql's `ON_ERROR_STOP` leaves, sequence values included (`devenv db seed` loads straight
+//! into a database, with no build-then-swap to throw a wrong state away), and a run that
+//! fails only as a whole (too many locks for one transaction) loads one statement at a time.
+//! (The server sends notices on a channel of their own, so which statement of a run raised
+//! one cannot be told; the rerun tells.)
 //!
 //! Differences that remain: the statements of one run share one transaction, so `now()` (and
 //! a column's `DEFAULT now()`) is the same for its rows where psql gives each statement its
 //! own microsecond (`psql -1` gives the whole file one value), and a temporary table `ON
 //! COMMIT DELETE ROWS` keeps its rows until the run ends.
-//!
-//! Notices are reported at the statement that raised them (the server sends them before
-//! that statement's completion).
 
 use futures_util::StreamExt as _;
-use tokio_postgres::error::ErrorPosition;
 use tokio_postgres::SimpleQueryMessage;
 
 use super::{File, Run};
@@ -136,25 +131,18 @@ impl Run<'_> {
         let first = statements[0].start();
         let session = self.session(file, first).await?;
         let own = !session.in_block;
-        let (text, starts) = message(&statements, own);
-        let prelude = if own { 2 } else { 0 };
+        let (text, prelude) = message(&statements, own);
         let mut completions = 0usize;
         let mut positions: Vec<(u32, Option<String>)> = Vec::new();
         let mut failure = None;
-        let mut notices = Vec::new();
         match session.client.simple_query_raw(&text).await {
             Err(e) => failure = Some(e),
             Ok(stream) => {
                 futures_util::pin_mut!(stream);
                 while let Some(message) = stream.next().await {
                     match message {
-                        Ok(SimpleQueryMessage::CommandComplete(_)) => {
-                            completions += 1;
-                            let at = completions.saturating_sub(prelude + 1);
-                            let raised = std::iter::from_fn(|| session.notices.try_recv().ok());
-                            notices.extend(raised.map(|n| (at.min(statements.len() - 1), n)));
-                        }
-                        Ok(SimpleQueryMessage::Row(row)) if completions == 0 && own => {
+                        Ok(SimpleQueryMessage::CommandComplete(_)) => completions += 1,
+                        Ok(SimpleQueryMessage::Row(row)) if completions < prelude => {
                             if let Some(oid) = row.get(0).and_then(|o| o.parse().ok()) {
                                 positions.push((oid, row.get(1).map(str::to_owned)));
                             }
@@ -168,44 +156,45 @@ impl Run<'_> {
                 }
             }
         }
-        let Some(e) = failure else {
-            for (at, notice) in &notices {
-                self.notice(file, statements[*at].start(), notice);
-            }
-            self.summary.statements += statements.len();
-            *previous = statements.into_iter().last();
-            return Ok(());
-        };
-        if e.as_db_error().is_none() {
+        if failure.as_ref().is_some_and(|e| e.as_db_error().is_none()) {
             // The connection broke: which statements ran is not known.
             self.session = None;
+            let e = failure.expect("checked above");
             let at = statements[completions.saturating_sub(prelude).min(statements.len() - 1)]
                 .start();
             return Err(file.error(at, ErrorKind::Client(client_error_text(&e))));
         }
-        if own {
-            // All of it was rolled back: the sequences go back, then psql's way.
-            if let Some(session) = self.session.as_mut() {
-                if let Some(sql) = restore_sequences(&positions) {
-                    let _ = session.client.simple_query(&sql).await;
-                }
-                while session.notices.try_recv().is_ok() {}
+        // Every notice of the message came before its end.
+        let noticed = std::iter::from_fn(|| session.notices.try_recv().ok()).count() > 0;
+        if failure.is_none() && !noticed {
+            let end = if own {
+                "COMMIT"
+            } else {
+                "RELEASE SAVEPOINT devenv_batch"
+            };
+            if session.client.simple_query(end).await.is_ok() {
+                self.summary.statements += statements.len();
+                self.summary.batched += statements.len();
+                *previous = statements.into_iter().last();
+                return Ok(());
             }
-            for statement in statements {
-                self.statement(file, &statement, None).await?;
-                *previous = Some(statement);
-            }
-            return Ok(());
         }
-        for (at, notice) in &notices {
-            self.notice(file, statements[*at].start(), notice);
+        // Undone, then psql's way.
+        let undo = if own {
+            "ROLLBACK"
+        } else {
+            "ROLLBACK TO SAVEPOINT devenv_batch; RELEASE SAVEPOINT devenv_batch"
+        };
+        let _ = session.client.batch_execute(undo).await;
+        if let Some(sql) = restore_sequences(&positions) {
+            let _ = session.client.simple_query(&sql).await;
         }
-        let failed = position_statement(&e, &text, &starts)
-            .unwrap_or(completions)
-            .min(statements.len() - 1);
-        self.summary.statements += failed;
-        let sent_at = text[..starts[failed]].chars().count();
-        Err(self.server_error(file, &statements[failed], None, &e, sent_at))
+        while session.notices.try_recv().is_ok() {}
+        for statement in statements {
+            self.statement(file, &statement, None).await?;
+            *previous = Some(statement);
+        }
+        Ok(())
     }
 }
 
@@ -236,36 +225,26 @@ fn restore_sequences(positions: &[(u32, Option<String>)]) -> Option<String> {
     })
 }
 
-/// The text sent for `statements` (with the prelude of a run of its own), and where each
-/// one's text starts in it (bytes).
-fn message(statements: &[Statement], own: bool) -> (String, Vec<usize>) {
+/// The text sent for `statements`: a transaction of its own (`own`) or a savepoint, the
+/// sequences' positions, the statements; and how many commands come before the statements.
+fn message(statements: &[Statement], own: bool) -> (String, usize) {
     let bytes: usize = statements.iter().map(|s| s.sql.len() + 2).sum();
-    let mut text = String::with_capacity(bytes + SEQUENCES.len() + 32);
-    if own {
-        text.push_str(SEQUENCES);
-        text.push_str("SET CONSTRAINTS ALL IMMEDIATE;");
-    }
-    let mut starts = Vec::with_capacity(statements.len());
+    let mut text = String::with_capacity(bytes + SEQUENCES.len() + 64);
+    let prelude = if own {
+        text.push_str("BEGIN;SET CONSTRAINTS ALL IMMEDIATE;");
+        3
+    } else {
+        text.push_str("SAVEPOINT devenv_batch;");
+        2
+    };
+    text.push_str(SEQUENCES);
     for statement in statements {
         let sql = String::from_utf8_lossy(&statement.sql);
-        starts.push(text.len());
         text.push_str(&sql);
         if !sql.ends_with(';') {
             // The file's last statement may end without `;`, even in a `--` comment.
             text.push_str("\n;");
         }
     }
-    (text, starts)
-}
-
-/// The statement the server's error position points into, if it gives one.
-fn position_statement(e: &tokio_postgres::Error, text: &str, starts: &[usize]) -> Option<usize> {
-    let Some(ErrorPosition::Original(pos)) = e.as_db_error()?.position() else {
-        return None;
-    };
-    let byte = text
-        .char_indices()
-        .nth((*pos as usize).saturating_sub(1))
-        .map_or(text.len(), |(i, _)| i);
-    Some(starts.partition_point(|&s| s <= byte).saturating_sub(1))
+    (text, prelude)
 }

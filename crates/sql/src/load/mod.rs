@@ -42,7 +42,7 @@ use crate::error::{client_error_text, ErrorKind, LoadError, Location};
 use crate::inputs::{ReadError, MAX_INCLUDE_DEPTH};
 use crate::scan::{line_col, line_text, Item, Scanner, Statement, Variables, MAX_INPUT};
 
-mod batch;
+pub mod batch;
 mod copy;
 mod meta;
 mod query;
@@ -154,6 +154,8 @@ pub struct LoadSummary {
     pub files: Vec<PathBuf>,
     /// Statements executed.
     pub statements: usize,
+    /// Of those, how many went to the server in runs of several ([`batch`]).
+    pub batched: usize,
     /// Rows loaded through COPY.
     pub copy_rows: u64,
     /// Wall time.
@@ -604,7 +606,7 @@ impl Run<'_> {
                     (Some(data), Some(db)) => self.copy_error_offset(file, data, sql, db).await,
                     _ => None,
                 };
-                Err(self.server_error(file, statement, data_error, &e, 0))
+                Err(self.server_error(file, statement, data_error, &e))
             }
         }
     }
@@ -656,15 +658,13 @@ impl Run<'_> {
     }
 
     /// The error for a failed statement: at the server's position in it, at `data_error` (the
-    /// COPY data the error is about), else at its start. `sent_at` is where the statement's
-    /// text starts, in characters, in the text sent (a batch holds several).
+    /// COPY data the error is about), else at its start.
     fn server_error(
         &mut self,
         file: &File,
         statement: &Statement,
         data_error: Option<usize>,
         e: &tokio_postgres::Error,
-        sent_at: usize,
     ) -> LoadError {
         let Some(db) = e.as_db_error() else {
             self.session = None;
@@ -676,7 +676,7 @@ impl Run<'_> {
                 let sql = String::from_utf8_lossy(&statement.sql);
                 let byte = sql
                     .char_indices()
-                    .nth((*pos as usize).saturating_sub(1 + sent_at))
+                    .nth((*pos as usize).saturating_sub(1))
                     .map_or(sql.len(), |(i, _)| i);
                 statement.source_offset(byte)
             }

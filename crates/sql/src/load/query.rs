@@ -69,7 +69,7 @@ impl Run<'_> {
             session.track(sql);
         }
         self.report_notices(file, start);
-        let messages = result.map_err(|e| self.server_error(file, query, None, &e, 0))?;
+        let messages = result.map_err(|e| self.server_error(file, query, None, &e))?;
         self.summary.statements += 1;
         let mut described = false;
         let mut rows = Vec::new();
