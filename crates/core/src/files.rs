@@ -87,13 +87,17 @@ impl Sources {
 /// The schema and seed files with everything they read (`\i`, `\ir`, `\copy ... FROM
 /// 'file'`), each once, in load order: the loader's own answer ([`devenv_sql::files_read`]).
 fn collect_inputs(config: &Config) -> Vec<Input> {
-    devenv_sql::files_read(&config.root, &config.sql_files(), &Default::default())
-        .into_iter()
-        .map(|i| Input {
-            shown: i.shown,
-            path: i.path,
-        })
-        .collect()
+    devenv_sql::files_read(
+        &config.root,
+        &config.sql_files(),
+        &devenv_sql::scan::Variables::new(),
+    )
+    .into_iter()
+    .map(|i| Input {
+        shown: i.shown,
+        path: i.path,
+    })
+    .collect()
 }
 
 #[cfg(test)]

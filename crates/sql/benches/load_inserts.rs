@@ -44,7 +44,7 @@ async fn main() {
     std::fs::write(dir.path().join("seed.sql"), &text).unwrap();
     println!(
         "generated seed.sql: {n} INSERTs, {:.1} MB, in {:.1} s",
-        text.len() as f64 / 1e6,
+        f64::from(u32::try_from(text.len()).unwrap_or(u32::MAX)) / 1e6,
         started.elapsed().as_secs_f64()
     );
     drop(text);
@@ -109,8 +109,14 @@ async fn main() {
         "{n} single-row INSERTs, one run each, same native server (PG{}), same rows (md5 {}):",
         temp.native.version, a.1
     );
-    println!("  devenv loader                      {:>8.2} s", ours.as_secs_f64());
-    println!("  psql -X -v ON_ERROR_STOP=1 -f      {:>8.2} s", theirs.as_secs_f64());
+    println!(
+        "  devenv loader                      {:>8.2} s",
+        ours.as_secs_f64()
+    );
+    println!(
+        "  psql -X -v ON_ERROR_STOP=1 -f      {:>8.2} s",
+        theirs.as_secs_f64()
+    );
     println!(
         "  ratio (psql / loader)              {:>8.2}x  (target >= 3x)",
         theirs.as_secs_f64() / ours.as_secs_f64()

@@ -24,8 +24,10 @@ pub struct Location {
     pub line: usize,
     /// 1-based column, in characters.
     pub col: usize,
-    /// The text of that line, for the caret display.
+    /// The text of that line, for the caret display (of a very long line, a part of it).
     pub source_line: String,
+    /// The caret's 1-based column in `source_line`.
+    pub caret: usize,
 }
 
 impl Location {
@@ -177,7 +179,7 @@ impl fmt::Display for LoadError {
         let pad: String = loc
             .source_line
             .chars()
-            .take(loc.col.saturating_sub(1))
+            .take(loc.caret.saturating_sub(1))
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
         writeln!(f, "{:gutter$} |", "")?;

@@ -227,7 +227,9 @@ impl Walk<'_> {
                         ..
                     }) = SlashCopy::parse(line)
                     {
-                        if let Some(data) = resolve(self.root, &candidates("copy", shown, &self.top, &target)) {
+                        if let Some(data) =
+                            resolve(self.root, &candidates("copy", shown, &self.top, &target))
+                        {
                             self.add(&data, InputKind::Data);
                         }
                     }

@@ -698,7 +698,9 @@ impl<'a> Scanner<'a> {
         }
         let written = String::from_utf8_lossy(&self.src[name_start..self.pos]).into_owned();
         let known = slash::lookup(&written);
-        let name = known.as_ref().map_or_else(|| written.clone(), |(n, _)| n.clone());
+        let name = known
+            .as_ref()
+            .map_or_else(|| written.clone(), |(n, _)| n.clone());
         let query = if known.is_some() && SENDS_QUERY.contains(&name.as_str()) {
             self.partial.take().map(|st| self.finish(st))
         } else {
@@ -730,67 +732,8 @@ impl<'a> Scanner<'a> {
             },
             |(_, shape)| shape,
         );
-        let vars = if interpolate {
-            slash::Interpolate::From(&self.vars)
-        } else {
-            slash::Interpolate::Off
-        };
-        let connect = meta.name == "c" || meta.name == "connect";
         let mut pos = self.pos;
-        let mut kinds: Vec<slash::ArgKind> = shape.fixed.to_vec();
-        let mut i = 0;
-        loop {
-            let Some(kind) = kinds.get(i).copied().or(shape.rest) else {
-                break;
-            };
-            match slash::next_arg(self.src, &mut pos, kind, vars) {
-                Ok(Some(arg)) => {
-                    if connect && i == 0 && arg.text.starts_with("-reuse-previous=") {
-                        kinds.push(slash::ArgKind::SqlIdHack);
-                    }
-                    meta.shell = meta.shell.or(arg.shell);
-                    meta.args.push(arg.text);
-                    meta.arg_starts.push(arg.start);
-                    meta.arg_quoted.push(arg.quoted);
-                }
-                // `\c - user`: an omitted argument keeps its place.
-                Ok(None) if connect && i < kinds.len() => {
-                    meta.args.push("-".into());
-                    meta.arg_starts.push(pos);
-                    meta.arg_quoted.push(false);
-                }
-                Ok(None) if i >= kinds.len() => break,
-                Ok(None) => {}
-                Err(e) => {
-                    meta.error = Some(e);
-                    pos = slash::line_end(self.src, pos);
-                    break;
-                }
-            }
-            i += 1;
-        }
-        if connect {
-            while meta.args.last().is_some_and(|a| a == "-")
-                && meta.arg_quoted.last() == Some(&false)
-            {
-                meta.args.pop();
-                meta.arg_starts.pop();
-                meta.arg_quoted.pop();
-            }
-        }
-        // What is left on the line: extra arguments, read without interpolation.
-        loop {
-            let kind = slash::ArgKind::Normal { semicolon: false };
-            match slash::next_arg(self.src, &mut pos, kind, slash::Interpolate::Off) {
-                Ok(Some(arg)) => meta.extra.push(arg.text),
-                Ok(None) => break,
-                Err(e) => {
-                    meta.error = meta.error.or(Some(e));
-                    pos = slash::line_end(self.src, pos);
-                    break;
-                }
-            }
-        }
+        self.read_args(&mut meta, shape, interpolate, &mut pos);
         // A `\\` after the arguments separates this command from the next one on the line.
         if self.src[pos..].starts_with(b"\\\\") {
             pos += 2;
@@ -808,6 +751,67 @@ impl<'a> Scanner<'a> {
         }
         meta.span = start..self.pos;
         meta
+    }
+
+    /// Reads `meta`'s arguments of `shape` from `*pos`, then the extra ones to the line's end.
+    fn read_args(&self, meta: &mut Meta, shape: slash::Shape, interpolate: bool, pos: &mut usize) {
+        let vars = if interpolate {
+            slash::Interpolate::From(&self.vars)
+        } else {
+            slash::Interpolate::Off
+        };
+        let connect = meta.name == "c" || meta.name == "connect";
+        let mut kinds: Vec<slash::ArgKind> = shape.fixed.to_vec();
+        let mut i = 0;
+        while let Some(kind) = kinds.get(i).copied().or(shape.rest) {
+            match slash::next_arg(self.src, pos, kind, vars) {
+                Ok(Some(arg)) => {
+                    if connect && i == 0 && arg.text.starts_with("-reuse-previous=") {
+                        kinds.push(slash::ArgKind::SqlIdHack);
+                    }
+                    meta.shell = meta.shell.or(arg.shell);
+                    meta.args.push(arg.text);
+                    meta.arg_starts.push(arg.start);
+                    meta.arg_quoted.push(arg.quoted);
+                }
+                // `\c - user`: an omitted argument keeps its place.
+                Ok(None) if connect && i < kinds.len() => {
+                    meta.args.push("-".into());
+                    meta.arg_starts.push(*pos);
+                    meta.arg_quoted.push(false);
+                }
+                Ok(None) if i >= kinds.len() => break,
+                Ok(None) => {}
+                Err(e) => {
+                    meta.error = Some(e);
+                    *pos = slash::line_end(self.src, *pos);
+                    break;
+                }
+            }
+            i += 1;
+        }
+        if connect {
+            while meta.args.last().is_some_and(|a| a == "-")
+                && meta.arg_quoted.last() == Some(&false)
+            {
+                meta.args.pop();
+                meta.arg_starts.pop();
+                meta.arg_quoted.pop();
+            }
+        }
+        // What is left on the line: extra arguments, read without interpolation.
+        loop {
+            let kind = slash::ArgKind::Normal { semicolon: false };
+            match slash::next_arg(self.src, pos, kind, slash::Interpolate::Off) {
+                Ok(Some(arg)) => meta.extra.push(arg.text),
+                Ok(None) => break,
+                Err(e) => {
+                    meta.error = meta.error.or(Some(e));
+                    *pos = slash::line_end(self.src, *pos);
+                    break;
+                }
+            }
+        }
     }
 
     /// The data lines after `COPY ... FROM stdin`, up to a line that is `\.` or the end.
@@ -890,26 +894,58 @@ pub fn line_col(src: &[u8], offset: usize) -> (usize, usize) {
     if line_start == 0 && src.starts_with("\u{feff}".as_bytes()) {
         line_start = 3.min(offset);
     }
-    let col = String::from_utf8_lossy(&src[line_start..offset])
-        .chars()
-        .count()
-        + 1;
-    (line, col)
+    (line, chars(&src[line_start..offset]) + 1)
 }
 
-/// The text of 1-based line `line`, without its line ending (or a BOM).
-pub fn line_text(src: &[u8], line: usize) -> String {
-    let text = src
-        .split(|&b| b == b'\n')
-        .nth(line.saturating_sub(1))
-        .unwrap_or_default();
-    let text = text.strip_suffix(b"\r").unwrap_or(text);
-    let text = if line == 1 {
-        text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text)
-    } else {
-        text
+/// Characters in `bytes` (of UTF-8; counted without decoding, so without copying a long line).
+fn chars(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b & 0xc0 != 0x80).count()
+}
+
+/// Lines longer than this many bytes are shown around the column only.
+const SHOWN_LINE: usize = 1_000;
+
+/// The line holding byte `offset`, for a caret display (without its line ending or a BOM),
+/// and the caret's 1-based column in that text. A line longer than [`SHOWN_LINE`] bytes is
+/// shown as a part of it around the offset, cut with `…`, so that a 1 GB line is not copied.
+pub fn line_window(src: &[u8], offset: usize) -> (String, usize) {
+    let offset = offset.min(src.len());
+    let mut start = src[..offset]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    if start == 0 && src.starts_with("\u{feff}".as_bytes()) {
+        start = 3.min(offset);
+    }
+    let mut end = src[offset..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(src.len(), |i| offset + i);
+    if end > start && src[end - 1] == b'\r' {
+        end -= 1;
+    }
+    if end - start <= SHOWN_LINE {
+        let text = String::from_utf8_lossy(&src[start..end]).into_owned();
+        return (text, chars(&src[start..offset.min(end)]) + 1);
+    }
+    let boundary = |mut i: usize| {
+        while i < src.len() && src[i] & 0xc0 == 0x80 {
+            i += 1;
+        }
+        i
     };
-    String::from_utf8_lossy(text).into_owned()
+    let from = boundary(offset.saturating_sub(SHOWN_LINE / 2).max(start));
+    let to = boundary((from + SHOWN_LINE).min(end)).min(end);
+    let mut text = String::new();
+    if from > start {
+        text.push('…');
+    }
+    text.push_str(&String::from_utf8_lossy(&src[from..to]));
+    if to < end {
+        text.push('…');
+    }
+    let caret = chars(&src[from..offset.min(to)]) + 1 + usize::from(from > start);
+    (text, caret)
 }
 
 /// Newlines in `bytes`.

@@ -223,48 +223,33 @@ pub fn next_arg(
             b'"' => {
                 quoted = true;
                 unquoted = 0;
-                let open = *pos;
-                let close = src[open + 1..end]
-                    .iter()
-                    .position(|&c| c == b'"')
-                    .ok_or(LexError {
-                        at: open,
-                        message: "unterminated quoted string",
-                    })?;
-                out.extend_from_slice(&src[open..=open + 1 + close]);
-                *pos = open + close + 2;
+                // Kept with its quotes.
+                let inner = closing(src, pos, end)?;
+                out.push(b'"');
+                out.extend_from_slice(inner);
+                out.push(b'"');
             }
             b'`' => {
                 quoted = true;
                 unquoted = 0;
-                let open = *pos;
-                let close = src[open + 1..end]
-                    .iter()
-                    .position(|&c| c == b'`')
-                    .ok_or(LexError {
-                        at: open,
-                        message: "unterminated quoted string",
-                    })?;
                 // Unrun (psql runs it only where it uses the argument), its text stays.
-                shell.get_or_insert(open);
-                out.extend_from_slice(&src[open + 1..open + 1 + close]);
-                *pos = open + close + 2;
+                shell.get_or_insert(*pos);
+                out.extend_from_slice(closing(src, pos, end)?);
             }
-            b':' => match variable(src, *pos, end, vars) {
-                Some((next, text, counts)) => {
+            b':' => {
+                if let Some((next, text, counts)) = variable(src, *pos, end, vars) {
                     out.extend_from_slice(text.as_bytes());
                     *pos = next;
                     if counts {
                         quoted = true;
                         unquoted = 0;
                     }
-                }
-                None => {
+                } else {
                     out.push(b':');
                     unquoted += 1;
                     *pos += 1;
                 }
-            },
+            }
             other => {
                 out.push(other);
                 unquoted += 1;
@@ -295,6 +280,22 @@ pub fn next_arg(
         quoted,
         shell,
     }))
+}
+
+/// The text between the quote at `*pos` and the same quote closing it on the line (`*pos`
+/// moves past it).
+fn closing<'s>(src: &'s [u8], pos: &mut usize, end: usize) -> Result<&'s [u8], LexError> {
+    let open = *pos;
+    let quote = src[open];
+    let len = src[open + 1..end]
+        .iter()
+        .position(|&c| c == quote)
+        .ok_or(LexError {
+            at: open,
+            message: "unterminated quoted string",
+        })?;
+    *pos = open + len + 2;
+    Ok(&src[open + 1..open + 1 + len])
 }
 
 /// A `'...'` argument part from the quote at `*pos`, with psql's escapes, into `out`.
@@ -338,8 +339,8 @@ fn single_quoted(
                             .take(2)
                             .take_while(|d| d.is_ascii_hexdigit())
                             .count();
-                        let text = std::str::from_utf8(&src[*pos + 1..*pos + 1 + digits])
-                            .unwrap_or("0");
+                        let text =
+                            std::str::from_utf8(&src[*pos + 1..*pos + 1 + digits]).unwrap_or("0");
                         out.push(u8::from_str_radix(text, 16).unwrap_or(0));
                         *pos += 1 + digits;
                     }
@@ -461,14 +462,23 @@ mod tests {
                 &vars
             ),
             [
-                "it's", "'it''s'", "\"it's\"", ":nope", "\"dq x\"", "a\tb", "AAq", "", "",
-                "TRUE", "FALSE", "x;"
+                "it's", "'it''s'", "\"it's\"", ":nope", "\"dq x\"", "a\tb", "AAq", "", "", "TRUE",
+                "FALSE", "x;"
             ]
         );
-        assert_eq!(args("a;; 'b'; 'c;' :v;", NORMAL_SEMI, &vars), ["a", "b", "c;", "it's"]);
-        assert_eq!(args(r#"My"Db""x";"#, ArgKind::SqlIdHack, &vars), ["MyDb\"x"]);
+        assert_eq!(
+            args("a;; 'b'; 'c;' :v;", NORMAL_SEMI, &vars),
+            ["a", "b", "c;", "it's"]
+        );
+        assert_eq!(
+            args(r#"My"Db""x";"#, ArgKind::SqlIdHack, &vars),
+            ["MyDb\"x"]
+        );
         assert_eq!(args(r#"My"Db""#, ArgKind::SqlId, &vars), ["myDb"]);
-        assert_eq!(args("|cat > x  ", ArgKind::FilePipe { semicolon: true }, &vars), ["|cat > x  "]);
+        assert_eq!(
+            args("|cat > x  ", ArgKind::FilePipe { semicolon: true }, &vars),
+            ["|cat > x  "]
+        );
     }
 
     #[test]

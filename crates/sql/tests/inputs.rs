@@ -81,7 +81,12 @@ fn absolute_paths_stay_absolute() {
     let got = files_read(other.path(), &["s.sql"], &Variables::new());
     assert_eq!(got[1].path, csv);
     for command in ["ir", "i", "copy"] {
-        let found = candidates(command, Path::new("db/x.sql"), Path::new("db/x.sql"), "/abs/y.sql");
+        let found = candidates(
+            command,
+            Path::new("db/x.sql"),
+            Path::new("db/x.sql"),
+            "/abs/y.sql",
+        );
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].0, Path::new("/abs/y.sql"));
     }

@@ -51,13 +51,16 @@ async fn both(dir: &Path, file: &str) -> (Ended, Ended, usize) {
     let ours = async {
         let result = loader.load_files(&ours_db, &["schema.sql", file]).await;
         let batched = result.as_ref().map_or(0, |s| s.batched);
-        (batched, result.err().map(|e| {
-            let message = match &e.kind {
-                ErrorKind::Server { message, .. } | ErrorKind::Psql(message) => message.clone(),
-                other => other.to_string(),
-            };
-            (e.location.map_or(0, |l| l.line), message)
-        }))
+        (
+            batched,
+            result.err().map(|e| {
+                let message = match &e.kind {
+                    ErrorKind::Server { message, .. } | ErrorKind::Psql(message) => message.clone(),
+                    other => other.to_string(),
+                };
+                (e.location.map_or(0, |l| l.line), message)
+            }),
+        )
     };
     let theirs = async {
         let schema = support::psql(dir, "schema.sql", &theirs_db, &[]).await;
@@ -70,7 +73,8 @@ async fn both(dir: &Path, file: &str) -> (Ended, Ended, usize) {
     let mut theirs_error = None;
     let mut theirs_notices = Vec::new();
     for line in stderr.lines() {
-        let Some((number, rest)) = line.strip_prefix(&prefix).and_then(|r| r.split_once(": ")) else {
+        let Some((number, rest)) = line.strip_prefix(&prefix).and_then(|r| r.split_once(": "))
+        else {
             continue;
         };
         let number: usize = number.parse().unwrap();
@@ -80,7 +84,11 @@ async fn both(dir: &Path, file: &str) -> (Ended, Ended, usize) {
             theirs_notices.push(number);
         }
     }
-    assert_eq!(out.status.code() == Some(3), theirs_error.is_some(), "{stderr}");
+    assert_eq!(
+        out.status.code() == Some(3),
+        theirs_error.is_some(),
+        "{stderr}"
+    );
     let ours_notices = events
         .lines()
         .iter()
@@ -118,7 +126,7 @@ async fn both(dir: &Path, file: &str) -> (Ended, Ended, usize) {
 fn seed(n: usize, loud: bool, bad: Option<(usize, &str)>) -> String {
     let mut out = String::new();
     for i in 1..=n {
-        if let Some((at, text)) = bad.filter(|(at, _)| *at == i) {
+        if let Some((_, text)) = bad.filter(|(at, _)| *at == i) {
             let _ = writeln!(out, "{text}");
             continue;
         }
@@ -140,7 +148,9 @@ async fn insert_runs_load_what_psql_loads() {
     file.push_str("\\echo between\nVACUUM a;\nCREATE INDEX CONCURRENTLY a_n ON a (n);\n");
     file.push_str(&seed(1_200, false, None).replace("'v", "'w"));
     file.push_str("BEGIN;\nINSERT INTO p VALUES (1);\nINSERT INTO c VALUES (1, 2);\nINSERT INTO p VALUES (2);\nCOMMIT;\n");
-    file.push_str("INSERT INTO p VALUES (3)\\; INSERT INTO p VALUES (4);\nINSERT INTO a (v) VALUES ('last')");
+    file.push_str(
+        "INSERT INTO p VALUES (3)\\; INSERT INTO p VALUES (4);\nINSERT INTO a (v) VALUES ('last')",
+    );
     let dir = project(&[("seed.sql", &file)]);
     let (ours, theirs, batched) = both(dir.path(), "seed.sql").await;
     assert_eq!(ours, theirs);
@@ -160,13 +170,29 @@ async fn a_notice_in_a_run_is_reported_at_its_own_statement() {
 async fn an_error_inside_a_run_leaves_what_psql_leaves_and_names_its_line() {
     for (at, bad, message) in [
         // A unique violation, in the middle of the second batch.
-        (1_700, "INSERT INTO a (v) VALUES ('v1000');", "duplicate key value violates unique constraint \"a_v_key\""),
+        (
+            1_700,
+            "INSERT INTO a (v) VALUES ('v1000');",
+            "duplicate key value violates unique constraint \"a_v_key\"",
+        ),
         // A syntax error: the server parses the whole message first.
-        (1_200, "INSERT INTO a (v) VALUES ('x') oops;", "syntax error at or near \"oops\""),
+        (
+            1_200,
+            "INSERT INTO a (v) VALUES ('x') oops;",
+            "syntax error at or near \"oops\"",
+        ),
         // A deferred constraint, checked at each statement's commit in psql.
-        (900, "INSERT INTO c VALUES (1, 99);", "insert or update on table \"c\" violates foreign key constraint \"c_p_fkey\""),
+        (
+            900,
+            "INSERT INTO c VALUES (1, 99);",
+            "insert or update on table \"c\" violates foreign key constraint \"c_p_fkey\"",
+        ),
         // A runtime error of the first statement of a batch.
-        (1_001, "INSERT INTO a (v, n) VALUES ('z', 1/0);", "division by zero"),
+        (
+            1_001,
+            "INSERT INTO a (v, n) VALUES ('z', 1/0);",
+            "division by zero",
+        ),
     ] {
         let file = seed(2_500, false, Some((at, bad)));
         let line = file.lines().position(|l| l == bad).unwrap() + 1;
@@ -176,7 +202,14 @@ async fn an_error_inside_a_run_leaves_what_psql_leaves_and_names_its_line() {
         assert_eq!(ours.error, Some((line, message.to_owned())), "{bad}");
     }
     // Inside the file's own transaction block: the block is aborted in both.
-    let file = format!("BEGIN;\n{}COMMIT;\n", seed(1_500, false, Some((1_300, "INSERT INTO a (v) VALUES ('v7');"))));
+    let file = format!(
+        "BEGIN;\n{}COMMIT;\n",
+        seed(
+            1_500,
+            false,
+            Some((1_300, "INSERT INTO a (v) VALUES ('v7');"))
+        )
+    );
     let dir = project(&[("seed.sql", &file)]);
     let (ours, theirs, _) = both(dir.path(), "seed.sql").await;
     assert_eq!(ours, theirs);
@@ -188,19 +221,21 @@ async fn an_error_in_the_300000th_insert_of_a_seed_is_at_its_line_with_psqls_row
     let file = seed(
         300_500,
         false,
-        Some((300_000, "INSERT INTO a (v, n) VALUES ('bad', 'not a number');")),
+        Some((
+            300_000,
+            "INSERT INTO a (v, n) VALUES ('bad', 'not a number');",
+        )),
     );
-    let line = file
-        .lines()
-        .position(|l| l.contains("'bad'"))
-        .unwrap()
-        + 1;
+    let line = file.lines().position(|l| l.contains("'bad'")).unwrap() + 1;
     let dir = project(&[("seed.sql", &file)]);
     let (ours, theirs, _) = both(dir.path(), "seed.sql").await;
     assert_eq!(ours, theirs);
     assert_eq!(
         ours.error,
-        Some((line, "invalid input syntax for type integer: \"not a number\"".to_owned()))
+        Some((
+            line,
+            "invalid input syntax for type integer: \"not a number\"".to_owned()
+        ))
     );
     // The statements before it all took effect, in both: its INSERTs less its DELETEs.
     let before: Vec<&str> = file.lines().take(line - 1).collect();

@@ -6,7 +6,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use devenv_sql::{ErrorKind, LoadError, LoadSummary};
 use support::{loader, project};
@@ -368,10 +367,14 @@ async fn copy_a_csv_with_header_and_quoted_commas() {
         .collect();
     assert_eq!(names, ["seed.sql", "users.csv", "more.csv"]);
     // The static listing (the fixture's template key) finds the same files.
-    let listed: Vec<_> = devenv_sql::files_read(dir.path(), &["seed.sql"], &Default::default())
-        .into_iter()
-        .map(|input| input.path)
-        .collect();
+    let listed: Vec<_> = devenv_sql::files_read(
+        dir.path(),
+        &["seed.sql"],
+        &devenv_sql::scan::Variables::new(),
+    )
+    .into_iter()
+    .map(|input| input.path)
+    .collect();
     assert_eq!(listed, summary.files);
 }
 
@@ -457,17 +460,30 @@ async fn relative_paths_are_looked_up_from_the_root_as_psql_then_beside_the_file
     let psql_db = server.fresh_db("ps").await;
     let (theirs, stderr) = psql_in(&dir.path().join("db"), "install.sql", &psql_db, &[]).await;
     assert_eq!(theirs.error, None, "{stderr}");
-    assert_eq!(text(&server, &psql_db, parts).await.as_deref(), Some("1,2,3"));
+    assert_eq!(
+        text(&server, &psql_db, parts).await.as_deref(),
+        Some("1,2,3")
+    );
     // The static listing finds the same files.
-    let listed: Vec<_> = devenv_sql::files_read(dir.path(), &["db/install.sql"], &Default::default())
-        .into_iter()
-        .map(|input| input.path)
-        .collect();
+    let listed: Vec<_> = devenv_sql::files_read(
+        dir.path(),
+        &["db/install.sql"],
+        &devenv_sql::scan::Variables::new(),
+    )
+    .into_iter()
+    .map(|input| input.path)
+    .collect();
     assert_eq!(listed, summary.files);
     // Nowhere: the error names every place looked.
     let (loaded, _) = load(dir.path(), "db/bad.sql").await;
     assert_eq!(
-        loaded.result.unwrap_err().to_string().lines().next().unwrap(),
+        loaded
+            .result
+            .unwrap_err()
+            .to_string()
+            .lines()
+            .next()
+            .unwrap(),
         "db/bad.sql:2:4: error: could not read included file \"src/nope.sql\": not found; \
          looked for src/nope.sql (from the project root, as psql from its working directory), \
          then db/src/nope.sql (beside the file holding the command)"
@@ -728,16 +744,26 @@ async fn meta_command_arguments_are_lexed_as_psql_lexes_them() {
     }
     // The cases psql stopped at, and what it said.
     let stops = [
-        ("SELECT 1 AS a \\gset p_;\n", (1, "invalid variable name: \"p_;a\"")),
+        (
+            "SELECT 1 AS a \\gset p_;\n",
+            (1, "invalid variable name: \"p_;a\""),
+        ),
         ("\\echo;\n", (1, "invalid command \\echo;")),
-        ("\\echo x\n\\if false\n\\bogus\n\\endif\n", (3, "invalid command \\bogus")),
+        (
+            "\\echo x\n\\if false\n\\bogus\n\\endif\n",
+            (3, "invalid command \\bogus"),
+        ),
     ];
     for (script, (line, message)) in stops {
         std::fs::write(dir.path().join("case.sql"), script).unwrap();
         let ours = loader_printed(dir.path(), "case.sql", "postgres", &[]).await;
         assert_eq!(ours.error, Some((line, message.to_owned())), "{script}");
     }
-    std::fs::write(dir.path().join("case.sql"), "\\warn w1 ;\n\\i inc.sql extra;\n").unwrap();
+    std::fs::write(
+        dir.path().join("case.sql"),
+        "\\warn w1 ;\n\\i inc.sql extra;\n",
+    )
+    .unwrap();
     let ours = loader_printed(dir.path(), "case.sql", "postgres", &[]).await;
     assert_eq!(ours.err, ["w1 ;"]);
     assert_eq!(ours.warnings, ["2: \\i: extra argument \"extra;\" ignored"]);
@@ -760,7 +786,11 @@ async fn where_psql_reports_a_bad_argument_and_goes_on_the_loader_stops() {
         "case.sql:1:7: error: unterminated quoted string"
     );
     // A backquoted shell command: psql runs it; the loader runs no commands and says so.
-    std::fs::write(dir.path().join("case.sql"), "\\set x `echo hi`\n\\echo :x\n").unwrap();
+    std::fs::write(
+        dir.path().join("case.sql"),
+        "\\set x `echo hi`\n\\echo :x\n",
+    )
+    .unwrap();
     let theirs = psql_printed(dir.path(), "case.sql", "postgres", &[]).await;
     assert_eq!(theirs.out, ["hi"]);
     let (loaded, _) = load(dir.path(), "case.sql").await;
@@ -799,7 +829,9 @@ async fn copy_in_capitals_loads_and_every_other_name_is_matched_in_exact_case() 
     // psql 15's `exec_command` compares every other name with strcmp (`\copy` alone with
     // pg_strcasecmp): each of these is an unknown command to both, and `\C` is the title
     // command, not `\c`.
-    for name in ["ECHO", "Echo", "I", "IR", "SET", "IF", "GSET", "CONNECT", "C2", "Q", "COPY2"] {
+    for name in [
+        "ECHO", "Echo", "I", "IR", "SET", "IF", "GSET", "CONNECT", "C2", "Q", "COPY2",
+    ] {
         let script = format!("\\{name} x\n");
         std::fs::write(dir.path().join("case.sql"), &script).unwrap();
         let ours = loader_printed(dir.path(), "case.sql", "postgres", &[]).await;
@@ -809,7 +841,10 @@ async fn copy_in_capitals_loads_and_every_other_name_is_matched_in_exact_case() 
     }
     std::fs::write(dir.path().join("case.sql"), "\\C title\n\\echo :DBNAME\n").unwrap();
     let ours = loader_printed(dir.path(), "case.sql", "postgres", &[]).await;
-    assert_eq!(ours, psql_printed(dir.path(), "case.sql", "postgres", &[]).await);
+    assert_eq!(
+        ours,
+        psql_printed(dir.path(), "case.sql", "postgres", &[]).await
+    );
     assert_eq!(ours.out, ["postgres"]);
     // The loader's report says what to write instead.
     let (_dir, loaded, _) = load_one("e.sql", "\\ECHO hi\n").await;
@@ -846,7 +881,10 @@ async fn variables_given_from_outside_are_set_before_the_first_file_as_psql_v_se
         ]
     };
     let ours_vars = vars(&ours_user);
-    let refs: Vec<(&str, &str)> = ours_vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refs: Vec<(&str, &str)> = ours_vars
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let ours = loader_printed(dir.path(), "setup.sql", &ours_db, &refs).await;
     let args: Vec<String> = vars(&theirs_user)
         .iter()
@@ -888,7 +926,10 @@ async fn variables_given_from_outside_are_set_before_the_first_file_as_psql_v_se
             .unwrap();
     }
     for user in [&ours_user, &theirs_user] {
-        admin.batch_execute(&format!("DROP USER {user}")).await.unwrap();
+        admin
+            .batch_execute(&format!("DROP USER {user}"))
+            .await
+            .unwrap();
     }
     // Without the variable, the script says so and stops, in both (the loader warns that
     // `\quit` left lines unloaded; psql says nothing).
@@ -898,7 +939,9 @@ async fn variables_given_from_outside_are_set_before_the_first_file_as_psql_v_se
     assert_eq!(ours.out, ["DB_VERSION not set"]);
     // The static listing follows them too.
     let dir = project(&[("main.sql", "\\i :dir/x.sql\n"), ("parts/x.sql", "")]);
-    let vars = [("dir".to_owned(), "parts".to_owned())].into_iter().collect();
+    let vars = [("dir".to_owned(), "parts".to_owned())]
+        .into_iter()
+        .collect();
     let listed = devenv_sql::files_read(dir.path(), &["main.sql"], &vars);
     assert_eq!(listed.len(), 2, "{listed:?}");
 }

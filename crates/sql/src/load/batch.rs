@@ -100,16 +100,14 @@ pub(super) fn batchable(file: &File, statement: &Statement) -> bool {
         if file.src.get(piece.src.clone()) == Some(b"\\;".as_slice()) {
             return false;
         }
-        let end = pieces.get(i + 1).map_or(statement.sql.len(), |p| p.sql_start);
+        let end = pieces
+            .get(i + 1)
+            .map_or(statement.sql.len(), |p| p.sql_start);
         !statement.sql[piece.sql_start..end].contains(&b';')
     });
     one && std::str::from_utf8(&statement.sql).is_ok()
 }
 
-#[expect(
-    clippy::result_large_err,
-    reason = "LoadError is the public error, made once per failed load; boxing it would change the API the workspace uses"
-)]
 impl Run<'_> {
     /// Sends the batch's statements (see the module documentation); `previous` becomes the
     /// last of them.
@@ -160,8 +158,10 @@ impl Run<'_> {
             // The connection broke: which statements ran is not known.
             self.session = None;
             let e = failure.expect("checked above");
-            let at = statements[completions.saturating_sub(prelude).min(statements.len() - 1)]
-                .start();
+            let at = statements[completions
+                .saturating_sub(prelude)
+                .min(statements.len() - 1)]
+            .start();
             return Err(file.error(at, ErrorKind::Client(client_error_text(&e))));
         }
         // Every notice of the message came before its end.

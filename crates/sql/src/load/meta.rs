@@ -154,11 +154,11 @@ impl Run<'_> {
         reason = "LoadError is the public error, made once per failed load"
     )]
     fn check_line(&self, file: &File, meta: &Meta) -> Result<(), LoadError> {
-        if meta.span.len() > self.loader.limit {
-            return Err(file.error(
-                meta.span.start,
-                self.too_long("meta-command line", meta.span.len()),
-            ));
+        let line = file.src[meta.span.clone()]
+            .strip_suffix(b"\n")
+            .map_or(meta.span.len(), <[u8]>::len);
+        if line > self.loader.limit {
+            return Err(file.error(meta.span.start, self.too_long("meta-command line", line)));
         }
         if let Some(e) = meta.error {
             // psql prints this and runs the command without the argument; the loader stops.
@@ -169,7 +169,9 @@ impl Run<'_> {
                 at,
                 ErrorKind::BadMeta {
                     name: meta.name.clone(),
-                    message: "backquoted shell commands (`...`) are not run: the loader runs no commands".into(),
+                    message:
+                        "backquoted shell commands (`...`) are not run: the loader runs no commands"
+                            .into(),
                 },
             ));
         }

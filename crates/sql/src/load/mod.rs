@@ -40,7 +40,7 @@ use tokio_postgres::Config;
 
 use crate::error::{client_error_text, ErrorKind, LoadError, Location};
 use crate::inputs::{ReadError, MAX_INCLUDE_DEPTH};
-use crate::scan::{line_col, line_text, Item, Scanner, Statement, Variables, MAX_INPUT};
+use crate::scan::{line_col, line_window, Item, Scanner, Statement, Variables, MAX_INPUT};
 
 pub mod batch;
 mod copy;
@@ -313,11 +313,13 @@ struct File {
 impl File {
     fn location(&self, offset: usize) -> Location {
         let (line, col) = line_col(&self.src, offset);
+        let (source_line, caret) = line_window(&self.src, offset);
         Location {
             path: self.path.clone(),
             line,
             col,
-            source_line: line_text(&self.src, line),
+            source_line,
+            caret,
         }
     }
 
