@@ -1,14 +1,23 @@
 //! `devenv reload`: asks the project's running supervisor (the holder of its lock, never a pid
 //! from a file alone) to reload now, with SIGUSR1; its output (terminal or `devenv logs`)
-//! shows the outcome.
+//! shows the outcome. `--set` values go first into `.devenv/set.json`, which the supervisor
+//! takes at the signal ([`crate::vars`]).
 
 use std::path::Path;
 
 use crate::exit::CliError;
 use crate::ui::Ui;
 
+/// `devenv reload` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReloadArgs {
+    /// psql variables for this reload and the ones after it.
+    #[command(flatten)]
+    pub vars: crate::vars::SetArgs,
+}
+
 /// Runs `devenv reload`.
-pub fn run(root: &Path, ui: &Ui) -> anyhow::Result<()> {
+pub fn run(root: &Path, args: &ReloadArgs, ui: &Ui) -> anyhow::Result<()> {
     let dir = crate::running::state_dir(root)?;
     let Some((holder, _)) = crate::running::running(&dir)? else {
         if let Ok(Some(stale)) = dir.read() {
@@ -19,6 +28,9 @@ pub fn run(root: &Path, ui: &Ui) -> anyhow::Result<()> {
         }
         return Err(CliError::NotRunning.into());
     };
+    if !args.vars.set.is_empty() {
+        dir.put_set(&args.vars.set)?;
+    }
     if !devenv_server::process::signal(holder.pid, nix::sys::signal::Signal::SIGUSR1) {
         return Err(CliError::NotRunning.into());
     }

@@ -266,7 +266,10 @@ impl Config {
                 let file = root.join(FILE_NAME);
                 let text = std::fs::read_to_string(&file).unwrap_or_default();
                 let needle = format!("${{{}", unset.missing);
-                let line = text.lines().position(|l| l.contains(&needle)).map_or(1, |i| i + 1);
+                let line = text
+                    .lines()
+                    .position(|l| l.contains(&needle))
+                    .map_or(1, |i| i + 1);
                 ConfigError::UnsetEnv {
                     file,
                     line,
@@ -785,9 +788,13 @@ mod tests {
         let dir = project(Some(
             "vars:\n  USER_NAME: app\n  USER_PASSWORD: ${APP_PW}\n  PORT: 5432\n  ON: true\n",
         ));
-        let c = Config::load_with_env(dir.path(), |k| (k == "APP_PW").then(|| "pw1".into()))
-            .unwrap();
-        let vars: Vec<_> = c.vars.iter().map(|(n, v)| (n, v.value.as_str(), v.secret)).collect();
+        let c =
+            Config::load_with_env(dir.path(), |k| (k == "APP_PW").then(|| "pw1".into())).unwrap();
+        let vars: Vec<_> = c
+            .vars
+            .iter()
+            .map(|(n, v)| (n, v.value.as_str(), v.secret))
+            .collect();
         assert_eq!(
             vars,
             [
@@ -797,18 +804,31 @@ mod tests {
                 ("USER_PASSWORD", "pw1", true)
             ]
         );
-        let e = Config::load_with_env(dir.path(), |_| None).unwrap_err().to_string();
+        let e = Config::load_with_env(dir.path(), |_| None)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.ends_with("devenv.yaml:3: vars.USER_PASSWORD: environment variable `APP_PW` is not set (write `${APP_PW:-default}` for a default)"),
             "{e}"
         );
         for (yaml, message) in [
-            ("vars:\n  ok: 1\n  bad-name: 2\n", "devenv.yaml:3:3: vars: `bad-name` is not a psql variable name"),
-            ("vars:\n  V: 1.10\n", "devenv.yaml:2:6: vars.V: YAML reads this value as the number 1.1"),
-            ("vars: [a]\n", "devenv.yaml:1:7: vars: invalid type: sequence"),
+            (
+                "vars:\n  ok: 1\n  bad-name: 2\n",
+                "devenv.yaml:3:3: vars: `bad-name` is not a psql variable name",
+            ),
+            (
+                "vars:\n  V: 1.10\n",
+                "devenv.yaml:2:6: vars.V: YAML reads this value as the number 1.1",
+            ),
+            (
+                "vars: [a]\n",
+                "devenv.yaml:1:7: vars: invalid type: sequence",
+            ),
         ] {
             let dir = project(Some(yaml));
-            let e = Config::load_with_env(dir.path(), |_| None).unwrap_err().to_string();
+            let e = Config::load_with_env(dir.path(), |_| None)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(message), "{e}");
         }
     }

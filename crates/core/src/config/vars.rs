@@ -151,7 +151,10 @@ fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(String, b
                 Some((name, default)) => (name, Some(default)),
                 None => (inner, None),
             };
-            match (env(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+            match (
+                env(name).filter(|v| !v.is_empty() || default.is_none()),
+                default,
+            ) {
                 (Some(value), _) => out.push_str(&value),
                 (None, Some(default)) => out.push_str(default),
                 (None, None) => return Err(name.to_owned()),
@@ -277,7 +280,9 @@ mod tests {
                 ("WITH_DEFAULT", "fallback-e", true),
             ]
         );
-        let raw = [("X".to_owned(), "${MISSING}".to_owned())].into_iter().collect();
+        let raw = [("X".to_owned(), "${MISSING}".to_owned())]
+            .into_iter()
+            .collect();
         assert_eq!(
             Vars::resolve(raw, &env).unwrap_err(),
             Unset {
