@@ -246,7 +246,8 @@ impl Reloader {
 
     /// Re-reads devenv.yaml; returns whether to reload.
     fn apply_config_change(&mut self) -> bool {
-        let mut new = match Config::load(&self.project.root) {
+        let loaded = Config::load(&self.project.root).and_then(|c| c.check_vars().map(|()| c));
+        let mut new = match loaded {
             Ok(c) => c,
             Err(e) => {
                 self.ui.warn(format!(

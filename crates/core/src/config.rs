@@ -262,21 +262,7 @@ impl Config {
             backend,
             url: var("url").or(raw.url),
             persist,
-            vars: Vars::resolve(raw.vars.unwrap_or_default(), &env).map_err(|unset| {
-                let file = root.join(FILE_NAME);
-                let text = std::fs::read_to_string(&file).unwrap_or_default();
-                let needle = format!("${{{}", unset.missing);
-                let line = text
-                    .lines()
-                    .position(|l| l.contains(&needle))
-                    .map_or(1, |i| i + 1);
-                ConfigError::UnsetEnv {
-                    file,
-                    line,
-                    name: unset.name,
-                    missing: unset.missing,
-                }
-            })?,
+            vars: Vars::resolve(raw.vars.unwrap_or_default(), &env),
         };
         if config.backend == Backend::External && config.url.is_none() {
             return Err(ConfigError::NoUrl);
@@ -289,12 +275,34 @@ impl Config {
         self.schema.iter().chain(&self.seed).cloned().collect()
     }
 
-    /// Checks that every listed SQL file is a readable file.
+    /// Checks what loading the files needs: every `vars:` value's environment variables set
+    /// ([`Config::check_vars`]), every listed SQL file a readable regular file.
     pub fn check_files(&self) -> Result<(), ConfigError> {
+        self.check_vars()?;
         for (key, files) in [("schema", &self.schema), ("seed", &self.seed)] {
             for path in files {
                 check_file(&self.root.join(path), path, key)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Checks that every environment variable a `vars:` value takes is set.
+    pub fn check_vars(&self) -> Result<(), ConfigError> {
+        if let Some(unset) = &self.vars.unset {
+            let file = self.root.join(FILE_NAME);
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let needle = format!("${{{}", unset.missing);
+            let line = text
+                .lines()
+                .position(|l| l.contains(&needle))
+                .map_or(1, |i| i + 1);
+            return Err(ConfigError::UnsetEnv {
+                file,
+                line,
+                name: unset.name.clone(),
+                missing: unset.missing.clone(),
+            });
         }
         Ok(())
     }
@@ -804,9 +812,8 @@ mod tests {
                 ("USER_PASSWORD", "pw1", true)
             ]
         );
-        let e = Config::load_with_env(dir.path(), |_| None)
-            .unwrap_err()
-            .to_string();
+        let c = Config::load_with_env(dir.path(), |_| None).unwrap();
+        let e = c.check_files().unwrap_err().to_string();
         assert!(
             e.ends_with("devenv.yaml:3: vars.USER_PASSWORD: environment variable `APP_PW` is not set (write `${APP_PW:-default}` for a default)"),
             "{e}"

@@ -7,7 +7,8 @@
 //!   that it is not read as `1.1`).
 //! - A value may take environment variables: `${NAME}`, `${NAME:-default}` (the default when
 //!   `NAME` is unset or empty); `$$` is one `$`. A variable that is unset (and has no
-//!   default) is a config error naming it and its line.
+//!   default) is a config error naming it and its line, for every command that loads the
+//!   files (not for `down`, `status`, ...).
 //! - Secrets: a value is secret when its name holds `PASSWORD`, `PASSWD`, `PWD`, `SECRET`,
 //!   `TOKEN`, `KEY` or `CREDENTIAL` (any case), or when it takes anything from the
 //!   environment. devenv prints secret values as `****` (the CLI registers them with its
@@ -37,12 +38,20 @@ pub struct Var {
 
 /// The psql variables a project's loads start with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Vars(BTreeMap<String, Var>);
+pub struct Vars {
+    vars: BTreeMap<String, Var>,
+    /// A value whose environment variable is not set: an error for whatever loads (see
+    /// [`crate::Config::check_files`]), not for `down` or `status`.
+    pub(crate) unset: Option<Unset>,
+}
 
 impl Vars {
     /// Sets `name` (from `--set`; a secret by its name).
     pub fn set(&mut self, name: &str, value: &str) {
-        self.0.insert(
+        if self.unset.as_ref().is_some_and(|u| u.name == name) {
+            self.unset = None;
+        }
+        self.vars.insert(
             name.to_owned(),
             Var {
                 value: value.to_owned(),
@@ -53,12 +62,12 @@ impl Vars {
 
     /// Whether none is set.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.vars.is_empty()
     }
 
     /// The variables as the loader takes them.
     pub fn values(&self) -> devenv_sql::scan::Variables {
-        self.0
+        self.vars
             .iter()
             .map(|(name, var)| (name.clone(), var.value.clone()))
             .collect()
@@ -66,7 +75,7 @@ impl Vars {
 
     /// The secret values.
     pub fn secrets(&self) -> impl Iterator<Item = &str> {
-        self.0
+        self.vars
             .values()
             .filter(|v| v.secret)
             .map(|v| v.value.as_str())
@@ -74,25 +83,28 @@ impl Vars {
 
     /// `(name, value)` in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Var)> {
-        self.0.iter().map(|(name, var)| (name.as_str(), var))
+        self.vars.iter().map(|(name, var)| (name.as_str(), var))
     }
 
-    /// The values of devenv.yaml's `vars:`, expanded with `env`; the error names the variable
-    /// missing from the environment (and the name under `vars:`).
+    /// The values of devenv.yaml's `vars:`, expanded with `env`; the first that takes an
+    /// environment variable that is not set is left out and noted ([`Vars::unset`]).
     pub(crate) fn resolve(
         raw: BTreeMap<String, String>,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Vars, Unset> {
-        let mut vars = BTreeMap::new();
+    ) -> Vars {
+        let mut out = Vars::default();
         for (name, text) in raw {
-            let (value, from_env) = expand(&text, env).map_err(|missing| Unset {
-                name: name.clone(),
-                missing,
-            })?;
-            let secret = from_env || secret_name(&name);
-            vars.insert(name, Var { value, secret });
+            match expand(&text, env) {
+                Ok((value, from_env)) => {
+                    let secret = from_env || secret_name(&name);
+                    out.vars.insert(name, Var { value, secret });
+                }
+                Err(missing) => {
+                    out.unset.get_or_insert(Unset { name, missing });
+                }
+            }
         }
-        Ok(Vars(vars))
+        out
     }
 }
 
@@ -266,7 +278,8 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let vars = Vars::resolve(raw, &env).unwrap();
+        let vars = Vars::resolve(raw, &env);
+        assert_eq!(vars.unset, None);
         let got: Vec<(&str, &str, bool)> = vars
             .iter()
             .map(|(name, var)| (name, var.value.as_str(), var.secret))
@@ -284,11 +297,11 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(
-            Vars::resolve(raw, &env).unwrap_err(),
-            Unset {
+            Vars::resolve(raw, &env).unset,
+            Some(Unset {
                 name: "X".into(),
                 missing: "MISSING".into()
-            }
+            })
         );
     }
 
