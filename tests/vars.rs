@@ -121,7 +121,16 @@ fn a_psql_v_setup_script_loads_with_vars_and_set_as_psql_loads_it() {
     assert!(!stderr(&out).contains(password), "{}", stderr(&out));
     up.stop();
     assert!(!up.stderr().contains(password));
+    let out = project.run(&["down", "--volumes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
 
+#[test]
+fn set_reaches_a_background_up_and_builds_what_psql_v_builds() {
+    let user = format!("app_d{}", std::process::id());
+    let password = "Sekrit-b7a1";
+    let project = project(&user);
+    let env = [("TEST_APP_PASSWORD", password)];
     // In the background: the values reach the supervisor without a command line.
     let out = project
         .command(&["up", "-d", "--set", "DB_VERSION=4"])
