@@ -34,7 +34,7 @@ impl Exit {
             }
             if cause.is::<ConfigError>()
                 || cause.is::<devenv_server::ConnInfoError>()
-                || cause.is::<crate::commands::prod::SettingsError>()
+                || cause.is::<devenv_core::config::ProdSettingsError>()
             {
                 return Exit::Config;
             }
@@ -103,9 +103,6 @@ pub enum CliError {
         /// When it started.
         since: String,
     },
-    /// Nothing runs for the project.
-    #[error("no `devenv up` runs for this project; start one with `devenv up`")]
-    NotRunning,
     /// The server died under `devenv up`.
     #[error("the server stopped under devenv up: {0}")]
     ServerDied(String),
@@ -169,10 +166,9 @@ impl CliError {
             | CliError::DiskFull { .. }
             | CliError::NoAws => Exit::Environment,
             CliError::Refused { .. } => Exit::Refused,
-            CliError::NotRunning
-            | CliError::Cancelled(_)
-            | CliError::Interrupted { .. }
-            | CliError::StatusNotRunning => Exit::Failure,
+            CliError::Cancelled(_) | CliError::Interrupted { .. } | CliError::StatusNotRunning => {
+                Exit::Failure
+            }
         }
     }
 }

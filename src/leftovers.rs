@@ -4,7 +4,6 @@
 
 use devenv_core::state::StateDir;
 use devenv_core::Project;
-use devenv_server::Choice;
 
 use crate::ui::Ui;
 
@@ -38,41 +37,16 @@ pub async fn clean_record(dir: &StateDir, ui: &Ui) -> anyhow::Result<usize> {
 /// Removes the project's `up` containers whatever the record says (found by label); returns
 /// how many went, or `None` when the project may use Docker and no engine answers (its
 /// containers could not be looked for).
-#[cfg_attr(
-    not(feature = "docker"),
-    expect(clippy::unused_async, reason = "only the docker backend awaits here")
-)]
 pub async fn sweep_containers(project: &Project, ui: &Ui) -> anyhow::Result<Option<usize>> {
-    #[cfg(feature = "docker")]
-    {
-        use devenv_server::docker;
-        if matches!(project.config.backend, Choice::Native | Choice::External) {
-            return Ok(Some(0));
-        }
-        let Ok(engine) = docker::engine_client().await else {
-            return Ok(None);
-        };
-        let role = [
-            (devenv_server::PROJECT_LABEL, project.id.as_str()),
-            (devenv_server::ROLE_LABEL, "up"),
-        ];
-        let found = docker::find(&engine, &role).await?;
-        if !found.is_empty() {
-            ui.say(format!(
-                "removing {} container(s) left by an earlier run: {}",
-                found.len(),
-                found
-                    .iter()
-                    .map(|f| f.names.join(","))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ));
-        }
-        Ok(Some(docker::remove(&engine, &found).await?))
+    let removed =
+        devenv_server::remove_leftover_containers(&project.up_identity(), project.config.backend)
+            .await?;
+    if let Some(names) = removed.as_ref().filter(|n| !n.is_empty()) {
+        ui.say(format!(
+            "removed {} container(s) left by an earlier run: {}",
+            names.len(),
+            names.join(" ")
+        ));
     }
-    #[cfg(not(feature = "docker"))]
-    {
-        let _ = (project, ui, Choice::Auto);
-        Ok(Some(0))
-    }
+    Ok(removed.map(|n| n.len()))
 }

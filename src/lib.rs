@@ -4,8 +4,8 @@
 //! - [`cli`]: arguments and dispatch; [`commands`]: one module per subcommand.
 //! - [`supervisor`]: `devenv up`, the project's one live process (start, load, watch, reload,
 //!   watch the server, stop).
-//! - [`running`]: which supervisor runs (the lock's holder); [`leftovers`]: what earlier runs
-//!   left behind.
+//! - [`leftovers`]: what earlier runs left behind (the running environment itself is
+//!   `devenv_core::Environment`'s).
 //! - [`ui`]: what humans see on stderr (colour, progress, redaction); [`output`]: what
 //!   machines read on stdout; [`exit`]: exit codes, decided in one place; [`guard`]: asking
 //!   before destructive work; [`vars`]: `--set` and how its values reach a supervisor.
@@ -19,7 +19,6 @@ pub mod exit;
 pub mod guard;
 pub mod leftovers;
 pub mod output;
-pub mod running;
 pub mod supervisor;
 pub mod ui;
 pub mod vars;

@@ -714,7 +714,7 @@ fn config_errors_are_caught_before_anything_starts() {
         ("user: \"\"\n", "devenv.yaml:1:7: user: must not be empty"),
         (
             &format!("user: {seventy}\n") as &str,
-            "devenv.yaml:1:7: user: is 70 bytes long",
+            "devenv.yaml:1:7: user: is 70 bytes, longer than",
         ),
         (
             "password: \"\"\n",

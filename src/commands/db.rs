@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use devenv_core::project::parse_url;
 use devenv_core::rebuild::{Rebuilder, Target};
-use devenv_core::{db, Backend, Project};
-use devenv_server::Server;
+use devenv_core::{db, CoreError, Environment, Project};
+use devenv_server::{Record, Server};
 use devenv_sql::Loader;
 
 use crate::exit::CliError;
@@ -148,22 +148,10 @@ pub fn resolve(project: &Project, args: &TargetArgs) -> anyhow::Result<Resolved>
     if let Some(url) = &args.url {
         return from_url(url, None, &config.database);
     }
-    let dir = crate::running::state_dir(&project.root)?;
-    if let Some((holder, state)) = crate::running::running(&dir)?.filter(|(_, s)| s.ready) {
-        let external = state.backend() == Some(devenv_server::Backend::External);
-        if !external {
-            let server = Server::local(
-                state.port.unwrap_or_default(),
-                &config.user,
-                &config.password,
-            );
-            #[cfg(feature = "docker")]
-            let container = match &state.server {
-                Some(devenv_server::Record::Docker(r)) => r.container_id.clone(),
-                _ => None,
-            };
-            #[cfg(not(feature = "docker"))]
-            let container = None;
+    let environment = Environment::of(project.clone())?;
+    if let (Some(supervisor), Some(server)) = (environment.ready().ok(), environment.server()?) {
+        if supervisor.backend() != Some(devenv_server::Backend::External) {
+            let container = supervisor.record().and_then(Record::container_id);
             return Ok(Resolved {
                 label: format!("local ({})", server.masked_url(&config.database)),
                 server,
@@ -171,21 +159,26 @@ pub fn resolve(project: &Project, args: &TargetArgs) -> anyhow::Result<Resolved>
                 owned: true,
                 local: true,
                 container,
-                supervisor: Some(holder.pid),
+                supervisor: Some(supervisor.pid()),
             });
         }
     }
-    if config.backend == Backend::External {
-        let url = config.url.clone().unwrap_or_default();
-        let mut resolved = from_url(&url, None, &config.database)?;
-        resolved.database.clone_from(&config.database);
-        resolved.label = format!(
-            "the external server ({})",
-            resolved.server.masked_url(&config.database)
-        );
-        return Ok(resolved);
+    if let Some(server) = environment.server_or_configured()? {
+        let local = server.is_local();
+        return Ok(Resolved {
+            label: format!(
+                "the external server ({})",
+                server.masked_url(&config.database)
+            ),
+            server,
+            database: config.database.clone(),
+            owned: false,
+            local,
+            container: None,
+            supervisor: None,
+        });
     }
-    Err(CliError::NotRunning.into())
+    Err(CoreError::NotRunning.into())
 }
 
 /// Guards a destructive `what` on `target`: nothing to ask on devenv's own server; on a

@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use clap::Args;
-use devenv_core::{Backend, Config, ConfigError, Project};
+use devenv_core::{Config, ConfigError, Environment, Project};
+use devenv_server::{Choice, Facts};
 use serde_json::json;
 
 use crate::exit::CliError;
@@ -25,20 +26,6 @@ struct Check {
     name: &'static str,
     ok: bool,
     detail: String,
-}
-
-#[expect(
-    clippy::struct_excessive_bools,
-    reason = "independent yes/no flags; an enum per flag would only rename them"
-)]
-#[derive(Default)]
-struct Found {
-    engine: bool,
-    image: bool,
-    binaries: bool,
-    run_as: bool,
-    port: bool,
-    external: bool,
 }
 
 /// Runs `devenv doctor`.
@@ -75,17 +62,20 @@ pub async fn run(root: &Path, args: &DoctorArgs) -> anyhow::Result<()> {
             None
         }
     };
-    let mut found = Found::default();
+    let mut found = Facts::default();
     if let Some(config) = &config {
         check_docker(config, &mut checks, &mut found).await;
         check_native(&mut checks, &mut found).await;
         check_port(config, &mut checks, &mut found);
-        if config.backend == Backend::External {
+        if config.backend == Choice::External {
             check_external(config, &mut checks, &mut found).await;
         }
     }
     let (would_use, reason) = match &config {
-        Some(config) => decide(config, &found),
+        Some(config) => {
+            let plan = devenv_server::plan(config.backend, &found);
+            (plan.first.map(|b| b.to_string()), plan.reason.to_owned())
+        }
         None => (None, "the configuration is broken: fix it first".to_owned()),
     };
     if args.json {
@@ -109,7 +99,7 @@ pub async fn run(root: &Path, args: &DoctorArgs) -> anyhow::Result<()> {
         let _ = writeln!(
             text,
             "`devenv up` would use: {} ({reason})",
-            would_use.unwrap_or("nothing")
+            would_use.as_deref().unwrap_or("nothing")
         );
         crate::output::stdout(&text)?;
     }
@@ -122,106 +112,87 @@ pub async fn run(root: &Path, args: &DoctorArgs) -> anyhow::Result<()> {
     }
 }
 
-#[cfg_attr(
-    not(feature = "docker"),
-    expect(clippy::unused_async, reason = "only the docker backend awaits here")
-)]
-async fn check_docker(config: &Config, checks: &mut Vec<Check>, found: &mut Found) {
-    #[cfg(feature = "docker")]
-    {
-        use devenv_server::docker;
-        match docker::engine_client().await {
-            Ok(engine) => {
-                let version = docker::engine_version(&engine)
-                    .await
-                    .unwrap_or_else(|| "?".into());
-                checks.push(Check {
-                    name: "docker engine",
-                    ok: true,
-                    detail: format!("Docker {version} answered ({})", docker::tried_hosts()),
-                });
-                found.engine = true;
-                found.image = docker::image_present(&engine, &config.image).await;
-                checks.push(Check {
-                    name: "docker image",
-                    ok: found.image,
-                    detail: if found.image {
-                        format!("{} is present", config.image)
-                    } else {
-                        format!("{} is not present: `up` pulls it (that needs a registry), or build it, or set `image:` in devenv.yaml", config.image)
-                    },
-                });
-            }
-            Err(e) => checks.push(Check {
+async fn check_docker(config: &Config, checks: &mut Vec<Check>, found: &mut Facts) {
+    match devenv_server::probe::engine(&config.image).await {
+        Ok(engine) => {
+            checks.push(Check {
                 name: "docker engine",
-                ok: false,
-                detail: crate::ui::chain(&e.into()),
-            }),
+                ok: true,
+                detail: format!("Docker {} answered ({})", engine.version, engine.host),
+            });
+            found.engine = true;
+            found.image = engine.image_present;
+            checks.push(Check {
+                name: "docker image",
+                ok: found.image,
+                detail: if found.image {
+                    format!("{} is present", config.image)
+                } else {
+                    format!("{} is not present: `up` pulls it (that needs a registry), or build it, or set `image:` in devenv.yaml", config.image)
+                },
+            });
         }
-    }
-    #[cfg(not(feature = "docker"))]
-    {
-        let _ = (config, &found);
-        checks.push(Check {
+        Err(e) => checks.push(Check {
             name: "docker engine",
             ok: false,
-            detail: devenv_server::ServerError::NoDockerSupport.to_string(),
-        });
+            detail: crate::ui::chain(&e.into()),
+        }),
     }
 }
 
-async fn check_native(checks: &mut Vec<Check>, found: &mut Found) {
-    use devenv_server::native;
-    match native::find_bin_dir().await {
-        Ok(dir) => {
-            let version = native::major_version(&dir)
-                .await
-                .map_or("?".into(), |v| v.to_string());
+async fn check_native(checks: &mut Vec<Check>, found: &mut Facts) {
+    let binaries = match devenv_server::probe::binaries().await {
+        Ok(found) => {
             checks.push(Check {
                 name: "postgres binaries",
                 ok: true,
-                detail: format!("PostgreSQL {version} in {}", dir.display()),
+                detail: format!(
+                    "PostgreSQL {} in {}",
+                    found.version.map_or("?".into(), |v| v.to_string()),
+                    found.dir.display()
+                ),
             });
-            found.binaries = true;
+            true
         }
-        Err(e) => checks.push(Check {
-            name: "postgres binaries",
-            ok: false,
-            detail: e.to_string(),
-        }),
-    }
-    match native::run_as() {
-        Ok(Some(user)) => {
-            found.run_as = true;
+        Err(e) => {
+            checks.push(Check {
+                name: "postgres binaries",
+                ok: false,
+                detail: e.to_string(),
+            });
+            false
+        }
+    };
+    let account = match devenv_server::probe::account() {
+        Ok(account) => {
             checks.push(Check {
                 name: "run as",
                 ok: true,
-                detail: format!("root: postgres runs as `{}`", user.name),
+                detail: match account {
+                    Some(name) => format!("root: postgres runs as `{name}`"),
+                    None => "not root: postgres runs as you".into(),
+                },
             });
+            true
         }
-        Ok(None) => {
-            found.run_as = true;
+        Err(e) => {
             checks.push(Check {
                 name: "run as",
-                ok: true,
-                detail: "not root: postgres runs as you".into(),
+                ok: false,
+                detail: e.to_string(),
             });
+            false
         }
-        Err(e) => checks.push(Check {
-            name: "run as",
-            ok: false,
-            detail: e.to_string(),
-        }),
-    }
+    };
+    found.binaries = binaries && account;
 }
 
-fn check_port(config: &Config, checks: &mut Vec<Check>, found: &mut Found) {
-    let project = Project::with_config(config.clone());
-    let ours = crate::running::running(&devenv_core::state::StateDir::new(&project.state_dir()))
+fn check_port(config: &Config, checks: &mut Vec<Check>, found: &mut Facts) {
+    let ours = Environment::of(Project::with_config(config.clone()))
         .ok()
-        .flatten()
-        .is_some_and(|(_, s)| s.port == Some(config.port));
-    let (ok, detail) = if config.backend == Backend::External {
+        .and_then(|e| e.supervisor().map(|s| s.state.port == Some(config.port)))
+        .unwrap_or(false);
+    let (ok, detail) = if config.backend == Choice::External {
         (true, "backend external: no local port".to_owned())
     } else if config.port == 0 {
         (true, "0: a free port is picked at start".to_owned())
@@ -243,7 +214,7 @@ fn check_port(config: &Config, checks: &mut Vec<Check>, found: &mut Found) {
     });
 }
 
-async fn check_external(config: &Config, checks: &mut Vec<Check>, found: &mut Found) {
+async fn check_external(config: &Config, checks: &mut Vec<Check>, found: &mut Facts) {
     let project = Project::with_config(config.clone());
     let detail = match project.external_server() {
         Ok(Some(server)) => {
@@ -272,51 +243,4 @@ async fn check_external(config: &Config, checks: &mut Vec<Check>, found: &mut Fo
         ok: found.external,
         detail,
     });
-}
-
-/// What `up` would use and why, decided as `up` decides.
-fn decide(config: &Config, f: &Found) -> (Option<&'static str>, String) {
-    let native_ok = f.binaries && f.run_as && f.port;
-    match config.backend {
-        Backend::External if f.external => {
-            (Some("external"), "configured; the server answers".into())
-        }
-        Backend::External => (None, "configured, and the server does not answer".into()),
-        Backend::Docker if f.engine && f.port && f.image => {
-            (Some("docker"), "configured; engine and image ready".into())
-        }
-        Backend::Docker if f.engine && f.port => (
-            Some("docker"),
-            "configured; the image would be pulled first".into(),
-        ),
-        Backend::Docker => (
-            None,
-            "configured, and the engine or port check failed".into(),
-        ),
-        Backend::Native if native_ok => (Some("native"), "configured; binaries found".into()),
-        Backend::Native => (
-            None,
-            "configured, and the binaries, account or port check failed".into(),
-        ),
-        Backend::Auto if f.engine && f.port && f.image => (
-            Some("docker"),
-            "auto: an engine answers and the image is present".into(),
-        ),
-        Backend::Auto if f.engine && f.port && native_ok => (
-            Some("docker"),
-            "auto: an engine answers; the image would be pulled, and if that fails, native".into(),
-        ),
-        Backend::Auto if f.engine && f.port => (
-            Some("docker"),
-            "auto: an engine answers; the image would be pulled".into(),
-        ),
-        Backend::Auto if native_ok => (
-            Some("native"),
-            "auto: no Docker engine answers; PostgreSQL binaries are found".into(),
-        ),
-        Backend::Auto => (
-            None,
-            "auto: neither a Docker engine nor PostgreSQL binaries".into(),
-        ),
-    }
 }

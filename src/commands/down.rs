@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use devenv_core::lock;
-use devenv_core::state::StateDir;
 use devenv_core::Project;
-use devenv_server::{Choice, Role, Storage};
+use devenv_server::Choice;
 
 use crate::exit::CliError;
 use crate::ui::Ui;
@@ -30,7 +29,7 @@ const STOP_WAIT: Duration = Duration::from_secs(60);
 /// Runs `devenv down`.
 pub async fn run(root: &Path, args: DownArgs, ui: &Ui) -> anyhow::Result<()> {
     let project = Project::open(root)?;
-    let dir = StateDir::new(&project.state_dir());
+    let dir = project.state_dir();
     let mut stopped = 0;
     let mut engine_silent = false;
     if let Some(holder) = lock::holder(&dir.dir) {
@@ -40,17 +39,22 @@ pub async fn run(root: &Path, args: DownArgs, ui: &Ui) -> anyhow::Result<()> {
         ));
         devenv_server::process::signal(holder.pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + STOP_WAIT;
-        // The lock goes a moment before the process: wait for both, so nothing runs after.
-        while lock::holder(&dir.dir).is_some_and(|h| h.pid == holder.pid)
-            || devenv_server::process::alive(holder.pid)
-        {
+        let gave_up = || {
+            anyhow::anyhow!(
+                "devenv {} (pid {}) did not stop within {}s",
+                holder.command,
+                holder.pid,
+                STOP_WAIT.as_secs()
+            )
+        };
+        if !lock::wait_released(&dir.dir, STOP_WAIT).await? {
+            return Err(gave_up());
+        }
+        // The lock goes a moment before the process, whose exit has no event to wait on
+        // from here (it is not our child): polled, briefly, so nothing runs after `down`.
+        while devenv_server::process::alive(holder.pid) {
             if Instant::now() > deadline {
-                anyhow::bail!(
-                    "devenv {} (pid {}) did not stop within {}s",
-                    holder.command,
-                    holder.pid,
-                    STOP_WAIT.as_secs()
-                );
+                return Err(gave_up());
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -134,37 +138,30 @@ async fn forget_on_external(project: &Project, ui: &Ui) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes the kept data of both local backends (whichever exists), naming it first.
+/// Removes the kept data of both local backends (whichever exists), naming it first, and the
+/// network kept with it.
 async fn forget_data(project: &Project, ui: &Ui) -> anyhow::Result<()> {
     if project.config.backend == Choice::External {
         return forget_on_external(project, ui).await;
     }
-    let identity = project.identity(Role::Up, &project.state_dir());
-    let run_as = devenv_server::native::run_as().ok().flatten();
-    let layout =
-        devenv_server::native::Layout::new(&identity, Storage::Persistent, run_as.as_ref());
-    if layout.has_cluster() || layout.data_root.as_ref().is_some_and(|r| r.exists()) {
+    let kept = devenv_server::find_kept(&project.up_identity(), project.config.backend).await;
+    for data in &kept.found {
         ui.say(format!(
-            "removing the kept data in {} ({} MB, snapshots included)",
-            layout
-                .data_root
-                .as_ref()
-                .unwrap_or(&layout.data_dir)
-                .display(),
-            layout.data_size() / 1_000_000
+            "removing the kept data in {}{} (snapshots included)",
+            data.describe(),
+            data.size()
+                .map(|b| format!(" ({} MB)", b / 1_000_000))
+                .unwrap_or_default()
         ));
-        layout.remove_data();
+        data.forget().await?;
     }
-    #[cfg(feature = "docker")]
-    if let Ok(engine) = devenv_server::docker::engine_client().await {
-        let volume = identity.volume_name();
-        if devenv_server::docker::forget_volume(&engine, &volume).await? {
-            ui.say(format!(
-                "removed the volume {volume} (the kept data, snapshots included)"
-            ));
-        }
-        // Kept with the data; removed with it unless another project's container uses it.
-        devenv_server::docker::forget_network(&engine, &project.config.network).await;
+    if let Some(e) = kept.unknown {
+        ui.warn(format!(
+            "{}; a Docker volume of this project could not be looked for",
+            crate::ui::chain(&e.into())
+        ));
     }
+    // Kept with the data; removed with it unless another project's container uses it.
+    devenv_server::forget_network(&project.config.network).await;
     Ok(())
 }

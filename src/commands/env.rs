@@ -27,8 +27,8 @@ pub enum Format {
 
 /// Runs `devenv env`.
 pub fn run(root: &Path, args: &EnvArgs) -> anyhow::Result<()> {
-    let dir = crate::running::state_dir(root)?;
-    let (_, state) = crate::running::ready(&dir)?;
+    let environment = devenv_core::Environment::open(root)?;
+    let state = &environment.ready()?.state;
     let format = match args.format {
         Format::Sh => EnvFormat::Sh,
         Format::Dotenv => EnvFormat::Dotenv,

@@ -7,8 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::Args;
-use devenv_core::Project;
-use devenv_server::Record;
+use devenv_core::Environment;
 
 /// `devenv logs` arguments.
 #[derive(Debug, Clone, Args)]
@@ -26,51 +25,58 @@ pub struct LogsArgs {
 
 /// Runs `devenv logs`.
 pub async fn run(root: &Path, args: &LogsArgs) -> anyhow::Result<()> {
-    let project = Project::open(root)?;
-    let dir = crate::running::state_dir(&project.root)?;
-    if args.server {
-        let state = dir.read()?;
-        #[cfg(feature = "docker")]
-        if let Some(Record::Docker(record)) = state.as_ref().and_then(|s| s.server.clone()) {
-            return docker_logs(&record, &project, args).await;
-        }
-        let log = match state.and_then(|s| s.server) {
-            Some(Record::Native(layout)) => layout.log,
-            _ => dir.server_log(),
-        };
-        return follow_file(&log, args, || {
-            crate::running::running(&dir).ok().flatten().is_some()
-        })
-        .await;
-    }
-    follow_file(&dir.up_log(), args, || {
-        crate::running::running(&dir).ok().flatten().is_some()
-    })
-    .await
-}
-
-#[cfg(feature = "docker")]
-async fn docker_logs(
-    record: &devenv_server::docker::DockerRecord,
-    project: &Project,
-    args: &LogsArgs,
-) -> anyhow::Result<()> {
-    use futures_util::StreamExt as _;
-    let Some(server) = devenv_server::docker::DockerServer::attach(
-        record,
-        &project.config.user,
-        &project.config.password,
-    )
-    .await?
-    else {
-        anyhow::bail!("the container of this project is not running");
+    let environment = Environment::open(root)?;
+    let dir = environment.state_dir().clone();
+    let alive = || {
+        Environment::open(root)
+            .ok()
+            .is_some_and(|e| e.supervisor().is_some())
     };
-    let stream = server.logs(args.follow, args.lines);
-    tokio::pin!(stream);
-    while let Some(chunk) = stream.next().await {
-        crate::output::stdout(&chunk)?;
+    if args.server {
+        let project = environment.project();
+        let record = environment
+            .supervisor()
+            .and_then(|s| s.record())
+            .or_else(|| environment.stale().and_then(|s| s.server.as_ref()));
+        if let Some(record) = record {
+            if let Some(log) = record.log_file() {
+                return follow_file(log, args, alive).await;
+            }
+            let printed = record
+                .follow_container_log(
+                    &project.config.user,
+                    &project.config.password,
+                    args.follow,
+                    args.lines,
+                    &mut |chunk| {
+                        crate::output::stdout(chunk).map_err(|e| {
+                            if e.is::<crate::output::BrokenPipe>() {
+                                std::io::ErrorKind::BrokenPipe.into()
+                            } else {
+                                std::io::Error::other(e.to_string())
+                            }
+                        })
+                    },
+                )
+                .await;
+            let printed = match printed {
+                Err(devenv_server::ServerError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    return Err(crate::output::BrokenPipe.into());
+                }
+                other => other?,
+            };
+            if printed {
+                return Ok(());
+            }
+            if record.backend() == devenv_server::Backend::Docker {
+                anyhow::bail!("the container of this project is not running");
+            }
+        }
+        return follow_file(&dir.server_log(), args, alive).await;
     }
-    Ok(())
+    follow_file(&dir.up_log(), args, alive).await
 }
 
 /// Prints `path` (the last `lines` lines), then, with `follow`, what is appended while

@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use clap::{Args, Subcommand};
-use devenv_core::{Config, ProdConfig};
+use devenv_core::Config;
 
 use crate::ui::Ui;
 
@@ -93,51 +93,6 @@ pub struct Timeout {
     pub seconds: u64,
 }
 
-/// Settings a chore needs that are missing (exit code 2).
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    /// One of the two rule settings without the other.
-    #[error(
-        "`devenv prod allow-ip` needs both `security_group_id` and `security_group_rule_id` \
-         under `prod:` in devenv.yaml (or DB_SG_ID and DB_SG_RULE_ID); {missing} is missing"
-    )]
-    HalfARule {
-        /// The one missing.
-        missing: &'static str,
-    },
-    /// Neither rule setting.
-    #[error(
-        "`devenv prod allow-ip` needs `security_group_id` and `security_group_rule_id` under \
-         `prod:` in devenv.yaml (or DB_SG_ID and DB_SG_RULE_ID)"
-    )]
-    NoRule,
-    /// `create` without the master password.
-    #[error(
-        "`devenv prod create` takes the master password from {var} (never from devenv.yaml): \
-         export {var}=...",
-        var = devenv_core::PASSWORD_VAR
-    )]
-    NoPassword,
-}
-
-/// The security group and rule `allow-ip` sets, when both are configured; an error when only
-/// one is.
-fn rule_settings(prod: &ProdConfig) -> Result<Option<(&str, &str)>, SettingsError> {
-    match (
-        prod.security_group_id.as_deref(),
-        prod.security_group_rule_id.as_deref(),
-    ) {
-        (Some(group), Some(rule)) => Ok(Some((group, rule))),
-        (None, None) => Ok(None),
-        (None, Some(_)) => Err(SettingsError::HalfARule {
-            missing: "security_group_id",
-        }),
-        (Some(_), None) => Err(SettingsError::HalfARule {
-            missing: "security_group_rule_id",
-        }),
-    }
-}
-
 /// Runs `devenv prod ...`.
 #[cfg_attr(
     not(feature = "aws"),
@@ -154,7 +109,7 @@ pub async fn run(root: &Path, command: ProdCommand, ui: &Ui) -> anyhow::Result<(
         ..
     } = command
     {
-        if rule_settings(&config.prod)?.is_none() {
+        if config.prod.rule()?.is_none() {
             return Ok(());
         }
     }

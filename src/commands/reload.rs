@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use crate::exit::CliError;
+use devenv_core::CoreError;
+
 use crate::ui::Ui;
 
 /// `devenv reload` arguments.
@@ -18,21 +19,21 @@ pub struct ReloadArgs {
 
 /// Runs `devenv reload`.
 pub fn run(root: &Path, args: &ReloadArgs, ui: &Ui) -> anyhow::Result<()> {
-    let dir = crate::running::state_dir(root)?;
-    let Some((holder, _)) = crate::running::running(&dir)? else {
-        if let Ok(Some(stale)) = dir.read() {
+    let environment = devenv_core::Environment::open(root)?;
+    let Some(holder) = environment.supervisor().map(|s| &s.holder) else {
+        if let Some(stale) = environment.stale() {
             ui.note(format!(
                 "a record of a devenv up (pid {}) that is gone is left; `devenv down` cleans it up",
                 stale.pid
             ));
         }
-        return Err(CliError::NotRunning.into());
+        return Err(CoreError::NotRunning.into());
     };
     if !args.vars.set.is_empty() {
-        dir.put_set(&args.vars.set)?;
+        environment.state_dir().put_set(&args.vars.set)?;
     }
     if !devenv_server::process::signal(holder.pid, nix::sys::signal::Signal::SIGUSR1) {
-        return Err(CliError::NotRunning.into());
+        return Err(CoreError::NotRunning.into());
     }
     ui.result(format!(
         "asked devenv {} (pid {}) to reload; its output shows the outcome{}",

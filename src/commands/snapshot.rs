@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use devenv_core::rebuild::{Rebuilder, Target};
-use devenv_core::{db, snapshot, CoreError, Project};
+use devenv_core::{db, snapshot, CoreError, Environment};
 use devenv_server::Server;
 
 use crate::exit::CliError;
@@ -60,17 +60,10 @@ pub struct SnapshotArgs {
 
 /// Runs `devenv snapshot ...`.
 pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()> {
-    let project = Project::open(root)?;
-    let dir = crate::running::state_dir(&project.root)?;
-    let (holder, state) = crate::running::ready(&dir)?;
-    let server = match project.external_server()? {
-        Some(external) => external,
-        None => Server::local(
-            state.port.unwrap_or_default(),
-            &project.config.user,
-            &project.config.password,
-        ),
-    };
+    let environment = Environment::open(root)?;
+    let supervisor = environment.ready()?;
+    let server = environment.server()?.ok_or(CoreError::NotRunning)?;
+    let project = environment.project();
     let live = project.config.database.clone();
     let admin = db::admin(&server).await?;
     let mut on = Guard {
@@ -78,7 +71,7 @@ pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()>
         admin: &admin,
         live: &live,
         project: &project.id,
-        record: state.server.as_ref(),
+        record: supervisor.record(),
         signals: Interrupts::install()?,
     };
     match args.command {
@@ -136,7 +129,7 @@ pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()>
                 )
                 .await?;
             // The supervisor prunes, makes the spare and the next ready copy in its own time.
-            devenv_server::process::signal(holder.pid, nix::sys::signal::Signal::SIGUSR2);
+            devenv_server::process::signal(supervisor.pid(), nix::sys::signal::Signal::SIGUSR2);
             ui.result(format!(
                 "restored snapshot {name} as {live} in {} ms (clients were disconnected; the URLs did not change){}",
                 started.elapsed().as_millis(),
@@ -299,7 +292,10 @@ impl Guard<'_> {
         };
         if disk_full {
             return Err(CliError::DiskFull {
-                where_: self.data_location(),
+                where_: self.record.map_or_else(
+                    || "the server's data directory".to_owned(),
+                    devenv_server::Record::data_location,
+                ),
                 advice: format!(
                     "{left}, {state}, no committed row is lost; free space, then try again"
                 ),
@@ -307,20 +303,5 @@ impl Guard<'_> {
             .into());
         }
         Err(anyhow::Error::new(e).context(format!("the server went away ({left}; {state})")))
-    }
-
-    /// Where the server keeps its data, for a full-disk message.
-    fn data_location(&self) -> String {
-        match self.record {
-            Some(devenv_server::Record::Native(layout)) => {
-                format!("the data directory {}", layout.data_dir.display())
-            }
-            #[cfg(feature = "docker")]
-            Some(devenv_server::Record::Docker(r)) => match &r.volume {
-                Some(volume) => format!("the Docker engine's disk, volume {volume}"),
-                None => "the container's tmpfs".to_owned(),
-            },
-            _ => "the server's data directory".to_owned(),
-        }
     }
 }

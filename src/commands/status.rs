@@ -3,14 +3,15 @@
 //! runs, 1 when it does not. `--json` prints one document, the same keys either way (`null`
 //! when not running; passwords masked):
 //!
-//! `{"running", "pid", "detached", "started_at", "ready", "backend", "database", "port", "urls",
-//!   "data": {"kept", "size_bytes"}, "stale_pid"}`
+//! `{"running", "pid", "detached", "started_at", "ready", "backend", "database", "host", "port",
+//!   "urls", "data": {"kept", "size_bytes"}, "stale_pid"}`
 
 use std::path::Path;
 
 use clap::Args;
-use devenv_core::Project;
-use devenv_server::{Record, Role, Server, Storage};
+use devenv_core::environment::Supervisor;
+use devenv_core::Environment;
+use devenv_server::{Record, Server};
 use serde_json::json;
 
 use crate::exit::CliError;
@@ -26,52 +27,47 @@ pub struct StatusArgs {
 
 /// Runs `devenv status`.
 pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> {
-    let project = Project::open(root)?;
-    let dir = crate::running::state_dir(&project.root)?;
-    let running = crate::running::running(&dir)?;
-    let left_by = match &running {
-        Some(_) => None,
-        None => match dir.read() {
-            Ok(state) => state.map(|s| s.pid),
-            Err(e) => {
-                ui.warn(crate::ui::chain(&e.into()));
-                None
-            }
-        },
-    };
-    let data = data_kept(&project, running.as_ref().map(|(_, s)| s)).await;
+    let environment = Environment::open(root)?;
+    let running = environment.supervisor();
+    let left_by = environment.stale().map(|s| s.pid);
+    let server = environment.server()?;
+    let data = data_kept(&environment, server.as_ref()).await;
+    let state = running.map(|s| &s.state);
     if args.json {
-        let state = running.as_ref().map(|(_, s)| s);
         crate::output::json(&json!({
             "running": running.is_some(),
-            "pid": running.as_ref().map(|(holder, _)| holder.pid),
+            "pid": running.map(Supervisor::pid),
             "detached": state.map(|s| s.detached),
             "started_at": state.map(|s| crate::output::timestamp(s.started_at)),
             "ready": state.map(|s| s.ready),
-            "backend": state.and_then(devenv_core::state::State::backend).map(|b| b.to_string()),
+            "backend": running.and_then(Supervisor::backend).map(|b| b.to_string()),
             "database": state.map(|s| s.database.clone()),
-            "port": state.and_then(|s| s.port),
+            "host": server.as_ref().map(Server::host),
+            "port": server.as_ref().map(Server::port).or_else(|| state.and_then(|s| s.port)),
             "urls": state.map(|s| s.env.iter()
                 .map(|(k, v)| (k.clone(), json!(devenv_server::mask(v))))
                 .collect::<serde_json::Map<_, _>>()),
             "data": data,
             "stale_pid": left_by,
         }))?;
-    } else if let Some((holder, state)) = &running {
+    } else if let Some(supervisor) = running {
+        let state = &supervisor.state;
         ui.result(format!(
-            "running (pid {}, {} since {}), backend {}, database {} on 127.0.0.1:{}{}; {}",
-            holder.pid,
+            "running (pid {}, {} since {}), backend {}, database {} on {}{}; {}",
+            supervisor.pid(),
             if state.detached {
                 "detached"
             } else {
                 "in a terminal"
             },
             crate::ui::since(state.started_at),
-            state
+            supervisor
                 .backend()
                 .map_or_else(|| "?".into(), |b| b.to_string()),
             state.database,
-            state.port.map_or_else(|| "?".into(), |p| p.to_string()),
+            server
+                .as_ref()
+                .map_or_else(|| "?".into(), |s| format!("{}:{}", s.host(), s.port())),
             if state.ready { "" } else { " (starting)" },
             describe(&data)
         ));
@@ -79,8 +75,8 @@ pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> 
         ui.result(format!("not running; {}", describe(&data)));
         if let Some(pid) = left_by {
             ui.note(format!(
-                        "a record of a devenv up (pid {pid}) that is gone is left; `devenv down` or the next `devenv up` cleans it up"
-                    ));
+                "a record of a devenv up (pid {pid}) that is gone is left; `devenv down` or the next `devenv up` cleans it up"
+            ));
         }
     }
     if running.is_some() {
@@ -99,43 +95,25 @@ fn describe(data: &serde_json::Value) -> String {
     }
 }
 
-/// Whether data is kept, and how big it is: the databases' size when the server runs, the data
-/// directory's when it does not (native).
-async fn data_kept(
-    project: &Project,
-    state: Option<&devenv_core::state::State>,
-) -> serde_json::Value {
-    if let Some(state) = state {
-        let kept = state.server.as_ref().is_some_and(Record::keeps_data);
-        let bytes = match state.port {
-            Some(port) if state.ready => {
-                let server = Server::local(port, &project.config.user, &project.config.password);
-                databases_size(&server).await
-            }
-            _ => None,
+/// Whether data is kept, and how big it is: the databases' size when the server runs, the kept
+/// data's as the server crate finds it when it does not.
+async fn data_kept(environment: &Environment, server: Option<&Server>) -> serde_json::Value {
+    if let Some(supervisor) = environment.supervisor() {
+        let kept = supervisor.record().is_some_and(Record::keeps_data);
+        let bytes = match server {
+            Some(server) => databases_size(server).await,
+            None => None,
         };
         return json!({"kept": kept, "size_bytes": bytes});
     }
-    let identity = project.identity(Role::Up, &project.state_dir());
-    let run_as = devenv_server::native::run_as().ok().flatten();
-    let layout =
-        devenv_server::native::Layout::new(&identity, Storage::Persistent, run_as.as_ref());
-    if layout.has_cluster() {
-        return json!({"kept": true, "size_bytes": layout.data_size()});
+    let project = environment.project();
+    let kept = devenv_server::find_kept(&project.up_identity(), project.config.backend).await;
+    match (kept.found.first(), kept.unknown) {
+        (Some(data), _) => json!({"kept": true, "size_bytes": data.size()}),
+        // Unknown: the engine that would hold a volume does not answer.
+        (None, Some(_)) => json!({"kept": null, "size_bytes": null}),
+        (None, None) => json!({"kept": false, "size_bytes": null}),
     }
-    #[cfg(feature = "docker")]
-    if project.config.backend != devenv_server::Choice::Native {
-        match devenv_server::docker::engine_client().await {
-            Ok(engine) => {
-                if engine.inspect_volume(&identity.volume_name()).await.is_ok() {
-                    return json!({"kept": true, "size_bytes": null});
-                }
-            }
-            // Unknown: a volume may be there.
-            Err(_) => return json!({"kept": null, "size_bytes": null}),
-        }
-    }
-    json!({"kept": false, "size_bytes": null})
 }
 
 async fn databases_size(server: &Server) -> Option<u64> {

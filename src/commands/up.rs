@@ -64,10 +64,11 @@ pub async fn run(root: &Path, args: UpArgs, ui: &'static Ui) -> anyhow::Result<(
 /// Leaves the `--set` values (none: clears any a dead supervisor left) for the supervisor
 /// this `up` starts, in `.devenv/set.json` ([`crate::vars`]); nothing when one already runs.
 fn hand_over(root: &Path, values: &[(String, String)]) -> anyhow::Result<()> {
-    let dir = crate::running::state_dir(root)?;
-    if devenv_core::lock::holder(&dir.dir).is_some() {
+    let environment = devenv_core::Environment::open(root)?;
+    if environment.supervisor().is_some() {
         return Ok(());
     }
+    let dir = environment.state_dir();
     dir.take_set()?;
     if !values.is_empty() {
         dir.put_set(values)?;
@@ -80,7 +81,7 @@ async fn detach(root: &Path, args: &UpArgs, ui: &Ui) -> anyhow::Result<()> {
     // Configuration errors and a running supervisor are reported here, at once.
     let project = Project::open(root)?;
     project.config.check_files()?;
-    let dir = StateDir::new(&project.state_dir());
+    let dir = project.state_dir();
     if let Some(holder) = devenv_core::lock::holder(&dir.dir) {
         return Err(CliError::from(holder).into());
     }

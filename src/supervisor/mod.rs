@@ -54,7 +54,7 @@ pub async fn run(root: &Path, options: Options, ui: &'static Ui) -> anyhow::Resu
     let mut project = Project::open(root)?;
     project.config.check_files()?;
     crate::ui::secret(&project.config.password);
-    let dir = StateDir::new(&project.state_dir());
+    let dir = project.state_dir();
     dir.create()?;
     let command = if options.detached { "up -d" } else { "up" };
     let _lock = match lock::try_acquire(&dir.dir, command)? {
@@ -154,6 +154,7 @@ fn ready(
         let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
         state.ready = true;
         state.port = Some(handle.server().port());
+        state.url = Some(handle.server().url(""));
         state.env.clone_from(&vars);
         dir.write(&state)?;
     }

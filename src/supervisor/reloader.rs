@@ -219,7 +219,7 @@ impl Reloader {
 
     /// A reload by hand (`devenv reload`), with the `--set` values it handed over.
     pub async fn manual(&mut self) {
-        let dir = devenv_core::state::StateDir::new(&self.project.state_dir());
+        let dir = self.project.state_dir();
         let set = match dir.take_set() {
             Ok(set) => set,
             Err(e) => {
@@ -258,20 +258,7 @@ impl Reloader {
             }
         };
         let old = self.config();
-        let restart: Vec<&str> = [
-            ("database", old.database != new.database),
-            ("user", old.user != new.user),
-            ("password", old.password != new.password),
-            ("image", old.image != new.image),
-            ("port", old.port != new.port),
-            ("network", old.network != new.network),
-            ("backend", old.backend != new.backend),
-            ("url", old.url != new.url),
-            ("persist", old.persist != new.persist),
-        ]
-        .into_iter()
-        .filter_map(|(k, changed)| changed.then_some(k))
-        .collect();
+        let restart = old.restart_needed(&new);
         if !restart.is_empty() {
             self.ui.warn(format!(
                 "devenv.yaml changed {}: restart needed (`devenv down`, then `devenv up`); still running with the old settings",

@@ -8,13 +8,13 @@ use serde::Deserialize;
 
 mod prod;
 pub mod vars;
-pub use prod::{ProdConfig, DEFAULT_IP_SERVICE, PASSWORD_VAR};
+pub use prod::{ProdConfig, ProdSettingsError, DEFAULT_IP_SERVICE, PASSWORD_VAR};
 pub use vars::{Var, Vars};
 
 /// The config file's name at the project root.
 pub const FILE_NAME: &str = "devenv.yaml";
 
-pub use devenv_server::Choice as Backend;
+use devenv_server::Choice;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,7 +33,7 @@ struct Raw {
     watch: Option<Vec<String>>,
     #[serde(default, deserialize_with = "de_network")]
     network: Option<String>,
-    backend: Option<Backend>,
+    backend: Option<Choice>,
     url: Option<String>,
     persist: Option<bool>,
     prod: Option<prod::RawProd>,
@@ -124,8 +124,8 @@ pub enum ConfigError {
     },
 }
 
-/// The resolved configuration of one project.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The resolved configuration of one project (its `Debug` masks the password).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     /// The project root (where devenv.yaml is, or would be).
     pub root: PathBuf,
@@ -148,7 +148,7 @@ pub struct Config {
     /// Docker network.
     pub network: String,
     /// Backend choice.
-    pub backend: Backend,
+    pub backend: Choice,
     /// Server URL for `backend: external`.
     pub url: Option<String>,
     /// Whether the data outlives `devenv up` (`persist: false` throws it away at stop).
@@ -159,7 +159,56 @@ pub struct Config {
     pub vars: Vars,
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("root", &self.root)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &devenv_server::conninfo::MASK)
+            .field("image", &self.image)
+            .field("port", &self.port)
+            .field("schema", &self.schema)
+            .field("seed", &self.seed)
+            .field("watch", &self.watch)
+            .field("network", &self.network)
+            .field("backend", &self.backend)
+            .field("url", &self.url.as_deref().map(devenv_server::mask))
+            .field("persist", &self.persist)
+            .field("prod", &self.prod)
+            .field("vars", &self.vars)
+            .finish()
+    }
+}
+
+/// The keys a running `devenv up` cannot take on while it runs (what the server is, where it
+/// listens, what it is called): a change needs a restart. The others (`schema`, `seed`,
+/// `watch`, `prod`, `vars`) apply at once.
+const RESTART_KEYS: [&str; 9] = [
+    "database", "user", "password", "image", "port", "network", "backend", "url", "persist",
+];
+
 impl Config {
+    /// The keys whose values differ from `other`'s and need a restart of `devenv up`.
+    pub fn restart_needed(&self, other: &Config) -> Vec<&'static str> {
+        let differs = [
+            self.database != other.database,
+            self.user != other.user,
+            self.password != other.password,
+            self.image != other.image,
+            self.port != other.port,
+            self.network != other.network,
+            self.backend != other.backend,
+            self.url != other.url,
+            self.persist != other.persist,
+        ];
+        RESTART_KEYS
+            .into_iter()
+            .zip(differs)
+            .filter_map(|(key, differs)| differs.then_some(key))
+            .collect()
+    }
+
     /// Loads `root/devenv.yaml` (if present) and the `DEVENV_*` variables of this process.
     pub fn load(root: &Path) -> Result<Config, ConfigError> {
         Self::load_with_env(root, |name| std::env::var(name).ok())
@@ -194,7 +243,7 @@ impl Config {
         };
         let backend = match var("backend") {
             Some(v) => v.parse().map_err(|e| env_err("backend", v.clone(), e))?,
-            None => raw.backend.unwrap_or(Backend::Auto),
+            None => raw.backend.unwrap_or(Choice::Auto),
         };
         let persist = match var("persist") {
             Some(v) => parse_bool(&v)
@@ -264,7 +313,7 @@ impl Config {
             persist,
             vars: Vars::resolve(raw.vars.unwrap_or_default(), &env),
         };
-        if config.backend == Backend::External && config.url.is_none() {
+        if config.backend == Choice::External && config.url.is_none() {
             return Err(ConfigError::NoUrl);
         }
         Ok(config)
@@ -370,7 +419,7 @@ fn check_name(name: &str) -> Result<(), String> {
         Err("must not be empty".into())
     } else if name.len() > 63 {
         Err(format!(
-            "is {} bytes long, over PostgreSQL's limit of 63",
+            "is {} bytes, longer than PostgreSQL's 63 bytes",
             name.len()
         ))
     } else if name.contains('\0') {
@@ -602,7 +651,27 @@ mod tests {
             [PathBuf::from("db/schema.sql"), PathBuf::from("db/seed.sql")]
         );
         assert_eq!(c.watch, ["db/**/*.sql"]);
-        assert_eq!((c.network.as_str(), c.backend), ("devenv", Backend::Auto));
+        assert_eq!((c.network.as_str(), c.backend), ("devenv", Choice::Auto));
+    }
+
+    #[test]
+    fn no_debug_output_holds_the_password() {
+        let dir = project(Some(
+            "password: Sekr1t-Pw\nurl: postgresql://u:UrlSekr1t@db.example.com/app\n",
+        ));
+        let c = Config::load_with_env(dir.path(), |_| None).unwrap();
+        let project = crate::Project::with_config(c.clone());
+        let spec = project.up_spec(
+            devenv_server::Storage::Persistent,
+            devenv_server::Progress::default(),
+        );
+        for shown in [
+            format!("{c:?}"),
+            format!("{project:?}"),
+            format!("{spec:?}"),
+        ] {
+            assert!(!shown.contains("Sekr1t"), "{shown}");
+        }
     }
 
     #[test]
@@ -620,7 +689,7 @@ mod tests {
         assert_eq!(c.port, 6543);
         assert_eq!(c.schema, [PathBuf::from("a.sql"), PathBuf::from("b.sql")]);
         assert_eq!(c.seed, [PathBuf::from("s1.sql"), PathBuf::from("s2.sql")]);
-        assert_eq!(c.backend, Backend::Native);
+        assert_eq!(c.backend, Choice::Native);
     }
 
     #[test]
@@ -672,7 +741,7 @@ mod tests {
             ("user: \"\"", "devenv.yaml:2:7: user: must not be empty"),
             (
                 &format!("user: {seventy}") as &str,
-                "devenv.yaml:2:7: user: is 70 bytes long, over PostgreSQL's limit of 63",
+                "devenv.yaml:2:7: user: is 70 bytes, longer than PostgreSQL's 63 bytes",
             ),
             (
                 "password: \"\"",

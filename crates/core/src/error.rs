@@ -49,6 +49,9 @@ pub enum CoreError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// No `devenv up` runs (or it is not ready yet) for the project.
+    #[error("no `devenv up` runs for this project; start one with `devenv up`")]
+    NotRunning,
     /// No snapshot has that name.
     #[error("no snapshot named {name:?}; {}", if existing.is_empty() { "there are none (`devenv snapshot save` makes one)".to_owned() } else { format!("there are: {}", existing.join(", ")) })]
     SnapshotNotFound {

@@ -4,6 +4,8 @@
 //! - [`config`]: `devenv.yaml` and `DEVENV_*` variables, validated once (with the `prod:`
 //!   section of `devenv prod`).
 //! - [`project`]: a project's id, and every name and server description derived from it.
+//! - [`environment`]: the running environment of a project, the one owner of what runs:
+//!   who, whether ready, how to reach its server, what a supervisor that died left.
 //! - [`state`]: `.devenv/`, what a supervisor recorded (before creating it).
 //! - [`lock`]: the supervisor lock; who runs, found in the world.
 //! - [`env`]: the exported variables and their formats.
@@ -16,6 +18,7 @@
 pub mod config;
 pub mod db;
 pub mod env;
+pub mod environment;
 pub mod error;
 pub mod files;
 pub mod lock;
@@ -24,6 +27,7 @@ pub mod rebuild;
 pub mod snapshot;
 pub mod state;
 
-pub use config::{Backend, Config, ConfigError, ProdConfig, PASSWORD_VAR};
+pub use config::{Config, ConfigError, ProdConfig, PASSWORD_VAR};
+pub use environment::Environment;
 pub use error::CoreError;
 pub use project::Project;

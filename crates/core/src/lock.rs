@@ -79,6 +79,36 @@ pub fn try_acquire(dir: &Path, command: &str) -> Result<Result<Lock, Holder>, Co
     }
 }
 
+/// Waits until nobody holds the lock of `dir` (an exact wait: a shared `flock` is granted the
+/// moment the holder's exclusive one goes), at most `timeout`; returns whether it went. The
+/// waiting thread stays blocked after a timeout until the lock goes or this process ends.
+pub async fn wait_released(dir: &Path, timeout: std::time::Duration) -> Result<bool, CoreError> {
+    let path = dir.join(LOCK_FILE);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(io("opening", &path)(e)),
+    };
+    let waited = tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        loop {
+            match Flock::lock(file, FlockArg::LockShared) {
+                Ok(shared) => return shared.unlock().map(drop).map_err(|(_, e)| e),
+                Err((f, nix::errno::Errno::EINTR)) => file = f,
+                Err((_, errno)) => return Err(errno),
+            }
+        }
+    });
+    match tokio::time::timeout(timeout, waited).await {
+        Err(_) => Ok(false),
+        Ok(Ok(Ok(()))) => Ok(true),
+        Ok(Ok(Err(errno))) => Err(io("waiting for the lock", &path)(errno.into())),
+        Ok(Err(e)) => Err(io("waiting for the lock", &path)(std::io::Error::other(
+            e.to_string(),
+        ))),
+    }
+}
+
 /// The live holder of the lock of `dir`, if any.
 pub fn holder(dir: &Path) -> Option<Holder> {
     let path = dir.join(LOCK_FILE);

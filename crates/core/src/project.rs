@@ -10,6 +10,7 @@ use devenv_server::{Choice, Identity, PasswordAuth, Progress, Role, Server, Spec
 
 use crate::config::{Config, ConfigError};
 use crate::error::CoreError;
+use crate::state::StateDir;
 
 /// The state directory under the project root.
 pub const STATE_DIR: &str = ".devenv";
@@ -47,8 +48,8 @@ impl Project {
     }
 
     /// `.devenv/` (not created).
-    pub fn state_dir(&self) -> PathBuf {
-        self.root.join(STATE_DIR)
+    pub fn state_dir(&self) -> StateDir {
+        StateDir::new(&self.root.join(STATE_DIR))
     }
 
     /// The identity of the project's server for `role`.
@@ -56,11 +57,16 @@ impl Project {
         Identity::new(&self.root, state_dir, &self.id, role)
     }
 
+    /// The identity of the project's `devenv up` server.
+    pub fn up_identity(&self) -> Identity {
+        self.identity(Role::Up, &self.state_dir().dir)
+    }
+
     /// What `devenv up` runs: the configured image, port, network and credentials.
     pub fn up_spec(&self, storage: Storage, progress: Progress) -> Spec {
         let c = &self.config;
         Spec {
-            identity: self.identity(Role::Up, &self.state_dir()),
+            identity: self.up_identity(),
             user: c.user.clone(),
             password: c.password.clone(),
             // The image creates nothing but `postgres`: the project's database is built (and

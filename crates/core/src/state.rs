@@ -28,8 +28,13 @@ pub struct State {
     pub ready: bool,
     /// What it started (or is starting): recorded before creation.
     pub server: Option<Record>,
-    /// Port on 127.0.0.1 (or the external server's).
+    /// The server's port (127.0.0.1's, or the external server's).
     pub port: Option<u16>,
+    /// How to reach the server, once ready: its URL without a database, password included
+    /// (the file is 0600), as `devenv up` connects to it. Read back only through
+    /// [`crate::environment::Environment`].
+    #[serde(default)]
+    pub url: Option<String>,
     /// The database.
     pub database: String,
     /// The exported variables (hold the password: the file is 0600).
@@ -46,6 +51,7 @@ impl State {
             ready: false,
             server: None,
             port: None,
+            url: None,
             database: database.to_owned(),
             env: Vec::new(),
         }
@@ -72,8 +78,8 @@ pub struct StateDir {
 }
 
 impl StateDir {
-    /// The state directory of the project at `root`.
-    pub fn new(dir: &Path) -> Self {
+    /// The state directory `dir` (a project's is [`crate::Project::state_dir`]).
+    pub(crate) fn new(dir: &Path) -> Self {
         StateDir {
             dir: dir.to_path_buf(),
         }

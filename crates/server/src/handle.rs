@@ -1,5 +1,6 @@
 //! A running server of any backend ([`Handle`]), what it is made of ([`Record`], written before
-//! it is created), and the one place that starts servers and decides `auto` ([`start`]).
+//! it is created), and the one place that starts servers ([`start`], acting on
+//! [`crate::plan`]'s decision for `auto`).
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use crate::conninfo::Server;
 #[cfg(feature = "docker")]
 use crate::docker;
 use crate::error::ServerError;
+use crate::plan::{plan, Facts};
 use crate::spec::{Backend, Choice, Spec};
 use crate::{native, ready};
 
@@ -53,6 +55,77 @@ impl Record {
             }
             Record::Native(layout) => Some(native::log_tail(&layout.log, n)),
             Record::External => None,
+        }
+    }
+
+    /// The container's id, when the record names a created container.
+    pub fn container_id(&self) -> Option<String> {
+        match self {
+            #[cfg(feature = "docker")]
+            Record::Docker(r) => r.container_id.clone(),
+            Record::Native(_) | Record::External => None,
+        }
+    }
+
+    /// Where the server keeps its data, for people (a full-disk message).
+    pub fn data_location(&self) -> String {
+        match self {
+            Record::Native(layout) => format!("the data directory {}", layout.data_dir.display()),
+            #[cfg(feature = "docker")]
+            Record::Docker(r) => match &r.volume {
+                Some(volume) => format!("the Docker engine's disk, volume {volume}"),
+                None => "the container's tmpfs".to_owned(),
+            },
+            Record::External => "the server's data directory".to_owned(),
+        }
+    }
+
+    /// The server's log file, when it has one (native: devenv opened it).
+    pub fn log_file(&self) -> Option<&std::path::Path> {
+        match self {
+            Record::Native(layout) => Some(&layout.log),
+            #[cfg(feature = "docker")]
+            Record::Docker(_) => None,
+            Record::External => None,
+        }
+    }
+
+    /// The container's output (the last `lines`, or all), followed while it runs with
+    /// `follow`, handed to `each` chunk by chunk. Returns `false` when the record names no
+    /// running container (nothing was printed).
+    #[cfg_attr(
+        not(feature = "docker"),
+        expect(clippy::unused_async, reason = "only the docker backend awaits here")
+    )]
+    pub async fn follow_container_log(
+        &self,
+        user: &str,
+        password: &str,
+        follow: bool,
+        lines: Option<usize>,
+        each: &mut (dyn FnMut(&str) -> std::io::Result<()> + Send),
+    ) -> Result<bool, ServerError> {
+        match self {
+            #[cfg(feature = "docker")]
+            Record::Docker(r) => {
+                use futures_util::StreamExt as _;
+                let Some(server) = docker::DockerServer::attach(r, user, password).await? else {
+                    return Ok(false);
+                };
+                let mut stream = Box::pin(server.logs(follow, lines));
+                while let Some(chunk) = stream.next().await {
+                    each(&chunk).map_err(|source| ServerError::Io {
+                        what: "writing the container's log to",
+                        path: "stdout".into(),
+                        source,
+                    })?;
+                }
+                Ok(true)
+            }
+            _ => {
+                let _ = (user, password, follow, lines, each);
+                Ok(false)
+            }
         }
     }
 
@@ -285,34 +358,47 @@ async fn start_native(
     Ok(Handle::Native(server))
 }
 
-/// `auto`: docker when an engine answers and the image can be had, else native when binaries
-/// are found, else one error naming both ways.
+/// `auto`, as [`crate::plan::plan`] decides it: docker when an engine answers (and the image
+/// is present or can be pulled), else native when binaries are found, else one error naming
+/// both ways.
 async fn start_auto(
     spec: &Spec,
     record: &mut (dyn FnMut(&Record) -> std::io::Result<()> + Send),
 ) -> Result<(Handle, String), ServerError> {
     #[cfg(feature = "docker")]
-    let docker_error = match docker::engine_client().await {
-        Ok(engine) => {
-            let present = docker::image_present(&engine, &spec.image).await;
-            match start_docker(spec, record).await {
-                Ok(handle) => {
-                    let how = if present { "present" } else { "pulled" };
-                    let why = format!(
-                        "backend: docker (auto: an engine answered; image {} {how})",
-                        spec.image
-                    );
-                    return Ok((handle, why));
-                }
-                Err(e @ ServerError::ImageMissing { .. }) => e,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(e) => e,
+    let (engine_error, image) = match docker::engine_client().await {
+        Ok(engine) => (None, docker::image_present(&engine, &spec.image).await),
+        Err(e) => (Some(e), false),
     };
     #[cfg(not(feature = "docker"))]
-    let docker_error = ServerError::NoDockerSupport;
-    match native::find_bin_dir().await {
+    let (engine_error, image) = (Some(ServerError::NoDockerSupport), false);
+    let bin_dir = native::find_bin_dir().await;
+    let facts = Facts {
+        engine: engine_error.is_none(),
+        image,
+        binaries: bin_dir.is_ok(),
+        // A taken port fails the start with its own message.
+        port: true,
+        external: false,
+    };
+    let planned = plan(Choice::Auto, &facts);
+    let docker_error = match (planned.first, engine_error) {
+        (Some(Backend::Docker), _) => match start_docker(spec, record).await {
+            Ok(handle) => {
+                let how = if image { "present" } else { "pulled" };
+                let why = format!(
+                    "backend: docker (auto: an engine answered; image {} {how})",
+                    spec.image
+                );
+                return Ok((handle, why));
+            }
+            Err(e @ ServerError::ImageMissing { .. }) => e,
+            Err(e) => return Err(e),
+        },
+        (_, Some(e)) => e,
+        (_, None) => ServerError::NoDockerSupport,
+    };
+    match bin_dir {
         Ok(dir) => {
             let handle = start_native(spec, record).await?;
             let why = format!(

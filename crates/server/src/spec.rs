@@ -244,8 +244,8 @@ impl std::fmt::Debug for Progress {
     }
 }
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run (its `Debug` masks the password).
+#[derive(Clone)]
 pub struct Spec {
     /// Whose server, and the names of what is created for it.
     pub identity: Identity,
@@ -269,6 +269,24 @@ pub struct Spec {
     pub timeout: Duration,
     /// Where start-up steps are reported.
     pub progress: Progress,
+}
+
+impl std::fmt::Debug for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spec")
+            .field("identity", &self.identity)
+            .field("user", &self.user)
+            .field("password", &crate::conninfo::MASK)
+            .field("database", &self.database)
+            .field("port", &self.port)
+            .field("image", &self.image)
+            .field("network", &self.network)
+            .field("storage", &self.storage)
+            .field("password_auth", &self.password_auth)
+            .field("timeout", &self.timeout)
+            .field("progress", &self.progress)
+            .finish()
+    }
 }
 
 impl Spec {

@@ -23,8 +23,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use devenv_core::state::StateDir;
-use devenv_core::{lock, Project};
+use devenv_core::{Environment, Project};
 use devenv_server::{
     Backend, Choice, Handle, PasswordAuth, Progress, Record, Role, Server, Spec, Storage,
 };
@@ -156,26 +155,16 @@ fn choice_of(backend: Backend) -> Choice {
     }
 }
 
-/// The project's running `devenv up`, once it is ready: the holder of its supervisor lock.
+/// The project's running `devenv up`, once it is ready, as its [`Environment`] says.
 pub fn running_devenv_up(project: &Project) -> Result<Option<(Server, Source)>, Error> {
-    let dir = project.state_dir();
-    let Some(holder) = lock::holder(&dir) else {
+    let environment = Environment::of(project.clone())?;
+    let Ok(supervisor) = environment.ready() else {
         return Ok(None);
     };
-    let Some(state) = StateDir::new(&dir).read()? else {
-        return Ok(None);
-    };
-    if !state.ready || state.pid != holder.pid {
-        return Ok(None);
-    }
-    let Some(port) = state.port else {
-        return Ok(None);
-    };
-    let server = match project.external_server()? {
-        Some(external) => external,
-        None => Server::local(port, &project.config.user, &project.config.password),
-    };
-    Ok(Some((server, Source::DevenvUp { pid: holder.pid })))
+    let pid = supervisor.pid();
+    Ok(environment
+        .server()?
+        .map(|server| (server, Source::DevenvUp { pid })))
 }
 
 fn wanted_backend(project: &Project) -> Result<Choice, Error> {

@@ -11,9 +11,10 @@ use devenv_aws::{Aws, AwsError};
 use devenv_core::Config;
 use devenv_server::Server;
 
-use super::{rule_settings, ProdCommand, SettingsError, Timeout};
+use super::{ProdCommand, Timeout};
 use crate::guard::confirm;
 use crate::ui::Ui;
+use devenv_core::config::ProdSettingsError;
 
 /// How often `--wait` asks: RDS takes minutes to stop, start or create.
 const POLL: Duration = Duration::from_secs(10);
@@ -26,7 +27,7 @@ pub(super) async fn run(config: &Config, command: ProdCommand, ui: &Ui) -> anyho
     let connect = || Aws::connect(config.prod.region.as_deref());
     match command {
         ProdCommand::AllowIp { ip, .. } => {
-            let rule = rule_settings(&config.prod)?.ok_or(SettingsError::NoRule)?;
+            let rule = config.prod.rule()?.ok_or(ProdSettingsError::NoRule)?;
             allow_ip(config, &connect().await?, rule, ip, ui).await
         }
         ProdCommand::Status { json, ip } => status(config, &connect().await?, json, ip, ui).await,
@@ -232,11 +233,11 @@ async fn wait_for(
 }
 
 /// The master password for `create`, from the environment only.
-fn master_password() -> Result<String, SettingsError> {
+fn master_password() -> Result<String, ProdSettingsError> {
     let password = std::env::var(devenv_core::PASSWORD_VAR)
         .ok()
         .filter(|p| !p.is_empty())
-        .ok_or(SettingsError::NoPassword)?;
+        .ok_or(ProdSettingsError::NoPassword)?;
     crate::ui::secret(&password);
     Ok(password)
 }

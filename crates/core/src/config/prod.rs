@@ -79,6 +79,53 @@ impl ProdConfig {
     }
 }
 
+/// Settings a `devenv prod` chore needs that are missing (a configuration error, exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ProdSettingsError {
+    /// One of the two rule settings without the other.
+    #[error(
+        "`devenv prod allow-ip` needs both `security_group_id` and `security_group_rule_id` \
+         under `prod:` in devenv.yaml (or DB_SG_ID and DB_SG_RULE_ID); {missing} is missing"
+    )]
+    HalfARule {
+        /// The one missing.
+        missing: &'static str,
+    },
+    /// Neither rule setting.
+    #[error(
+        "`devenv prod allow-ip` needs `security_group_id` and `security_group_rule_id` under \
+         `prod:` in devenv.yaml (or DB_SG_ID and DB_SG_RULE_ID)"
+    )]
+    NoRule,
+    /// `create` without the master password.
+    #[error(
+        "`devenv prod create` takes the master password from {var} (never from devenv.yaml): \
+         export {var}=...",
+        var = PASSWORD_VAR
+    )]
+    NoPassword,
+}
+
+impl ProdConfig {
+    /// The security group and rule `allow-ip` sets, when both are configured; an error when
+    /// only one is.
+    pub fn rule(&self) -> Result<Option<(&str, &str)>, ProdSettingsError> {
+        match (
+            self.security_group_id.as_deref(),
+            self.security_group_rule_id.as_deref(),
+        ) {
+            (Some(group), Some(rule)) => Ok(Some((group, rule))),
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(ProdSettingsError::HalfARule {
+                missing: "security_group_id",
+            }),
+            (Some(_), None) => Err(ProdSettingsError::HalfARule {
+                missing: "security_group_rule_id",
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::{Config, FILE_NAME};

@@ -28,7 +28,7 @@ const SECRET_NAMES: [&str; 7] = [
 ];
 
 /// One variable's value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Var {
     /// The value, environment variables expanded.
     pub value: String,
@@ -36,13 +36,28 @@ pub struct Var {
     pub secret: bool,
 }
 
-/// The psql variables a project's loads start with.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The psql variables a project's loads start with (`Debug` masks the secret values).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Vars {
     vars: BTreeMap<String, Var>,
     /// A value whose environment variable is not set: an error for whatever loads (see
     /// [`crate::Config::check_files`]), not for `down` or `status`.
     pub(crate) unset: Option<Unset>,
+}
+
+impl std::fmt::Debug for Vars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.vars.iter().map(|(name, var)| {
+                let value = if var.secret {
+                    devenv_server::conninfo::MASK
+                } else {
+                    var.value.as_str()
+                };
+                (name, value)
+            }))
+            .finish()
+    }
 }
 
 impl Vars {
@@ -258,6 +273,20 @@ pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
     d.deserialize_any(Map)
 }
 
+impl std::fmt::Debug for Var {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = if self.secret {
+            devenv_server::conninfo::MASK
+        } else {
+            self.value.as_str()
+        };
+        f.debug_struct("Var")
+            .field("value", &value)
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,5 +343,9 @@ mod tests {
         vars.set("DB_PASSWORD", "x");
         vars.set("USER_NAME", "y");
         assert_eq!(vars.secrets().collect::<Vec<_>>(), ["x"]);
+        assert_eq!(
+            format!("{vars:?}"),
+            r#"{"DB_PASSWORD": "****", "USER_NAME": "y"}"#
+        );
     }
 }

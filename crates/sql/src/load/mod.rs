@@ -112,32 +112,70 @@ pub const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// A callback that receives the loader's [`Event`]s.
 pub type EventHandler = Arc<dyn Fn(&Event<'_>) + Send + Sync>;
 
+/// An event as a line for people: what [`stderr_events`] prints and devenv's terminal output
+/// styles, so both show the same. `None` for events not shown (progress, and notices or ignored
+/// display commands unless `verbose`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// `path:line[:col]`, for events of the files.
+    pub location: Option<String>,
+    /// `warning`, `note`, `notice`, ...: what the line is, lowercase; `None` for `\echo` text.
+    pub label: Option<String>,
+    /// The text.
+    pub text: String,
+}
+
+impl Event<'_> {
+    /// The line shown for this event ([`Line`]).
+    pub fn line(&self, verbose: bool) -> Option<Line> {
+        match self {
+            Event::Echo(text) | Event::Warn(text) => Some(Line {
+                location: None,
+                label: None,
+                text: (*text).to_owned(),
+            }),
+            Event::Warning { location, message } => Some(Line {
+                location: Some(location.short()),
+                label: Some("warning".into()),
+                text: (*message).to_owned(),
+            }),
+            Event::Ignored { location, command } => verbose.then(|| Line {
+                location: Some(location.short()),
+                label: Some("note".into()),
+                text: format!("\\{command} ignored (it only changes psql's display)"),
+            }),
+            Event::Notice {
+                location,
+                severity,
+                message,
+            } => notice_shown(severity, verbose).then(|| Line {
+                location: Some(location.short()),
+                label: Some(severity.to_ascii_lowercase()),
+                text: (*message).to_owned(),
+            }),
+            Event::Progress { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(location) = &self.location {
+            write!(f, "{location}: ")?;
+        }
+        if let Some(label) = &self.label {
+            write!(f, "{label}: ")?;
+        }
+        f.write_str(&self.text)
+    }
+}
+
 /// Prints events on stderr as a compiler would; notices below `WARNING` only when `verbose`.
 pub fn stderr_events(verbose: bool) -> EventHandler {
-    Arc::new(move |event| match event {
-        Event::Echo(text) | Event::Warn(text) => eprintln!("{text}"),
-        Event::Warning { location, message } => {
-            eprintln!("{}: warning: {message}", location.short());
+    Arc::new(move |event| {
+        if let Some(line) = event.line(verbose) {
+            eprintln!("{line}");
         }
-        Event::Ignored { location, command } => {
-            if verbose {
-                eprintln!(
-                    "{}: note: \\{command} ignored (it only changes psql's display)",
-                    location.short()
-                );
-            }
-        }
-        Event::Notice {
-            location,
-            severity,
-            message,
-        } => {
-            if notice_shown(severity, verbose) {
-                let severity = severity.to_ascii_lowercase();
-                eprintln!("{}: {severity}: {message}", location.short());
-            }
-        }
-        Event::Progress { .. } => {}
     })
 }
 
