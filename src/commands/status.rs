@@ -3,8 +3,8 @@
 //! runs, 1 when it does not. `--json` prints one document, the same keys either way (`null`
 //! when not running; passwords masked):
 //!
-//! `{"running", "pid", "detached", "started_at", "ready", "backend", "database", "host", "port",
-//!   "urls", "data": {"kept", "size_bytes"}, "stale_pid"}`
+//! `{"running", "pid", "detached", "started_at", "ready", "backend", "database", "port", "urls",
+//!   "data": {"kept", "size_bytes"}, "stale_pid"}`
 
 use std::path::Path;
 
@@ -42,7 +42,6 @@ pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> 
             "ready": state.map(|s| s.ready),
             "backend": running.and_then(Supervisor::backend).map(|b| b.to_string()),
             "database": state.map(|s| s.database.clone()),
-            "host": server.as_ref().map(Server::host),
             "port": server.as_ref().map(Server::port).or_else(|| state.and_then(|s| s.port)),
             "urls": state.map(|s| s.env.iter()
                 .map(|(k, v)| (k.clone(), json!(devenv_server::mask(v))))

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use devenv_core::state::StateDir;
@@ -106,58 +106,85 @@ async fn detach(root: &Path, args: &UpArgs, ui: &Ui) -> anyhow::Result<()> {
     if ui.verbose {
         command.arg("--verbose");
     }
+    // The child's stdin is the write end of a pipe: it writes `ready` there once the database
+    // is ready, and its end closes when it exits, so the parent waits on the pipe, exactly.
+    let (writer, reader) = tokio::net::unix::pipe::pipe()?;
     let mut child = command
-        .stdin(Stdio::null())
+        .stdin(Stdio::from(writer.into_blocking_fd()?))
         .stdout(log)
         .stderr(log_err)
         .kill_on_drop(false)
         .spawn()?;
+    // The parent's copy of the write end goes with the command.
+    drop(command);
     let pid = child.id().unwrap_or_default();
-    wait_ready(&mut child, pid, &dir, &log_path, ui).await
+    wait_ready(&mut child, pid, reader, &dir, &log_path, ui).await
+}
+
+/// In the background supervisor of `up -d`: says on its stdin (the parent's readiness pipe)
+/// that the database is ready.
+pub fn tell_parent_ready() {
+    use std::os::fd::AsFd as _;
+    if let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() {
+        let _ = std::io::Write::write_all(&mut std::fs::File::from(fd), b"ready\n");
+    }
 }
 
 /// Waits until the background supervisor `child` is ready (prints the URLs) or gone (prints its
-/// output, returns its exit code as [`Detached`]). The spinner shows its last line meanwhile. A
-/// Ctrl-C here stops it: it removes what it started, as a foreground `up` does.
+/// output, returns its exit code as [`Detached`]), on its readiness pipe. The spinner shows its
+/// last line meanwhile (a display refresh every 100 ms). A Ctrl-C here stops it: it removes
+/// what it started, as a foreground `up` does.
 async fn wait_ready(
     child: &mut tokio::process::Child,
     pid: u32,
+    mut pipe: tokio::net::unix::pipe::Receiver,
     dir: &StateDir,
     log_path: &Path,
     ui: &Ui,
 ) -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt as _;
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     ui.step("starting in the background");
     let mut log_len = 0;
-    let mut looked = Instant::now();
+    let mut refresh = tokio::time::interval(Duration::from_millis(100));
+    let mut said = Vec::new();
+    let mut buf = [0u8; 64];
     loop {
-        if let Some(status) = child.try_wait()? {
-            ui.done();
-            ui.replay(&std::fs::read_to_string(log_path).unwrap_or_default());
-            return Err(Detached(status.code().unwrap_or(1)).into());
-        }
-        if let Ok(Some(state)) = dir.read() {
-            if state.pid == pid && state.ready {
-                ui.done();
-                for (name, value) in &state.env {
-                    ui.result(format!("  {name}={}", devenv_server::mask(value)));
-                }
-                ui.result(format!(
-                    "ready; running in the background (pid {pid}); `devenv logs -f` follows it, `devenv down` stops it"
-                ));
-                return Ok(());
-            }
-        }
-        if looked.elapsed() >= Duration::from_millis(100) {
-            looked = Instant::now();
-            if let Some(line) = last_line(log_path, &mut log_len) {
-                ui.step(format!("starting in the background: {line}"));
-            }
-        }
         let why = tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(5)) => continue,
+            read = pipe.read(&mut buf) => {
+                match read {
+                    Ok(n) if n > 0 => {
+                        said.extend_from_slice(&buf[..n]);
+                        if !said.starts_with(b"ready") {
+                            continue;
+                        }
+                        ui.done();
+                        let state = dir.read()?.filter(|s| s.pid == pid && s.ready);
+                        for (name, value) in state.iter().flat_map(|s| &s.env) {
+                            ui.result(format!("  {name}={}", devenv_server::mask(value)));
+                        }
+                        ui.result(format!(
+                            "ready; running in the background (pid {pid}); `devenv logs -f` follows it, `devenv down` stops it"
+                        ));
+                        return Ok(());
+                    }
+                    // The pipe closed: the child exited before it was ready.
+                    _ => {
+                        let status = child.wait().await?;
+                        ui.done();
+                        ui.replay(&std::fs::read_to_string(log_path).unwrap_or_default());
+                        return Err(Detached(status.code().unwrap_or(1)).into());
+                    }
+                }
+            }
+            _ = refresh.tick() => {
+                if let Some(line) = last_line(log_path, &mut log_len) {
+                    ui.step(format!("starting in the background: {line}"));
+                }
+                continue;
+            }
             _ = interrupt.recv() => "interrupted",
             _ = terminate.recv() => "asked to stop (SIGTERM)",
         };

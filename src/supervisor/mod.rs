@@ -104,6 +104,9 @@ pub async fn run(root: &Path, options: Options, ui: &'static Ui) -> anyhow::Resu
         server_after.as_secs_f64(),
         dir.env().display()
     ));
+    if options.detached {
+        crate::commands::up::tell_parent_ready();
+    }
     gitpod_persist(&vars, ui).await;
     let outcome = supervise(&handle, &mut reloader, &mut rx, &mut signals).await;
     ui.say("stopping");
