@@ -204,7 +204,6 @@ pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
 ) -> Result<Option<BTreeMap<String, String>>, D::Error> {
     use serde::de::{MapAccess, Visitor};
     struct Map;
-    struct Name;
     struct Value;
     impl<'de> Visitor<'de> for Map {
         type Value = Option<BTreeMap<String, String>>;
@@ -216,26 +215,11 @@ pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out = BTreeMap::new();
-            while let Some(name) = map.next_key_seed(Name)? {
+            while let Some(name) = map.next_key_seed(super::Checked(check_name))? {
                 let value = map.next_value_seed(Value)?;
                 out.insert(name, value);
             }
             Ok(Some(out))
-        }
-    }
-    impl<'de> serde::de::DeserializeSeed<'de> for Name {
-        type Value = String;
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
-            d.deserialize_str(self)
-        }
-    }
-    impl Visitor<'_> for Name {
-        type Value = String;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a psql variable name")
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
-            check_name(v).map(|()| v.to_owned()).map_err(E::custom)
         }
     }
     impl<'de> serde::de::DeserializeSeed<'de> for Value {
