@@ -62,8 +62,8 @@ pub enum Command {
     Env(env::EnvArgs),
     /// Ask the running `devenv up` of this project to reload now.
     ///
-    /// Example: `devenv reload`.
-    Reload,
+    /// Example: `devenv reload`, `devenv reload --set VERSION=2`.
+    Reload(crate::commands::reload::ReloadArgs),
     /// Show whether an environment runs for this project (exit 1 when not).
     ///
     /// Example: `devenv status --json`.
@@ -147,7 +147,7 @@ pub async fn run(cli: Cli, ui: &'static Ui) -> anyhow::Result<()> {
         Command::Up(args) => up::run(&root, args, ui).await,
         Command::Down(args) => down::run(&root, args, ui).await,
         Command::Env(args) => env::run(&root, &args),
-        Command::Reload => crate::commands::reload::run(&root, ui),
+        Command::Reload(args) => crate::commands::reload::run(&root, &args, ui),
         Command::Status(args) => status::run(&root, &args, ui).await,
         Command::Logs(args) => logs::run(&root, &args).await,
         Command::Snapshot(args) => snapshot::run(&root, args, ui).await,

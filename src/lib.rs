@@ -8,7 +8,7 @@
 //!   `devenv_core::Environment`'s).
 //! - [`ui`]: what humans see on stderr (colour, progress, redaction); [`output`]: what
 //!   machines read on stdout; [`exit`]: exit codes, decided in one place; [`guard`]: asking
-//!   before destructive work.
+//!   before destructive work; [`vars`]: `--set` and how its values reach a supervisor.
 //!
 //! Humans read stderr, machines read stdout: only `env`, `--json` output and listings go to
 //! stdout, so `eval "$(devenv env)"` stays clean.
@@ -21,6 +21,7 @@ pub mod leftovers;
 pub mod output;
 pub mod supervisor;
 pub mod ui;
+pub mod vars;
 
 use std::process::ExitCode;
 

@@ -36,6 +36,17 @@ pub struct TargetArgs {
     pub yes: bool,
 }
 
+/// Where a loading `db` command goes, and the psql variables its files start with.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Where.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// psql variables.
+    #[command(flatten)]
+    pub vars: crate::vars::SetArgs,
+}
+
 /// Named targets.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum NamedTarget {
@@ -57,20 +68,20 @@ pub enum DbCommand {
     /// Load the schema files into the database (db-schema-load).
     ///
     /// Example: `devenv db schema-load`
-    SchemaLoad(TargetArgs),
+    SchemaLoad(LoadArgs),
     /// Load the seed files into the database (db-seed).
     ///
-    /// Example: `devenv db seed`
-    Seed(TargetArgs),
+    /// Example: `devenv db seed`, `devenv db seed --set USER_NAME=app`
+    Seed(LoadArgs),
     /// Rebuild the database from schema and seed (db-setup), under a temporary name swapped
     /// in only when everything loaded: a broken file keeps the working database.
     ///
     /// Example: `devenv db setup`, `devenv db setup --url postgresql://... --yes`
-    Setup(TargetArgs),
+    Setup(LoadArgs),
     /// Same as `setup`.
     ///
     /// Example: `devenv db reset`
-    Reset(TargetArgs),
+    Reset(LoadArgs),
     /// Open psql on the database (db-connect): psql on PATH, else `docker exec -it` into the
     /// container.
     ///
@@ -198,26 +209,33 @@ async fn guard(target: &Resolved, project: &Project, what: &str, yes: bool) -> a
     Ok(())
 }
 
-fn loader(root: &Path, target: &Resolved, ui: &'static Ui) -> Loader {
-    Loader::new(target.server.config("postgres"), root).events(ui.sql_events())
+/// The loader for `project`'s files on `target`: its events (and progress, on a terminal)
+/// through the `Ui`, so that they are styled and secrets masked.
+fn loader(project: &Project, target: &Resolved, ui: &'static Ui) -> Loader {
+    devenv_core::files::loader(&project.config, target.server.config("postgres"))
+        .events(ui.sql_events())
+        .progress(true)
 }
 
 async fn load(
-    root: &Path,
+    project: &Project,
     target: &Resolved,
     files: &[PathBuf],
     ui: &'static Ui,
 ) -> anyhow::Result<()> {
-    let summary = loader(root, target, ui)
+    let names = files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    ui.loading(format!("loading {names}"));
+    let loaded = loader(project, target, ui)
         .load_files(&target.database, files)
-        .await?;
+        .await;
+    ui.done();
+    let summary = loaded?;
     ui.result(format!(
-        "loaded {} into \"{}\" on {} ({} statements) in {} ms",
-        files
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        "loaded {names} into \"{}\" on {} ({} statements) in {} ms",
         target.database,
         target.label,
         summary.statements,
@@ -228,8 +246,15 @@ async fn load(
 
 /// Runs a `db` subcommand.
 pub async fn run(root: &Path, command: DbCommand, ui: &'static Ui) -> anyhow::Result<()> {
-    let project = Project::open(root)?;
+    let mut project = Project::open(root)?;
     crate::ui::secret(&project.config.password);
+    if let DbCommand::SchemaLoad(args)
+    | DbCommand::Seed(args)
+    | DbCommand::Setup(args)
+    | DbCommand::Reset(args) = &command
+    {
+        crate::vars::apply(&mut project.config.vars, &args.vars.set);
+    }
     match command {
         DbCommand::Create(args) => {
             let t = resolve(&project, &args)?;
@@ -263,19 +288,20 @@ pub async fn run(root: &Path, command: DbCommand, ui: &'static Ui) -> anyhow::Re
                 t.database, t.label
             ));
         }
-        DbCommand::SchemaLoad(args) => {
+        DbCommand::SchemaLoad(LoadArgs { target: args, .. }) => {
             let t = resolve(&project, &args)?;
             project.config.check_files()?;
             guard(&t, &project, "load the schema into", args.yes).await?;
-            load(&project.root, &t, &project.config.schema, ui).await?;
+            load(&project, &t, &project.config.schema, ui).await?;
         }
-        DbCommand::Seed(args) => {
+        DbCommand::Seed(LoadArgs { target: args, .. }) => {
             let t = resolve(&project, &args)?;
             project.config.check_files()?;
             guard(&t, &project, "load the seed into", args.yes).await?;
-            load(&project.root, &t, &project.config.seed, ui).await?;
+            load(&project, &t, &project.config.seed, ui).await?;
         }
-        DbCommand::Setup(args) | DbCommand::Reset(args) => setup(&project, &args, ui).await?,
+        DbCommand::Setup(LoadArgs { target: args, .. })
+        | DbCommand::Reset(LoadArgs { target: args, .. }) => setup(&project, &args, ui).await?,
         DbCommand::Connect(args) => {
             let t = resolve(&project, &args)?;
             connect(&t)?;
@@ -311,13 +337,16 @@ async fn setup(project: &Project, args: &TargetArgs, ui: &'static Ui) -> anyhow:
         keep_replaced: t.owned,
     };
     let mut rebuilder = Rebuilder::new(t.server.clone()).one_shot();
+    ui.loading(format!("rebuilding \"{}\"", t.database));
     let rebuilt = rebuilder
         .rebuild(
-            &loader(&project.root, &t, ui),
+            &loader(project, &t, ui),
             &target,
             &project.config.sql_files(),
         )
-        .await?;
+        .await;
+    ui.done();
+    let rebuilt = rebuilt?;
     match t.supervisor {
         // The supervisor prunes, makes the spare and ready copies in its own time.
         Some(pid) => {

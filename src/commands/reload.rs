@@ -1,6 +1,7 @@
 //! `devenv reload`: asks the project's running supervisor (the holder of its lock, never a pid
 //! from a file alone) to reload now, with SIGUSR1; its output (terminal or `devenv logs`)
-//! shows the outcome.
+//! shows the outcome. `--set` values go first into `.devenv/set.json`, which the supervisor
+//! takes at the signal ([`crate::vars`]).
 
 use std::path::Path;
 
@@ -8,8 +9,16 @@ use devenv_core::CoreError;
 
 use crate::ui::Ui;
 
+/// `devenv reload` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReloadArgs {
+    /// psql variables for this reload and the ones after it.
+    #[command(flatten)]
+    pub vars: crate::vars::SetArgs,
+}
+
 /// Runs `devenv reload`.
-pub fn run(root: &Path, ui: &Ui) -> anyhow::Result<()> {
+pub fn run(root: &Path, args: &ReloadArgs, ui: &Ui) -> anyhow::Result<()> {
     let environment = devenv_core::Environment::open(root)?;
     let Some(holder) = environment.supervisor().map(|s| &s.holder) else {
         if let Some(stale) = environment.stale() {
@@ -20,6 +29,9 @@ pub fn run(root: &Path, ui: &Ui) -> anyhow::Result<()> {
         }
         return Err(CoreError::NotRunning.into());
     };
+    if !args.vars.set.is_empty() {
+        environment.state_dir().put_set(&args.vars.set)?;
+    }
     if !devenv_server::process::signal(holder.pid, nix::sys::signal::Signal::SIGUSR1) {
         return Err(CoreError::NotRunning.into());
     }

@@ -37,6 +37,9 @@ pub struct UpArgs {
     /// Internal: run as the background supervisor of `up -d`.
     #[arg(long, hide = true)]
     pub supervise: bool,
+    /// psql variables.
+    #[command(flatten)]
+    pub vars: crate::vars::SetArgs,
 }
 
 /// Runs `devenv up`.
@@ -51,10 +54,26 @@ pub async fn run(root: &Path, args: UpArgs, ui: &'static Ui) -> anyhow::Result<(
         let _ = nix::unistd::setsid();
         return supervisor::run(root, options, ui).await;
     }
+    hand_over(root, &args.vars.set)?;
     if args.detach {
         return detach(root, &args, ui).await;
     }
     supervisor::run(root, options, ui).await
+}
+
+/// Leaves the `--set` values (none: clears any a dead supervisor left) for the supervisor
+/// this `up` starts, in `.devenv/set.json` ([`crate::vars`]); nothing when one already runs.
+fn hand_over(root: &Path, values: &[(String, String)]) -> anyhow::Result<()> {
+    let environment = devenv_core::Environment::open(root)?;
+    if environment.supervisor().is_some() {
+        return Ok(());
+    }
+    let dir = environment.state_dir();
+    dir.take_set()?;
+    if !values.is_empty() {
+        dir.put_set(values)?;
+    }
+    Ok(())
 }
 
 /// Starts the background supervisor and waits until it is ready or gone.

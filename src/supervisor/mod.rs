@@ -51,7 +51,7 @@ pub struct Options {
 /// Runs `devenv up` until a stop signal, the server's death, or a start-up failure.
 pub async fn run(root: &Path, options: Options, ui: &'static Ui) -> anyhow::Result<()> {
     let mut signals = Signals::install()?;
-    let project = Project::open(root)?;
+    let mut project = Project::open(root)?;
     project.config.check_files()?;
     crate::ui::secret(&project.config.password);
     let dir = project.state_dir();
@@ -61,6 +61,9 @@ pub async fn run(root: &Path, options: Options, ui: &'static Ui) -> anyhow::Resu
         Ok(lock) => lock,
         Err(holder) => return Err(CliError::from(holder).into()),
     };
+    // `--set` values `up` handed over (`crate::vars`).
+    let set = dir.take_set()?;
+    crate::vars::apply(&mut project.config.vars, &set);
     if !options.detached {
         ui.tee(&dir.up_log());
     }
@@ -93,6 +96,7 @@ pub async fn run(root: &Path, options: Options, ui: &'static Ui) -> anyhow::Resu
             return Err(e);
         }
     };
+    reloader.set = set;
     let vars = ready(&project, &dir, &state, &handle, options, ui)?;
     ui.result(format!(
         "ready in {:.2}s (server answered after {:.2}s); wrote {}",

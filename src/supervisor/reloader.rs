@@ -7,8 +7,8 @@
 //!   that arrive during a reload give one more reload after it.
 //! - A broken file prints the loader's `path:line:col` report and "kept the previous
 //!   database"; nothing here ends `devenv up` (errors are reported and the loop goes on).
-//! - A change to `devenv.yaml`: new `schema`/`seed`/`watch` lists apply at once; other keys
-//!   need a restart, which is said.
+//! - A change to `devenv.yaml`: new `schema`/`seed`/`watch` lists and `vars` apply at once
+//!   (the `--set` values stay over them); other keys need a restart, which is said.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -44,6 +44,9 @@ pub struct Reloader {
     /// Whether the server is devenv's own: a database devenv did not make may be replaced
     /// there, and a replaced database is kept as a snapshot.
     replace_unmarked: bool,
+    /// The `--set` values of `up` and `devenv reload` (over devenv.yaml's `vars:`), kept
+    /// for every reload ([`crate::vars`]).
+    pub set: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -72,6 +75,7 @@ impl Reloader {
             included: Vec::new(),
             tx,
             replace_unmarked,
+            set: Vec::new(),
         };
         (reloader, rx)
     }
@@ -82,7 +86,7 @@ impl Reloader {
 
     /// The loader for this server.
     pub fn loader(&self) -> Loader {
-        Loader::new(self.server.config("postgres"), &self.config().root)
+        devenv_core::files::loader(self.config(), self.server.config("postgres"))
             .events(self.ui.sql_events())
             .progress(true)
     }
@@ -213,14 +217,37 @@ impl Reloader {
         self.rebuilder.tidy(&live, &project);
     }
 
-    /// A reload by hand (`devenv reload`).
+    /// A reload by hand (`devenv reload`), with the `--set` values it handed over.
     pub async fn manual(&mut self) {
-        self.reload("by hand (devenv reload)".into()).await;
+        let dir = self.project.state_dir();
+        let set = match dir.take_set() {
+            Ok(set) => set,
+            Err(e) => {
+                self.ui.warn(format!(
+                    "{}; reloading without the new --set values",
+                    crate::ui::chain(&e.into())
+                ));
+                Vec::new()
+            }
+        };
+        let what = if set.is_empty() {
+            "by hand (devenv reload)".to_owned()
+        } else {
+            let names: Vec<&str> = set.iter().map(|(n, _)| n.as_str()).collect();
+            format!("by hand (devenv reload --set {})", names.join(", "))
+        };
+        for (name, value) in set {
+            self.set.retain(|(n, _)| *n != name);
+            self.set.push((name, value));
+        }
+        crate::vars::apply(&mut self.project.config.vars, &self.set);
+        self.reload(what).await;
     }
 
     /// Re-reads devenv.yaml; returns whether to reload.
     fn apply_config_change(&mut self) -> bool {
-        let new = match Config::load(&self.project.root) {
+        let loaded = Config::load(&self.project.root).and_then(|c| c.check_vars().map(|()| c));
+        let mut new = match loaded {
             Ok(c) => c,
             Err(e) => {
                 self.ui.warn(format!(
@@ -239,13 +266,15 @@ impl Reloader {
             ));
             return false;
         }
-        let files_changed = old.schema != new.schema || old.seed != new.seed;
+        crate::vars::apply(&mut new.vars, &self.set);
+        let files_changed =
+            old.schema != new.schema || old.seed != new.seed || old.vars != new.vars;
         let watch_changed = old.watch != new.watch;
         if !files_changed && !watch_changed {
             return false;
         }
         self.ui
-            .say("devenv.yaml changed the file lists; applying them");
+            .say("devenv.yaml changed the file lists or vars; applying them");
         self.project.config = new;
         if watch_changed {
             self.watch(None);

@@ -1,5 +1,6 @@
 //! The spinner (a terminal only, not `--quiet`): the step under way, the server's start-up
-//! steps, and while files load the one taking over [`SLOW_FILE`], with its bytes done.
+//! steps, and while files load the one taking over [`SLOW_FILE`], with its bytes done and the
+//! statements run.
 
 use std::collections::HashMap;
 use std::sync::PoisonError;
@@ -17,8 +18,8 @@ pub const SLOW_FILE: Duration = Duration::from_millis(300);
 pub(super) struct Loading {
     /// Whether files are shown (between [`Ui::loading`] and [`Ui::done`]).
     pub(super) on: bool,
-    /// The file running now: its name, bytes done, size.
-    pub(super) file: Option<(String, u64, u64)>,
+    /// The file running now: its name, bytes done, size; statements the load has run.
+    pub(super) file: Option<(String, u64, u64, usize)>,
     /// When each file of the load started.
     pub(super) started: HashMap<String, Instant>,
 }
@@ -26,10 +27,15 @@ pub(super) struct Loading {
 impl Loading {
     /// What the spinner adds: the file, once it has run for [`SLOW_FILE`].
     fn shown(&self) -> Option<String> {
-        let (name, done, total) = self.file.as_ref()?;
+        let (name, done, total, statements) = self.file.as_ref()?;
         let slow = self.started.get(name)?.elapsed() >= SLOW_FILE;
-        (self.on && slow)
-            .then(|| format!(" — {name}: {} of {}", HumanBytes(*done), HumanBytes(*total)))
+        (self.on && slow).then(|| {
+            format!(
+                " — {name}: {} of {}, {statements} statements",
+                HumanBytes(*done),
+                HumanBytes(*total)
+            )
+        })
     }
 }
 

@@ -15,7 +15,12 @@ impl Ui {
     /// Through this `Ui`, so the spinner is cleared first and `devenv logs` gets them too.
     pub fn sql_events(&'static self) -> devenv_sql::EventHandler {
         Arc::new(move |event| match event {
-            devenv_sql::Event::Progress { path, done, total } => {
+            devenv_sql::Event::Progress {
+                path,
+                done,
+                total,
+                statements,
+            } => {
                 let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
                 if loading.on {
                     let name = path.display().to_string();
@@ -27,7 +32,7 @@ impl Ui {
                             .entry(name.clone())
                             .or_insert_with(Instant::now);
                     }
-                    loading.file = Some((name, *done, *total));
+                    loading.file = Some((name, *done, *total, *statements));
                 }
             }
             other => {

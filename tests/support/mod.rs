@@ -150,9 +150,14 @@ impl Project {
 
     /// Starts `devenv up` with extra environment variables.
     pub fn spawn_up_with(&self, env: &[(&str, &str)]) -> Up {
+        self.spawn(&["up"], env)
+    }
+
+    /// Starts `devenv ARGS` (an `up` with its flags) with extra environment variables.
+    pub fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Up {
         let log = self.path().join("up.log");
         let child = self
-            .command(&["up"])
+            .command(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod prod;
+pub mod vars;
 pub use prod::{ProdConfig, ProdSettingsError, DEFAULT_IP_SERVICE, PASSWORD_VAR};
+pub use vars::{Var, Vars};
 
 /// The config file's name at the project root.
 pub const FILE_NAME: &str = "devenv.yaml";
@@ -35,6 +37,8 @@ struct Raw {
     url: Option<String>,
     persist: Option<bool>,
     prod: Option<prod::RawProd>,
+    #[serde(default, deserialize_with = "vars::deserialize")]
+    vars: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Configuration errors.
@@ -98,6 +102,18 @@ pub enum ConfigError {
         /// The directory.
         path: PathBuf,
     },
+    /// A `vars:` value takes an environment variable that is not set.
+    #[error("{}:{line}: vars.{name}: environment variable `{missing}` is not set (write `${{{missing}:-default}}` for a default)", file.display())]
+    UnsetEnv {
+        /// devenv.yaml.
+        file: PathBuf,
+        /// The line that names it.
+        line: usize,
+        /// The variable under `vars:`.
+        name: String,
+        /// The environment variable.
+        missing: String,
+    },
     /// The database name (from the directory's name) cannot be the project's database.
     #[error("database name {name:?} (the project directory's name) {why}; set `database:` in {FILE_NAME} (or DEVENV_DATABASE)")]
     BadDatabase {
@@ -139,6 +155,8 @@ pub struct Config {
     pub persist: bool,
     /// The `prod:` section: AWS settings of `devenv prod ...`.
     pub prod: ProdConfig,
+    /// psql variables set before the first file (`vars:`; `--set` adds to them).
+    pub vars: Vars,
 }
 
 impl std::fmt::Debug for Config {
@@ -158,13 +176,14 @@ impl std::fmt::Debug for Config {
             .field("url", &self.url.as_deref().map(devenv_server::mask))
             .field("persist", &self.persist)
             .field("prod", &self.prod)
+            .field("vars", &self.vars)
             .finish()
     }
 }
 
 /// The keys a running `devenv up` cannot take on while it runs (what the server is, where it
 /// listens, what it is called): a change needs a restart. The others (`schema`, `seed`,
-/// `watch`, `prod`) apply at once.
+/// `watch`, `prod`, `vars`) apply at once.
 const RESTART_KEYS: [&str; 9] = [
     "database", "user", "password", "image", "port", "network", "backend", "url", "persist",
 ];
@@ -292,6 +311,7 @@ impl Config {
             backend,
             url: var("url").or(raw.url),
             persist,
+            vars: Vars::resolve(raw.vars.unwrap_or_default(), &env),
         };
         if config.backend == Choice::External && config.url.is_none() {
             return Err(ConfigError::NoUrl);
@@ -304,12 +324,34 @@ impl Config {
         self.schema.iter().chain(&self.seed).cloned().collect()
     }
 
-    /// Checks that every listed SQL file is a readable file.
+    /// Checks what loading the files needs: every `vars:` value's environment variables set
+    /// ([`Config::check_vars`]), every listed SQL file a readable regular file.
     pub fn check_files(&self) -> Result<(), ConfigError> {
+        self.check_vars()?;
         for (key, files) in [("schema", &self.schema), ("seed", &self.seed)] {
             for path in files {
                 check_file(&self.root.join(path), path, key)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Checks that every environment variable a `vars:` value takes is set.
+    pub fn check_vars(&self) -> Result<(), ConfigError> {
+        if let Some(unset) = &self.vars.unset {
+            let file = self.root.join(FILE_NAME);
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let needle = format!("${{{}", unset.missing);
+            let line = text
+                .lines()
+                .position(|l| l.contains(&needle))
+                .map_or(1, |i| i + 1);
+            return Err(ConfigError::UnsetEnv {
+                file,
+                line,
+                name: unset.name.clone(),
+                missing: unset.missing.clone(),
+            });
         }
         Ok(())
     }
@@ -343,6 +385,11 @@ fn check_file(full: &Path, path: &Path, key: &'static str) -> Result<(), ConfigE
     };
     match std::fs::metadata(full) {
         Ok(meta) if meta.is_dir() => Err(bad("is a directory, not a file".into())),
+        // Opening a FIFO would wait for a writer: `up` would hang before it starts.
+        Ok(meta) if !meta.is_file() => Err(bad(format!(
+            "is {}, not a regular file",
+            devenv_sql::inputs::not_regular(meta.file_type()).unwrap_or("not a regular file")
+        ))),
         Ok(_) => std::fs::File::open(full)
             .map(drop)
             .map_err(|e| bad(format!("cannot be read ({e})"))),
@@ -792,6 +839,74 @@ mod tests {
         std::fs::write(dir.path().join("db/schema.sql"), "").unwrap();
         let e = c.check_files().unwrap_err().to_string();
         assert!(e.contains("db/seed.sql: is a symbolic link loop"), "{e}");
+    }
+
+    #[test]
+    fn a_fifo_listed_as_a_seed_is_a_config_error_not_a_hang() {
+        let dir = project(None);
+        std::fs::create_dir_all(dir.path().join("db")).unwrap();
+        std::fs::write(dir.path().join("db/schema.sql"), "").unwrap();
+        // No writer ever opens it: opening it to read would wait for good.
+        nix::unistd::mkfifo(
+            &dir.path().join("db/seed.sql"),
+            nix::sys::stat::Mode::S_IRWXU,
+        )
+        .unwrap();
+        let c = Config::load_with_env(dir.path(), |_| None).unwrap();
+        let e = c.check_files().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "db/seed.sql: is a FIFO (named pipe), not a regular file (listed under `seed` in devenv.yaml or its default)"
+        );
+    }
+
+    #[test]
+    fn vars_are_psql_variables_with_environment_values() {
+        let dir = project(Some(
+            "vars:\n  USER_NAME: app\n  USER_PASSWORD: ${APP_PW}\n  PORT: 5432\n  ON: true\n",
+        ));
+        let c =
+            Config::load_with_env(dir.path(), |k| (k == "APP_PW").then(|| "pw1".into())).unwrap();
+        let vars: Vec<_> = c
+            .vars
+            .iter()
+            .map(|(n, v)| (n, v.value.as_str(), v.secret))
+            .collect();
+        assert_eq!(
+            vars,
+            [
+                ("ON", "true", false),
+                ("PORT", "5432", false),
+                ("USER_NAME", "app", false),
+                ("USER_PASSWORD", "pw1", true)
+            ]
+        );
+        let c = Config::load_with_env(dir.path(), |_| None).unwrap();
+        let e = c.check_files().unwrap_err().to_string();
+        assert!(
+            e.ends_with("devenv.yaml:3: vars.USER_PASSWORD: environment variable `APP_PW` is not set (write `${APP_PW:-default}` for a default)"),
+            "{e}"
+        );
+        for (yaml, message) in [
+            (
+                "vars:\n  ok: 1\n  bad-name: 2\n",
+                "devenv.yaml:3:3: vars: `bad-name` is not a psql variable name",
+            ),
+            (
+                "vars:\n  V: 1.10\n",
+                "devenv.yaml:2:6: vars.V: YAML reads this value as the number 1.1",
+            ),
+            (
+                "vars: [a]\n",
+                "devenv.yaml:1:7: vars: invalid type: sequence",
+            ),
+        ] {
+            let dir = project(Some(yaml));
+            let e = Config::load_with_env(dir.path(), |_| None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(message), "{e}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The files a project's database is built from: the schema and seed files with everything
 //! they read (includes and `\copy` data, as the loader itself lists them), and their content
-//! hash. The hash is recorded on the databases `up` builds (a kept
+//! hash, which covers the psql variables they start with (`vars:`, `--set`) too; and the
+//! loader that runs them. The hash is recorded on the databases `up` builds (a kept
 //! database built from the same files is reused as is) and names the fixture's templates.
 
 use std::path::PathBuf;
@@ -53,7 +54,7 @@ impl Stamp {
 pub struct Sources {
     /// Every file, top-level and included, in load order.
     pub inputs: Vec<Input>,
-    /// SHA-256 of the files' paths and bytes, hex.
+    /// SHA-256 of the files' paths and bytes and of the `vars` they start with, hex.
     pub digest: String,
     /// The metadata of the files and of devenv.yaml at the time of the hash.
     pub stamp: Stamp,
@@ -76,6 +77,15 @@ impl Sources {
             hash.update((bytes.len() as u64).to_le_bytes());
             hash.update(&bytes);
         }
+        // The variables the files start with build another database; none keeps the digests
+        // of projects without them as they were.
+        for (name, var) in config.vars.iter() {
+            hash.update(b"\0var\0");
+            hash.update(name.as_bytes());
+            hash.update([0]);
+            hash.update((var.value.len() as u64).to_le_bytes());
+            hash.update(var.value.as_bytes());
+        }
         Ok(Sources {
             inputs,
             digest: devenv_server::files::hex(&hash.finalize()),
@@ -84,10 +94,16 @@ impl Sources {
     }
 }
 
+/// The loader for `config`'s files on the server `server` points at: relative paths from the
+/// project root, the `vars` set before the first file.
+pub fn loader(config: &Config, server: tokio_postgres::Config) -> devenv_sql::Loader {
+    devenv_sql::Loader::new(server, &config.root).vars(config.vars.values())
+}
+
 /// The schema and seed files with everything they read (`\i`, `\ir`, `\copy ... FROM
 /// 'file'`), each once, in load order: the loader's own answer ([`devenv_sql::files_read`]).
 fn collect_inputs(config: &Config) -> Vec<Input> {
-    devenv_sql::files_read(&config.root, &config.sql_files())
+    devenv_sql::files_read(&config.root, &config.sql_files(), &config.vars.values())
         .into_iter()
         .map(|i| Input {
             shown: i.shown,
@@ -133,5 +149,27 @@ mod tests {
         let after = Sources::read(&config).unwrap();
         assert_ne!(before.digest, after.digest);
         assert_ne!(before.stamp, before.stamp.retake());
+        // The variables are part of the hash, and followed into includes.
+        let mut with_vars = config.clone();
+        with_vars.vars.set("part", "b");
+        let one = Sources::read(&with_vars).unwrap();
+        assert_ne!(one.digest, after.digest);
+        with_vars.vars.set("part", "c");
+        assert_ne!(Sources::read(&with_vars).unwrap().digest, one.digest);
+        std::fs::write(root.join("db/schema.sql"), "\\i db/parts/:part.sql\n").unwrap();
+        std::fs::write(root.join("db/parts/c.sql"), "SELECT 'c';\n").unwrap();
+        let shown: Vec<_> = Sources::read(&with_vars)
+            .unwrap()
+            .inputs
+            .iter()
+            .map(|i| i.shown.clone())
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                PathBuf::from("db/schema.sql"),
+                PathBuf::from("db/parts/c.sql")
+            ]
+        );
     }
 }

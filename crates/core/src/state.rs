@@ -136,9 +136,71 @@ impl StateDir {
         }
     }
 
+    /// `set.json`: `--set` values given to `up` or `devenv reload`, waiting for the
+    /// supervisor to take them (0600, as every file here: values may be secrets).
+    pub fn set_file(&self) -> PathBuf {
+        self.dir.join("set.json")
+    }
+
+    /// Adds `values` (`NAME`, `VALUE`) to those waiting for the supervisor; a later value
+    /// of a name wins.
+    pub fn put_set(&self, values: &[(String, String)]) -> Result<(), CoreError> {
+        self.create()?;
+        let path = self.set_file();
+        let mut all: Vec<(String, String)> = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        for (name, value) in values {
+            all.retain(|(n, _)| n != name);
+            all.push((name.clone(), value.clone()));
+        }
+        let json = serde_json::to_string(&all).unwrap_or_default();
+        write_private(&path, json.as_bytes()).map_err(crate::error::io("writing", &path))
+    }
+
+    /// Takes the values waiting (read and removed), if any.
+    pub fn take_set(&self) -> Result<Vec<(String, String)>, CoreError> {
+        let path = self.set_file();
+        // Moved away first: a `put_set` meanwhile writes a new file, not lost in this one.
+        let taken = self.dir.join(format!(".set.{}.taken", std::process::id()));
+        match std::fs::rename(&path, &taken) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(crate::error::io("taking", &path)(e)),
+        }
+        let text = std::fs::read_to_string(&taken);
+        let _ = std::fs::remove_file(&taken);
+        let text = text.map_err(crate::error::io("reading", &path))?;
+        serde_json::from_str(&text).map_err(|source| CoreError::Corrupt { path, source })
+    }
+
     /// Removes `state.json` and `env`.
     pub fn remove(&self) {
         let _ = std::fs::remove_file(self.state());
         let _ = std::fs::remove_file(self.env());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StateDir;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn set_values_wait_privately_for_the_supervisor_and_are_taken_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(&dir.path().join(".devenv"));
+        assert!(state.take_set().unwrap().is_empty());
+        let pair = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+        state.put_set(&[pair("A", "1"), pair("PW", "x")]).unwrap();
+        state.put_set(&[pair("A", "2")]).unwrap();
+        let mode = std::fs::metadata(state.set_file())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(state.take_set().unwrap(), [pair("PW", "x"), pair("A", "2")]);
+        assert!(state.take_set().unwrap().is_empty());
     }
 }

@@ -7,6 +7,14 @@ use std::path::PathBuf;
 /// The meta-commands the loader runs, for the error that names one it does not.
 pub const SUPPORTED_META: &str = "\\c \\connect \\i \\ir \\include \\include_relative \\copy \\g \\gx \\gset \\gexec \\if \\elif \\else \\endif \\echo \\warn \\set \\unset \\getenv \\setenv \\encoding \\q \\quit \\restrict \\unrestrict, and the display-only \\timing \\pset \\x \\a \\t \\f \\C \\H \\o, which are ignored";
 
+fn looked(tried: &[(PathBuf, &'static str)]) -> String {
+    let all: Vec<String> = tried
+        .iter()
+        .map(|(path, why)| format!("{} ({why})", path.display()))
+        .collect();
+    all.join(", then ")
+}
+
 /// Where in which file a load stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
@@ -16,8 +24,10 @@ pub struct Location {
     pub line: usize,
     /// 1-based column, in characters.
     pub col: usize,
-    /// The text of that line, for the caret display.
+    /// The text of that line, for the caret display (of a very long line, a part of it).
     pub source_line: String,
+    /// The caret's 1-based column in `source_line`.
+    pub caret: usize,
 }
 
 impl Location {
@@ -44,7 +54,7 @@ pub enum ErrorKind {
         /// CONTEXT, if any.
         context: Option<String>,
     },
-    /// A file could not be read (a top-level file or an `\i` include).
+    /// A file could not be read (a top-level file, an `\i` include, a `\copy` file).
     #[error("could not read {what} \"{}\": {source}", path.display())]
     Read {
         /// "file", "included file" or "data file" (`\copy ... FROM 'file'`).
@@ -54,6 +64,44 @@ pub enum ErrorKind {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// A file a command names is nowhere it was looked for.
+    #[error("could not read {what} \"{}\": not found; looked for {}", path.display(), looked(tried))]
+    NotFound {
+        /// "included file" or "data file".
+        what: &'static str,
+        /// The name as the command gave it.
+        path: PathBuf,
+        /// Where it was looked for, in order, each with why there.
+        tried: Vec<(PathBuf, &'static str)>,
+    },
+    /// A file to read is a FIFO, a device, a directory: reading it could block or never end.
+    #[error("could not read {what} \"{}\": it is {kind}, not a regular file; devenv reads SQL and data from regular files only", path.display())]
+    NotRegular {
+        /// "file", "included file" or "data file".
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// What it is ("a FIFO (named pipe)", "a character device", ...).
+        kind: &'static str,
+    },
+    /// A statement, meta-command line or COPY row longer than PostgreSQL takes in a message.
+    #[error("this {what} is {len} bytes, over the {limit}-byte limit of one message to PostgreSQL (1 GB); it is not sent")]
+    TooLong {
+        /// "statement", "meta-command line" or "COPY data row".
+        what: &'static str,
+        /// Its length, or at least this much.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A meta-command psql does not know.
+    #[error("invalid command \\{name}{}", hint.as_deref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    InvalidMeta {
+        /// The name as written.
+        name: String,
+        /// A likely fix.
+        hint: Option<String>,
     },
     /// The file is not UTF-8.
     #[error("invalid UTF-8 in statement; devenv reads SQL files as UTF-8")]
@@ -131,7 +179,7 @@ impl fmt::Display for LoadError {
         let pad: String = loc
             .source_line
             .chars()
-            .take(loc.col.saturating_sub(1))
+            .take(loc.caret.saturating_sub(1))
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
         writeln!(f, "{:gutter$} |", "")?;

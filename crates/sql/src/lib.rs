@@ -5,6 +5,7 @@
 //! - [`load`] runs them against a server: COPY through the COPY protocol, `\c`, `\i`, `\ir`,
 //!   `\copy`, `\gset`, `\gexec`, `\if`, `\echo`, `\set`, `\quit`, ..., stopping at the
 //!   first error.
+//! - [`slash`] lexes backslash commands as psql does: names, case, arguments.
 //! - [`cond`] is psql's `\if` blocks and truth rules, [`copy`] the client side of COPY.
 //! - [`inputs`] lists the files a load reads without running it.
 //! - [`error`] is the error and its report.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod inputs;
 pub mod load;
 pub mod scan;
+pub mod slash;
 
 pub use error::{ErrorKind, LoadError, Location};
 pub use inputs::{files_read, Input, InputKind};

@@ -22,6 +22,12 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use crate::cond::{Branch, Conditions};
+use crate::slash;
+
+/// The longest statement, meta-command line or COPY data row PostgreSQL takes: a query
+/// message's body is at most 1 GiB less 2 bytes (`PQ_LARGE_MESSAGE_LIMIT`), the text's NUL
+/// included, and the server's line buffer for COPY rows is no longer.
+pub const MAX_INPUT: usize = 0x3fff_fffd;
 
 /// psql variables set with `\set`, interpolated into SQL as `:NAME`, `:'NAME'` and `:"NAME"`.
 pub type Variables = BTreeMap<String, String>;
@@ -46,6 +52,9 @@ pub struct Statement {
     pub pieces: Vec<Piece>,
     /// A `COPY ... FROM stdin`: the next item is its data block.
     pub copy_from_stdin: bool,
+    /// The text is longer than [`Scanner::limit`]: `sql` is left empty and the statement
+    /// must not be sent.
+    pub too_long: bool,
 }
 
 impl Statement {
@@ -72,16 +81,29 @@ impl Statement {
     }
 }
 
-/// A psql meta-command such as `\c db` or `\i file.sql`.
+/// A psql meta-command such as `\c db` or `\i file.sql`, lexed as psql lexes it
+/// ([`crate::slash`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
-    /// The command name without its backslash (`c`, `connect`, `i`, ...).
+    /// The command psql runs, without its backslash (`c`, `connect`, `i`, ...; `copy` for
+    /// `\COPY`), or the name as written when psql knows no such command.
     pub name: String,
-    /// The arguments, dequoted and interpolated as psql does.
+    /// Whether psql 15 knows the command (an unknown one is an error even in a branch that
+    /// does not run, as in psql).
+    pub known: bool,
+    /// The arguments the command reads, dequoted and interpolated as psql does.
     pub args: Vec<String>,
     /// Where each argument starts in the file (same length as `args`).
     pub arg_starts: Vec<usize>,
-    /// The bytes of the command, from its backslash to the end of its last argument.
+    /// Whether each argument was quoted or interpolated (same length as `args`).
+    pub arg_quoted: Vec<bool>,
+    /// The arguments after those, which psql ignores with a warning.
+    pub extra: Vec<String>,
+    /// A backquoted shell command in the arguments, at this offset.
+    pub shell: Option<usize>,
+    /// A quote left open on the line.
+    pub error: Option<crate::slash::LexError>,
+    /// The bytes of the command, from its backslash to the end of its line or its `\\`.
     pub span: Range<usize>,
     /// For `\g`, `\gx`, `\gset` and `\gexec`: the query buffer they send, the statement
     /// text before them that no `;` ended; `None` when it was empty (psql then sends the
@@ -91,9 +113,6 @@ pub struct Meta {
 
 /// Meta-commands that send the query buffer, as `;` does.
 const SENDS_QUERY: [&str; 4] = ["g", "gx", "gset", "gexec"];
-
-/// Meta-commands whose argument is the rest of the line, taken as written.
-const WHOLE_LINE: [&str; 1] = ["copy"];
 
 /// One unit of a SQL file, in file order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +200,9 @@ pub struct Scanner<'a> {
     pos: usize,
     /// Variables for interpolation; `\set` changes them between items.
     pub vars: Variables,
+    /// The longest statement text kept ([`MAX_INPUT`] unless set lower); a longer one comes
+    /// out with [`Statement::too_long`].
+    pub limit: usize,
     std_strings: bool,
     pending_copy: bool,
     /// A statement interrupted by a meta-command, continued afterwards.
@@ -206,26 +228,45 @@ struct Partial {
     first_words: Vec<String>,
     prev_word_from: bool,
     from_stdin: bool,
+    /// The longest text allowed ([`Scanner::limit`]).
+    limit: usize,
+    /// The text went over [`Partial::limit`].
+    too_long: bool,
 }
 
 impl Partial {
+    /// Whether `len` more bytes would take the text over the limit (then it stops growing:
+    /// the statement is refused, never sent, so its text is not needed).
+    fn over(&mut self, len: usize) -> bool {
+        if self.too_long || self.sql.len().saturating_add(len) > self.limit {
+            self.too_long = true;
+            self.sql = Vec::new();
+        }
+        self.too_long
+    }
+
     fn push_verbatim(&mut self, src: &[u8], range: Range<usize>) {
         if range.is_empty() {
             return;
         }
+        let bytes = if self.over(range.len()) {
+            &[][..]
+        } else {
+            &src[range.clone()]
+        };
         if let Some(last) = self.pieces.last_mut() {
             if last.verbatim && last.src.end == range.start {
                 last.src.end = range.end;
-                self.sql.extend_from_slice(&src[range]);
+                self.sql.extend_from_slice(bytes);
                 return;
             }
         }
         self.pieces.push(Piece {
-            src: range.clone(),
+            src: range,
             sql_start: self.sql.len(),
             verbatim: true,
         });
-        self.sql.extend_from_slice(&src[range]);
+        self.sql.extend_from_slice(bytes);
     }
 
     fn push_replacement(&mut self, range: Range<usize>, text: &str) {
@@ -234,7 +275,9 @@ impl Partial {
             sql_start: self.sql.len(),
             verbatim: false,
         });
-        self.sql.extend_from_slice(text.as_bytes());
+        if !self.over(text.len()) {
+            self.sql.extend_from_slice(text.as_bytes());
+        }
     }
 
     /// psql's heuristic for `CREATE [OR REPLACE] FUNCTION|PROCEDURE ... BEGIN ATOMIC ... END`.
@@ -285,6 +328,7 @@ impl<'a> Scanner<'a> {
             src,
             pos: 0,
             vars: Variables::new(),
+            limit: MAX_INPUT,
             std_strings: true,
             pending_copy: false,
             partial: None,
@@ -439,7 +483,7 @@ impl<'a> Scanner<'a> {
                 return None;
             }
         }
-        if self.peek(0) == Some(b'\\') {
+        if self.peek(0) == Some(b'\\') && !matches!(self.peek(1), Some(b';' | b':')) {
             return Some(Item::Meta(self.meta()));
         }
         Some(self.statement())
@@ -448,6 +492,7 @@ impl<'a> Scanner<'a> {
     /// Scans statement text up to its terminating `;` (or EOF, or a meta-command).
     fn statement(&mut self) -> Item {
         let mut st = self.partial.take().unwrap_or_default();
+        st.limit = self.limit;
         let mut seg_start = self.pos;
         loop {
             let Some(b) = self.peek(0) else {
@@ -480,6 +525,15 @@ impl<'a> Scanner<'a> {
                         st.push_verbatim(self.src, seg_start..self.pos);
                         break;
                     }
+                }
+                b'\\' if matches!(self.peek(1), Some(b';' | b':')) => {
+                    // psql's `\;` and `\:`: the character goes into the statement as is, a
+                    // `;` without ending it, a `:` without interpolating.
+                    st.push_verbatim(self.src, seg_start..self.pos);
+                    let text = if self.peek(1) == Some(b';') { ";" } else { ":" };
+                    st.push_replacement(self.pos..self.pos + 2, text);
+                    self.pos += 2;
+                    seg_start = self.pos;
                 }
                 b'\\' => {
                     // A meta-command inside a statement runs first; the statement goes on after.
@@ -547,6 +601,7 @@ impl<'a> Scanner<'a> {
             sql: st.sql,
             pieces: st.pieces,
             copy_from_stdin,
+            too_long: st.too_long,
         }
     }
 
@@ -603,6 +658,21 @@ impl<'a> Scanner<'a> {
                 };
                 Some((start..start + len + 3, text))
             }
+            b'{' => {
+                // `:{?name}`: whether the variable is set.
+                let body = rest.strip_prefix(b"{?")?;
+                let len = body.iter().take_while(|&&b| is_var_char(b)).count();
+                if len == 0 || body.get(len) != Some(&b'}') {
+                    return None;
+                }
+                let name = std::str::from_utf8(&body[..len]).ok()?;
+                let text = if self.vars.contains_key(name) {
+                    "TRUE"
+                } else {
+                    "FALSE"
+                };
+                Some((start..start + len + 4, text.to_owned()))
+            }
             &b if is_var_char(b) => {
                 let len = rest.iter().take_while(|&&b| is_var_char(b)).count();
                 let name = std::str::from_utf8(&rest[..len]).ok()?;
@@ -613,34 +683,25 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Scans a meta-command from its backslash to the end of its arguments.
+    /// Scans a meta-command from its backslash to the end of its arguments, as psql reads
+    /// them ([`crate::slash`]): the name to the first whitespace or backslash, the arguments
+    /// the command reads, the rest of the line as extra arguments, and a `\\` after them.
     fn meta(&mut self) -> Meta {
         let start = self.pos;
         self.pos += 1;
         let name_start = self.pos;
-        // `\\` is psql's separator: an empty command.
-        if self.peek(0) == Some(b'\\') {
-            self.pos += 1;
-            return Meta {
-                name: "\\".into(),
-                args: vec![],
-                arg_starts: vec![],
-                span: start..self.pos,
-                query: None,
-            };
-        }
         while self
             .peek(0)
             .is_some_and(|b| !b.is_ascii_whitespace() && b != b'\\')
         {
             self.pos += 1;
-            // `\.`, `\!`, `\?` and the like are one character long.
-            if self.pos == name_start + 1 && !self.src[name_start].is_ascii_alphanumeric() {
-                break;
-            }
         }
-        let name = String::from_utf8_lossy(&self.src[name_start..self.pos]).into_owned();
-        let query = if SENDS_QUERY.contains(&name.as_str()) {
+        let written = String::from_utf8_lossy(&self.src[name_start..self.pos]).into_owned();
+        let known = slash::lookup(&written);
+        let name = known
+            .as_ref()
+            .map_or_else(|| written.clone(), |(n, _)| n.clone());
+        let query = if known.is_some() && SENDS_QUERY.contains(&name.as_str()) {
             self.partial.take().map(|st| self.finish(st))
         } else {
             None
@@ -651,132 +712,106 @@ impl<'a> Scanner<'a> {
             Some(branch) => self.cond.evaluates(branch),
             None => self.cond.active(),
         };
-        let mut args = Vec::new();
-        let mut arg_starts = Vec::new();
-        if WHOLE_LINE.contains(&name.as_str()) {
-            self.whole_line_arg(&mut args, &mut arg_starts);
+        let mut meta = Meta {
+            name,
+            args: Vec::new(),
+            arg_starts: Vec::new(),
+            arg_quoted: Vec::new(),
+            extra: Vec::new(),
+            shell: None,
+            error: None,
+            known: known.is_some(),
+            span: start..start,
+            query,
+        };
+        // psql throws the rest of the line away after a command it does not know.
+        let shape = known.map_or(
+            slash::Shape {
+                fixed: &[slash::ArgKind::WholeLine],
+                rest: None,
+            },
+            |(_, shape)| shape,
+        );
+        let mut pos = self.pos;
+        self.read_args(&mut meta, shape, interpolate, &mut pos);
+        // A `\\` after the arguments separates this command from the next one on the line.
+        if self.src[pos..].starts_with(b"\\\\") {
+            pos += 2;
         }
-        loop {
-            while self
-                .peek(0)
-                .is_some_and(|b| b.is_ascii_whitespace() && b != b'\n')
-            {
-                self.pos += 1;
-            }
-            match self.peek(0) {
-                None | Some(b'\n' | b'\\') => break,
-                Some(_) => {
-                    arg_starts.push(self.pos);
-                    args.push(self.meta_arg(interpolate));
-                }
-            }
-        }
+        self.pos = pos;
         // The line's end belongs to the command; a following `\cmd` starts a new item.
         if self.peek(0) == Some(b'\n') {
             self.pos += 1;
         }
-        if name == "copy" && self.cond.active() {
-            self.pending_copy = args
+        if meta.name == "copy" && self.cond.active() {
+            self.pending_copy = meta
+                .args
                 .first()
                 .is_some_and(|line| crate::copy::SlashCopy::parse(line).is_ok_and(|c| c.inline()));
         }
-        Meta {
-            name,
-            args,
-            arg_starts,
-            span: start..self.pos,
-            query,
-        }
+        meta.span = start..self.pos;
+        meta
     }
 
-    /// The rest of the line as one argument, as written (psql's `OT_WHOLE_LINE`): no
-    /// dequoting, no interpolation, backslashes kept.
-    fn whole_line_arg(&mut self, args: &mut Vec<String>, arg_starts: &mut Vec<usize>) {
-        while self
-            .peek(0)
-            .is_some_and(|b| b.is_ascii_whitespace() && b != b'\n')
-        {
-            self.pos += 1;
-        }
-        let start = self.pos;
-        while self.peek(0).is_some_and(|b| b != b'\n') {
-            self.pos += 1;
-        }
-        let text = String::from_utf8_lossy(&self.src[start..self.pos]);
-        let text = text.trim_end();
-        if !text.is_empty() {
-            args.push(text.to_owned());
-            arg_starts.push(start);
-        }
-    }
-
-    /// One meta-command argument: single quotes dequoted (with psql's backslash escapes),
-    /// double quotes kept, `:var` interpolated, trailing unquoted `;` dropped.
-    fn meta_arg(&mut self, interpolate: bool) -> String {
-        let mut out: Vec<u8> = Vec::new();
-        let mut trailing_semis = 0usize;
-        while let Some(b) = self.peek(0) {
-            if b.is_ascii_whitespace() || b == b'\\' {
-                break;
+    /// Reads `meta`'s arguments of `shape` from `*pos`, then the extra ones to the line's end.
+    fn read_args(&self, meta: &mut Meta, shape: slash::Shape, interpolate: bool, pos: &mut usize) {
+        let vars = if interpolate {
+            slash::Interpolate::From(&self.vars)
+        } else {
+            slash::Interpolate::Off
+        };
+        let connect = meta.name == "c" || meta.name == "connect";
+        let mut kinds: Vec<slash::ArgKind> = shape.fixed.to_vec();
+        let mut i = 0;
+        while let Some(kind) = kinds.get(i).copied().or(shape.rest) {
+            match slash::next_arg(self.src, pos, kind, vars) {
+                Ok(Some(arg)) => {
+                    if connect && i == 0 && arg.text.starts_with("-reuse-previous=") {
+                        kinds.push(slash::ArgKind::SqlIdHack);
+                    }
+                    meta.shell = meta.shell.or(arg.shell);
+                    meta.args.push(arg.text);
+                    meta.arg_starts.push(arg.start);
+                    meta.arg_quoted.push(arg.quoted);
+                }
+                // `\c - user`: an omitted argument keeps its place.
+                Ok(None) if connect && i < kinds.len() => {
+                    meta.args.push("-".into());
+                    meta.arg_starts.push(*pos);
+                    meta.arg_quoted.push(false);
+                }
+                Ok(None) if i >= kinds.len() => break,
+                Ok(None) => {}
+                Err(e) => {
+                    meta.error = Some(e);
+                    *pos = slash::line_end(self.src, *pos);
+                    break;
+                }
             }
-            match b {
-                b'\'' => {
-                    trailing_semis = 0;
-                    self.pos += 1;
-                    while let Some(c) = self.peek(0) {
-                        self.pos += 1;
-                        match c {
-                            b'\'' if self.peek(0) == Some(b'\'') => {
-                                out.push(b'\'');
-                                self.pos += 1;
-                            }
-                            b'\'' => break,
-                            b'\\' => {
-                                let e = self.peek(0).unwrap_or(b'\\');
-                                self.pos = (self.pos + 1).min(self.src.len());
-                                out.push(match e {
-                                    b'n' => b'\n',
-                                    b't' => b'\t',
-                                    b'r' => b'\r',
-                                    b'b' => 8,
-                                    b'f' => 12,
-                                    other => other,
-                                });
-                            }
-                            other => out.push(other),
-                        }
-                    }
-                }
-                b'"' => {
-                    trailing_semis = 0;
-                    let s = self.pos;
-                    self.skip_quoted(b'"', false);
-                    out.extend_from_slice(&self.src[s..self.pos]);
-                }
-                b':' => {
-                    trailing_semis = 0;
-                    if let Some((range, text)) = interpolate.then(|| self.interpolate()).flatten() {
-                        out.extend_from_slice(text.as_bytes());
-                        self.pos = range.end;
-                    } else {
-                        out.push(b':');
-                        self.pos += 1;
-                    }
-                }
-                b';' => {
-                    trailing_semis += 1;
-                    out.push(b';');
-                    self.pos += 1;
-                }
-                other => {
-                    trailing_semis = 0;
-                    out.push(other);
-                    self.pos += 1;
+            i += 1;
+        }
+        if connect {
+            while meta.args.last().is_some_and(|a| a == "-")
+                && meta.arg_quoted.last() == Some(&false)
+            {
+                meta.args.pop();
+                meta.arg_starts.pop();
+                meta.arg_quoted.pop();
+            }
+        }
+        // What is left on the line: extra arguments, read without interpolation.
+        loop {
+            let kind = slash::ArgKind::Normal { semicolon: false };
+            match slash::next_arg(self.src, pos, kind, slash::Interpolate::Off) {
+                Ok(Some(arg)) => meta.extra.push(arg.text),
+                Ok(None) => break,
+                Err(e) => {
+                    meta.error = meta.error.or(Some(e));
+                    *pos = slash::line_end(self.src, *pos);
+                    break;
                 }
             }
         }
-        out.truncate(out.len() - trailing_semis);
-        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// The data lines after `COPY ... FROM stdin`, up to a line that is `\.` or the end.
@@ -859,26 +894,58 @@ pub fn line_col(src: &[u8], offset: usize) -> (usize, usize) {
     if line_start == 0 && src.starts_with("\u{feff}".as_bytes()) {
         line_start = 3.min(offset);
     }
-    let col = String::from_utf8_lossy(&src[line_start..offset])
-        .chars()
-        .count()
-        + 1;
-    (line, col)
+    (line, chars(&src[line_start..offset]) + 1)
 }
 
-/// The text of 1-based line `line`, without its line ending (or a BOM).
-pub fn line_text(src: &[u8], line: usize) -> String {
-    let text = src
-        .split(|&b| b == b'\n')
-        .nth(line.saturating_sub(1))
-        .unwrap_or_default();
-    let text = text.strip_suffix(b"\r").unwrap_or(text);
-    let text = if line == 1 {
-        text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text)
-    } else {
-        text
+/// Characters in `bytes` (of UTF-8; counted without decoding, so without copying a long line).
+fn chars(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b & 0xc0 != 0x80).count()
+}
+
+/// Lines longer than this many bytes are shown around the column only.
+const SHOWN_LINE: usize = 1_000;
+
+/// The line holding byte `offset`, for a caret display (without its line ending or a BOM),
+/// and the caret's 1-based column in that text. A line longer than [`SHOWN_LINE`] bytes is
+/// shown as a part of it around the offset, cut with `…`, so that a 1 GB line is not copied.
+pub fn line_window(src: &[u8], offset: usize) -> (String, usize) {
+    let offset = offset.min(src.len());
+    let mut start = src[..offset]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    if start == 0 && src.starts_with("\u{feff}".as_bytes()) {
+        start = 3.min(offset);
+    }
+    let mut end = src[offset..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(src.len(), |i| offset + i);
+    if end > start && src[end - 1] == b'\r' {
+        end -= 1;
+    }
+    if end - start <= SHOWN_LINE {
+        let text = String::from_utf8_lossy(&src[start..end]).into_owned();
+        return (text, chars(&src[start..offset.min(end)]) + 1);
+    }
+    let boundary = |mut i: usize| {
+        while i < src.len() && src[i] & 0xc0 == 0x80 {
+            i += 1;
+        }
+        i
     };
-    String::from_utf8_lossy(text).into_owned()
+    let from = boundary(offset.saturating_sub(SHOWN_LINE / 2).max(start));
+    let to = boundary((from + SHOWN_LINE).min(end)).min(end);
+    let mut text = String::new();
+    if from > start {
+        text.push('…');
+    }
+    text.push_str(&String::from_utf8_lossy(&src[from..to]));
+    if to < end {
+        text.push('…');
+    }
+    let caret = chars(&src[from..offset.min(to)]) + 1 + usize::from(from > start);
+    (text, caret)
 }
 
 /// Newlines in `bytes`.

@@ -6,11 +6,12 @@ mod support;
 
 use std::path::Path;
 
-use devenv_sql::inputs::{files_read, included, on_disk, InputKind};
+use devenv_sql::inputs::{candidates, files_read, on_disk, InputKind};
+use devenv_sql::scan::Variables;
 use support::project;
 
 fn shown(root: &Path, files: &[&str]) -> Vec<(String, InputKind)> {
-    files_read(root, files)
+    files_read(root, files, &Variables::new())
         .into_iter()
         .map(|i| {
             assert_eq!(i.path, on_disk(root, &i.shown));
@@ -77,10 +78,16 @@ fn absolute_paths_stay_absolute() {
     let dir = project(&[("abs.csv", "1\n")]);
     let csv = dir.path().join("abs.csv");
     let other = project(&[("s.sql", &format!("\\copy t from '{}'\n", csv.display()))]);
-    let got = files_read(other.path(), &["s.sql"]);
+    let got = files_read(other.path(), &["s.sql"], &Variables::new());
     assert_eq!(got[1].path, csv);
-    assert_eq!(
-        included("ir", Path::new("db/x.sql"), "/abs/y.sql"),
-        Path::new("/abs/y.sql")
-    );
+    for command in ["ir", "i", "copy"] {
+        let found = candidates(
+            command,
+            Path::new("db/x.sql"),
+            Path::new("db/x.sql"),
+            "/abs/y.sql",
+        );
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, Path::new("/abs/y.sql"));
+    }
 }

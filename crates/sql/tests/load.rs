@@ -213,11 +213,11 @@ async fn missing_include_is_reported_at_the_include() {
         &["db/main.sql"],
     )
     .await;
-    assert!(
-        first_line(&e).starts_with(
-            "db/main.sql:2:4: error: could not read included file \"db/nope.sql\": No such file"
-        ),
-        "{e}"
+    assert_eq!(
+        first_line(&e),
+        "db/main.sql:2:4: error: could not read included file \"db/nope.sql\": not found; \
+         looked for db/nope.sql (from the project root, as psql from its working directory), \
+         then db/db/nope.sql (beside the file holding the command)"
     );
 }
 
@@ -359,7 +359,10 @@ async fn progress_names_each_file_and_counts_its_bytes_while_it_runs() {
     let seen: Arc<Mutex<Vec<(PathBuf, u64, u64)>>> = Arc::default();
     let log = seen.clone();
     let loader = loader.events(Arc::new(move |event| {
-        if let devenv_sql::Event::Progress { path, done, total } = event {
+        if let devenv_sql::Event::Progress {
+            path, done, total, ..
+        } = event
+        {
             log.lock()
                 .unwrap()
                 .push((path.to_path_buf(), *done, *total));
@@ -405,4 +408,173 @@ async fn progress_names_each_file_and_counts_its_bytes_while_it_runs() {
         (22..=23).contains(&during[0]),
         "after the first sleep (23 bytes with its newline): {seen:?}"
     );
+}
+
+/// Loads `files` (in a project of `fixtures`) with a deadline: a read that blocks fails the
+/// test instead of hanging it.
+async fn load_err_within(
+    dir: &Path,
+    loader: &devenv_sql::Loader,
+    db: &str,
+    files: &[&str],
+) -> LoadError {
+    let deadline = std::time::Duration::from_secs(30);
+    match tokio::time::timeout(deadline, loader.load_files(db, files)).await {
+        Ok(result) => result.expect_err("the load should fail"),
+        Err(elapsed) => panic!(
+            "loading {files:?} blocked (in {}): {elapsed}",
+            dir.display()
+        ),
+    }
+}
+
+#[tokio::test]
+async fn a_fifo_pulled_in_by_backslash_i_is_refused_up_front_with_its_path() {
+    let dir = project(&[("main.sql", "SELECT 1;\n\\i pipe.sql\n")]);
+    // No writer ever opens it: reading it would block for good.
+    nix::unistd::mkfifo(&dir.path().join("pipe.sql"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let (server, loader, _) = loader(dir.path()).await;
+    let db = server.fresh_db("fifo").await;
+    let e = load_err_within(dir.path(), &loader, &db, &["main.sql"]).await;
+    assert_eq!(
+        first_line(&e),
+        "main.sql:2:4: error: could not read included file \"pipe.sql\": it is a FIFO (named pipe), not a regular file; devenv reads SQL and data from regular files only"
+    );
+    // Listed as a file itself, or read by `\copy`: the same.
+    let e = load_err_within(dir.path(), &loader, &db, &["pipe.sql"]).await;
+    assert!(
+        first_line(&e).starts_with("error: could not read file \"pipe.sql\": it is a FIFO"),
+        "{e}"
+    );
+    std::fs::write(
+        dir.path().join("copy.sql"),
+        "CREATE TABLE t (a int);\n\\copy t from 'pipe.sql'\n",
+    )
+    .unwrap();
+    let e = load_err_within(dir.path(), &loader, &db, &["copy.sql"]).await;
+    assert!(
+        first_line(&e).starts_with(
+            "copy.sql:2:7: error: could not read data file \"pipe.sql\": it is a FIFO"
+        ),
+        "{e}"
+    );
+    // The static listing (the content hash) leaves it out instead of blocking on it.
+    let listed = devenv_sql::files_read(
+        dir.path(),
+        &["main.sql", "copy.sql"],
+        &devenv_sql::scan::Variables::new(),
+    );
+    assert_eq!(listed.len(), 2, "{listed:?}");
+}
+
+#[tokio::test]
+async fn backslash_i_of_dev_zero_is_refused_instead_of_read_until_memory_runs_out() {
+    let dir = project(&[("main.sql", "\\i /dev/zero\n")]);
+    let (server, loader, _) = loader(dir.path()).await;
+    let db = server.fresh_db("zero").await;
+    let e = load_err_within(dir.path(), &loader, &db, &["main.sql"]).await;
+    assert!(
+        first_line(&e).starts_with(
+            "main.sql:1:4: error: could not read included file \"/dev/zero\": it is a character device, not a regular file"
+        ),
+        "{e}"
+    );
+}
+
+/// The process's peak resident memory so far, in bytes.
+fn peak_memory() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[tokio::test]
+async fn a_statement_over_the_1gb_message_limit_is_refused_at_its_line_without_sending_it() {
+    use std::io::Write as _;
+    // On a tmpfs when there is one: 1 GB of disk is not to be taken for granted.
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let path = dir.path().join("big.sql");
+    // A statement one byte over the limit PostgreSQL puts on a message.
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    out.write_all(b"CREATE TABLE before_it ();\nINSERT INTO t VALUES ('")
+        .unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    let body = devenv_sql::scan::MAX_INPUT + 1 - "INSERT INTO t VALUES ('');".len();
+    let mut left = body;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        out.write_all(&chunk[..n]).unwrap();
+        left -= n;
+    }
+    out.write_all(b"');\nCREATE TABLE after_it ();\n").unwrap();
+    drop(out);
+    let size = std::fs::metadata(&path).unwrap().len();
+    let (server, loader, _) = loader(dir.path()).await;
+    let db = server.fresh_db("big").await;
+    let e = load_err_within(dir.path(), &loader, &db, &["big.sql"]).await;
+    assert_eq!(
+        first_line(&e),
+        format!(
+            "big.sql:2:1: error: this statement is {} bytes, over the {}-byte limit of one message to PostgreSQL (1 GB); it is not sent",
+            devenv_sql::scan::MAX_INPUT + 1,
+            devenv_sql::scan::MAX_INPUT
+        )
+    );
+    let tables = "SELECT string_agg(tablename, ',') FROM pg_tables WHERE schemaname = 'public'";
+    let found: Option<String> = server
+        .connect(&db)
+        .await
+        .query_one(tables, &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(found.as_deref(), Some("before_it"));
+    // Bounded: the file once, not copies of it (the issue saw 5.25 GB for a 1 GB line).
+    let peak = peak_memory();
+    assert!(
+        peak < size + (512 << 20),
+        "peak {peak} bytes for a {size}-byte file"
+    );
+}
+
+#[tokio::test]
+async fn a_copy_row_or_meta_command_line_over_the_limit_is_refused_at_its_line() {
+    let long = "y".repeat(2_000);
+    let dir = project(&[
+        (
+            "copy.sql",
+            &format!("CREATE TABLE t (s text);\nCOPY t FROM stdin;\nshort\n{long}\n\\.\n"),
+        ),
+        (
+            "slash.sql",
+            "CREATE TABLE t (s text);\n\\copy t from 'rows.txt'\n",
+        ),
+        ("rows.txt", &format!("a\nb\n{long}\n")),
+        ("set.sql", &format!("SELECT 1;\n\\set v '{long}'\n")),
+        ("stmt.sql", &format!("SELECT 1;\n  SELECT '{long}';\n")),
+    ]);
+    let (server, loader, _) = loader(dir.path()).await;
+    let loader = loader.input_limit(1_000);
+    for (file, at, what, len) in [
+        ("copy.sql", "copy.sql:4:1", "COPY data row", 2_000),
+        ("slash.sql", "rows.txt:3:1", "COPY data row", 2_000),
+        ("set.sql", "set.sql:2:1", "meta-command line", 2_009),
+        ("stmt.sql", "stmt.sql:2:3", "statement", 2_010),
+    ] {
+        let db = server.fresh_db("limit").await;
+        let e = load_err_within(dir.path(), &loader, &db, &[file]).await;
+        assert_eq!(
+            first_line(&e),
+            format!("{at}: error: this {what} is {len} bytes, over the 1000-byte limit of one message to PostgreSQL (1 GB); it is not sent")
+        );
+    }
 }

@@ -6,7 +6,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use devenv_sql::{ErrorKind, LoadError, LoadSummary};
 use support::{loader, project};
@@ -69,19 +68,13 @@ async fn psql(dir: &Path, file: &str) -> (Outcome, String, String) {
     // The caller holds the shared server, so this is the same one.
     let server = support::server().await;
     let db = server.fresh_db("ps").await;
-    let s = server.server();
-    let bin = devenv_server::native::find_bin_dir()
-        .await
-        .expect("PostgreSQL binaries")
-        .join("psql");
-    let out = Command::new(&bin)
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null"])
-        .args(["-h", &s.host(), "-p", &s.port().to_string(), "-U", s.user()])
-        .args(["-d", &db, "-f", file])
-        .env("PGPASSWORD", s.password())
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("these tests compare with psql; run {}: {e}", bin.display()));
+    let (outcome, stderr) = psql_in(dir, file, &db, &[]).await;
+    (outcome, stderr, db)
+}
+
+/// [`psql`] in an existing database `db`, with more arguments: its outcome and its stderr.
+async fn psql_in(dir: &Path, file: &str, db: &str, args: &[&str]) -> (Outcome, String) {
+    let out = support::psql(dir, file, db, args).await;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let echoes = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -101,7 +94,7 @@ async fn psql(dir: &Path, file: &str) -> (Outcome, String, String) {
         out.status.code() == Some(0) || (out.status.code() == Some(3) && error.is_some()),
         "psql: {stderr}"
     );
-    (Outcome { echoes, error }, stderr, db)
+    (Outcome { echoes, error }, stderr)
 }
 
 /// Runs `file` both ways; asserts the same outcome and the same answer to `state` (a query
@@ -374,10 +367,14 @@ async fn copy_a_csv_with_header_and_quoted_commas() {
         .collect();
     assert_eq!(names, ["seed.sql", "users.csv", "more.csv"]);
     // The static listing (the fixture's template key) finds the same files.
-    let listed: Vec<_> = devenv_sql::files_read(dir.path(), &["seed.sql"])
-        .into_iter()
-        .map(|input| input.path)
-        .collect();
+    let listed: Vec<_> = devenv_sql::files_read(
+        dir.path(),
+        &["seed.sql"],
+        &devenv_sql::scan::Variables::new(),
+    )
+    .into_iter()
+    .map(|input| input.path)
+    .collect();
     assert_eq!(listed, summary.files);
 }
 
@@ -423,27 +420,73 @@ async fn a_bad_csv_row_is_reported_at_its_own_line_and_field() {
 }
 
 #[tokio::test]
-async fn copy_paths_are_relative_to_the_file_that_holds_them() {
+async fn relative_paths_are_looked_up_from_the_root_as_psql_then_beside_the_file() {
     let server = support::server().await;
-    // psql reads `\copy` files from its working directory; the loader, like `\ir`, from the
-    // directory of the file holding the command, so a seed works from any directory.
     let dir = project(&[
-        ("db/seed.sql", &format!("{USERS}\\ir data/more.sql\n")),
-        ("db/data/more.sql", "\\copy users (id) from 'ids.csv'\n"),
-        ("db/data/ids.csv", "1\n2\n"),
-        ("db/data/missing.sql", "\\copy users (id) from 'nope.csv'\n"),
-    ]);
-    let (loaded, db) = load(dir.path(), "db/seed.sql").await;
-    let summary = loaded.result.unwrap_or_else(|e| panic!("{e}"));
-    assert!(summary.files.contains(&dir.path().join("db/data/ids.csv")));
-    assert_eq!(server.count(&db, "SELECT count(*) FROM users").await, 2);
-    let (loaded, _) = load(dir.path(), "db/data/missing.sql").await;
-    let e = loaded.result.unwrap_err();
-    assert!(
-        e.to_string().starts_with(
-            "db/data/missing.sql:1:7: error: could not read data file \"db/data/nope.csv\""
+        // A seed in db/ that reads its CSV by a path from the repository root, where psql
+        // runs.
+        (
+            "db/users.sql",
+            &format!("{USERS}\\copy users from './db/users.csv' csv\n"),
         ),
-        "{e}"
+        ("db/users.csv", "1,ann,10\n"),
+        // An install script in db/ that includes its parts from beside itself, as psql run
+        // from db/ finds them.
+        ("db/install.sql", "\\i src/schema.sql\n\\i src/data.sql\n"),
+        ("db/src/schema.sql", "CREATE TABLE parts (n int);\n"),
+        (
+            "db/src/data.sql",
+            "\\copy parts from 'src/parts.csv'\n\\ir more.sql\n",
+        ),
+        ("db/src/parts.csv", "1\n2\n"),
+        ("db/src/more.sql", "INSERT INTO parts VALUES (3);\n"),
+        // `\ir` is relative to its file only: this one is not read.
+        ("more.sql", "SELECT 1/0;\n"),
+        // Where both exist, psql's place wins.
+        ("db/pick.sql", "\\i which.sql\n"),
+        ("which.sql", "\\echo root\n"),
+        ("db/which.sql", "\\echo beside\n"),
+        ("db/bad.sql", "SELECT 1;\n\\i src/nope.sql\n"),
+    ]);
+    let loaded = same_as_psql(dir.path(), "db/users.sql", SUM).await;
+    loaded.result.unwrap_or_else(|e| panic!("{e}"));
+    let loaded = same_as_psql(dir.path(), "db/pick.sql", TABLES).await;
+    assert_eq!(loaded.outcome.echoes, ["root"]);
+    let parts = "SELECT string_agg(n::text, ',' ORDER BY n) FROM parts";
+    let (loaded, db) = load(dir.path(), "db/install.sql").await;
+    let summary = loaded.result.unwrap_or_else(|e| panic!("{e}"));
+    assert!(summary.files.contains(&dir.path().join("db/src/parts.csv")));
+    assert_eq!(text(&server, &db, parts).await.as_deref(), Some("1,2,3"));
+    let psql_db = server.fresh_db("ps").await;
+    let (theirs, stderr) = psql_in(&dir.path().join("db"), "install.sql", &psql_db, &[]).await;
+    assert_eq!(theirs.error, None, "{stderr}");
+    assert_eq!(
+        text(&server, &psql_db, parts).await.as_deref(),
+        Some("1,2,3")
+    );
+    // The static listing finds the same files.
+    let listed: Vec<_> = devenv_sql::files_read(
+        dir.path(),
+        &["db/install.sql"],
+        &devenv_sql::scan::Variables::new(),
+    )
+    .into_iter()
+    .map(|input| input.path)
+    .collect();
+    assert_eq!(listed, summary.files);
+    // Nowhere: the error names every place looked.
+    let (loaded, _) = load(dir.path(), "db/bad.sql").await;
+    assert_eq!(
+        loaded
+            .result
+            .unwrap_err()
+            .to_string()
+            .lines()
+            .next()
+            .unwrap(),
+        "db/bad.sql:2:4: error: could not read included file \"src/nope.sql\": not found; \
+         looked for src/nope.sql (from the project root, as psql from its working directory), \
+         then db/src/nope.sql (beside the file holding the command)"
     );
 }
 
@@ -557,4 +600,348 @@ async fn other_meta_commands_stay_errors_naming_them() {
         matches!(e.kind, ErrorKind::UnsupportedMeta(ref m) if m == "gdesc"),
         "{e}"
     );
+}
+
+/// What a script printed under one of the two: `\echo` lines, `\warn` lines, psql's warnings
+/// (`line: message`) and the first error (`line`, message).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Printed {
+    out: Vec<String>,
+    err: Vec<String>,
+    warnings: Vec<String>,
+    error: Option<(usize, String)>,
+}
+
+/// Runs `file` of `dir` in `db` with the loader (`vars` set first).
+async fn loader_printed(dir: &Path, file: &str, db: &str, vars: &[(&str, &str)]) -> Printed {
+    let (_server, loader, events) = loader(dir).await;
+    let vars = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let result = loader.vars(vars).load_files(db, &[file]).await;
+    let mut printed = Printed::default();
+    for event in events.lines() {
+        if let Some(text) = event.strip_prefix("echo: ") {
+            printed.out.extend(text.split('\n').map(str::to_owned));
+        } else if let Some(text) = event.strip_prefix("warn: ") {
+            printed.err.extend(text.split('\n').map(str::to_owned));
+        } else if let Some(rest) = event.strip_prefix("warning: ") {
+            let (_, rest) = rest.split_once(':').unwrap();
+            printed.warnings.push(rest.to_owned());
+        }
+    }
+    printed.error = result.err().map(|e| {
+        let line = e.location.as_ref().map_or(0, |l| l.line);
+        let message = match &e.kind {
+            ErrorKind::Server { message, .. } | ErrorKind::Psql(message) => message.clone(),
+            ErrorKind::InvalidMeta { name, .. } => format!("invalid command \\{name}"),
+            other => other.to_string(),
+        };
+        (line, message)
+    });
+    printed
+}
+
+/// Runs `file` of `dir` in `db` with psql 15 (`args` before `-f`).
+async fn psql_printed(dir: &Path, file: &str, db: &str, args: &[&str]) -> Printed {
+    let out = support::psql(dir, file, db, args).await;
+    let mut printed = Printed {
+        out: String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        ..Printed::default()
+    };
+    let prefix = format!("psql:{file}:");
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        let Some(rest) = line.strip_prefix(&prefix) else {
+            if printed.error.is_none() {
+                printed.err.push(line.to_owned());
+            }
+            continue;
+        };
+        let (number, rest) = rest.split_once(": ").unwrap();
+        let number: usize = number.parse().unwrap();
+        if let Some(message) = rest.strip_prefix("warning: ") {
+            printed.warnings.push(format!("{number}: {message}"));
+        } else if let Some(message) = rest
+            .strip_prefix("error: ")
+            .or_else(|| rest.strip_prefix("ERROR:  "))
+        {
+            printed
+                .error
+                .get_or_insert_with(|| (number, message.to_owned()));
+        }
+    }
+    printed
+}
+
+#[tokio::test]
+async fn meta_command_arguments_are_lexed_as_psql_lexes_them() {
+    let _server = support::server().await;
+    let dir = project(&[
+        ("inc.sql", "\\echo in inc\n"),
+        ("sub/inc.sql", "\\echo in sub\n"),
+        ("data.csv", "1,a\n2,b\n"),
+    ]);
+    // Each script runs in the database `postgres` under both; what they print must match,
+    // and is pinned here too.
+    let cases: &[(&str, &[&str])] = &[
+        // `\set`: the `;` is part of the value, quoted or not.
+        ("\\set x 'a';\n\\echo [:x]\n", &["[a;]"]),
+        ("\\set x a;\n\\echo [:x]\n", &["[a;]"]),
+        ("\\set x 'a' 'b' c;\n\\echo [:x]\n", &["[abc;]"]),
+        ("\\set x a'b c'd\n\\echo [:x]\n", &["[ab cd]"]),
+        ("\\set x 'it''s\\t\\101\\x42\\q'\n\\echo [:x]\n", &["[it's\tABq]"]),
+        ("\\set x\n\\echo [:x]\n", &["[]"]),
+        ("\\set v 'a\\\\b'\n\\echo [:'v'] [:\"v\"]\n", &["[ E'a\\\\b'] [\"a\\b\"]"]),
+        // `\echo`: `;` kept, quotes, variables and their tests, `\\` between commands.
+        ("\\echo hi ;\n\\echo 'q' ;x\n\\echo ab;;\n", &["hi ;", "q ;x", "ab;;"]),
+        (
+            "\\set v 'it''s'\n\\echo :v :'v' :\"v\" :nope :'nope' :\"nope\" :{?v} :{?nope} x:{?v}\n",
+            &["it's 'it''s' \"it's\" :nope :'nope' :\"nope\" TRUE FALSE xTRUE"],
+        ),
+        ("\\echo \"dq  x\" 'a  b' '' end\n", &["\"dq  x\" a  b  end"]),
+        ("\\echo one \\\\ \\echo two\n\\echo three \\echo four\n", &["one", "two", "three", "four"]),
+        ("\\echo -n a\n\\echo '-n' b\n\\echo -n\n", &["a-n b"]),
+        // `\warn` prints on stderr.
+        ("\\warn w1 ;\n\\warn 'w 2'\n\\echo done\n", &["done"]),
+        // `\i`: a trailing `;` goes, quotes and variables work, extra arguments are ignored
+        // with a warning.
+        ("\\i inc.sql;\n\\i 'inc.sql'\n\\set f inc.sql\n\\i :f\n", &["in inc", "in inc", "in inc"]),
+        ("\\i inc.sql extra;\n", &["in inc"]),
+        ("\\ir sub/inc.sql\n", &["in sub"]),
+        // `\copy`: the rest of the line as written, in any case.
+        (
+            "CREATE TEMP TABLE t (a int, b text);\n\\copy t from 'data.csv' csv;\n\\COPY t FROM data.csv WITH (FORMAT csv)\n\
+             SELECT count(*) AS n, string_agg(b, '' ORDER BY a, b) AS s FROM t \\gset\n\\echo :n :s\n",
+            &["4 aabb"],
+        ),
+        // `\c`: SQL identifiers, `-` for the same, `-reuse-previous`, variables.
+        (
+            "\\c postgres\n\\echo :DBNAME\n\\c \"postgres\";\n\\echo :DBNAME\n\\c 'postgres' -\n\\echo :DBNAME\n\
+             \\c -reuse-previous=on postgres\n\\set db postgres\n\\c :db\n\\echo :DBNAME\n",
+            &["postgres", "postgres", "postgres", "postgres"],
+        ),
+        // `\gset`: a prefix, taken with its `;`.
+        (
+            "SELECT 1 AS a, 'x y' AS b \\gset p_\n\\echo :p_a :p_b\nSELECT 2 AS a \\gset\n\\echo :a\n",
+            &["1 x y", "2"],
+        ),
+        ("SELECT 1 AS a \\gset p_;\n", &[]),
+        // A name runs to whitespace or a backslash; unknown names stop psql even in a branch
+        // that does not run.
+        ("\\echo;\n", &[]),
+        ("\\echo x\n\\if false\n\\bogus\n\\endif\n\\echo after\n", &["x"]),
+    ];
+    for (script, expected) in cases {
+        std::fs::write(dir.path().join("case.sql"), script).unwrap();
+        let ours = loader_printed(dir.path(), "case.sql", "postgres", &[]).await;
+        let theirs = psql_printed(dir.path(), "case.sql", "postgres", &[]).await;
+        assert_eq!(ours, theirs, "loader vs psql 15 on:\n{script}");
+        assert_eq!(&ours.out, expected, "{script}");
+    }
+    // The cases psql stopped at, and what it said.
+    let stops = [
+        (
+            "SELECT 1 AS a \\gset p_;\n",
+            (1, "invalid variable name: \"p_;a\""),
+        ),
+        ("\\echo;\n", (1, "invalid command \\echo;")),
+        (
+            "\\echo x\n\\if false\n\\bogus\n\\endif\n",
+            (3, "invalid command \\bogus"),
+        ),
+    ];
+    for (script, (line, message)) in stops {
+        std::fs::write(dir.path().join("case.sql"), script).unwrap();
+        let ours = loader_printed(dir.path(), "case.sql", "postgres", &[]).await;
+        assert_eq!(ours.error, Some((line, message.to_owned())), "{script}");
+    }
+    std::fs::write(
+        dir.path().join("case.sql"),
+        "\\warn w1 ;\n\\i inc.sql extra;\n",
+    )
+    .unwrap();
+    let ours = loader_printed(dir.path(), "case.sql", "postgres", &[]).await;
+    assert_eq!(ours.err, ["w1 ;"]);
+    assert_eq!(ours.warnings, ["2: \\i: extra argument \"extra;\" ignored"]);
+}
+
+#[tokio::test]
+async fn where_psql_reports_a_bad_argument_and_goes_on_the_loader_stops() {
+    let _server = support::server().await;
+    let dir = project(&[]);
+    // An unterminated quote: psql prints the error, runs `\echo` without the argument, and
+    // carries on; the loader stops at the quote, as for any other error.
+    std::fs::write(dir.path().join("case.sql"), "\\echo 'abc\n\\echo after\n").unwrap();
+    let theirs = psql_printed(dir.path(), "case.sql", "postgres", &[]).await;
+    assert_eq!(theirs.out, ["", "after"]);
+    assert_eq!(theirs.error, Some((1, "unterminated quoted string".into())));
+    let (loaded, _) = load(dir.path(), "case.sql").await;
+    let e = loaded.result.unwrap_err();
+    assert_eq!(
+        e.to_string().lines().next().unwrap(),
+        "case.sql:1:7: error: unterminated quoted string"
+    );
+    // A backquoted shell command: psql runs it; the loader runs no commands and says so.
+    std::fs::write(
+        dir.path().join("case.sql"),
+        "\\set x `echo hi`\n\\echo :x\n",
+    )
+    .unwrap();
+    let theirs = psql_printed(dir.path(), "case.sql", "postgres", &[]).await;
+    assert_eq!(theirs.out, ["hi"]);
+    let (loaded, _) = load(dir.path(), "case.sql").await;
+    let e = loaded.result.unwrap_err().to_string();
+    assert!(
+        e.starts_with("case.sql:1:8: error: \\set: backquoted shell commands (`...`) are not run"),
+        "{e}"
+    );
+    // Not in a branch that does not run, nor in extra arguments, which psql does not run
+    // either.
+    std::fs::write(
+        dir.path().join("case.sql"),
+        "\\if false\n\\set x `exit 1`\n\\endif\n\\unset y `exit 1`\n\\echo ok\n",
+    )
+    .unwrap();
+    let ours = loader_printed(dir.path(), "case.sql", "postgres", &[]).await;
+    let theirs = psql_printed(dir.path(), "case.sql", "postgres", &[]).await;
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.out, ["ok"]);
+}
+
+#[tokio::test]
+async fn copy_in_capitals_loads_and_every_other_name_is_matched_in_exact_case() {
+    let server = support::server().await;
+    // A real seed loader's lines, as psql 15 runs them.
+    let dir = project(&[
+        (
+            "seed.sql",
+            &format!("{USERS}\\COPY users FROM 'users.csv' CSV\n\\Copy users (id, name) from 'more.csv' with (format csv)\n"),
+        ),
+        ("users.csv", "1,ann,10\n2,bob,20\n"),
+        ("more.csv", "3,cy\n"),
+    ]);
+    let loaded = same_as_psql(dir.path(), "seed.sql", SUM).await;
+    assert_eq!(loaded.result.unwrap().copy_rows, 3);
+    // psql 15's `exec_command` compares every other name with strcmp (`\copy` alone with
+    // pg_strcasecmp): each of these is an unknown command to both, and `\C` is the title
+    // command, not `\c`.
+    for name in [
+        "ECHO", "Echo", "I", "IR", "SET", "IF", "GSET", "CONNECT", "C2", "Q", "COPY2",
+    ] {
+        let script = format!("\\{name} x\n");
+        std::fs::write(dir.path().join("case.sql"), &script).unwrap();
+        let ours = loader_printed(dir.path(), "case.sql", "postgres", &[]).await;
+        let theirs = psql_printed(dir.path(), "case.sql", "postgres", &[]).await;
+        assert_eq!(ours, theirs, "{script}");
+        assert_eq!(ours.error, Some((1, format!("invalid command \\{name}"))));
+    }
+    std::fs::write(dir.path().join("case.sql"), "\\C title\n\\echo :DBNAME\n").unwrap();
+    let ours = loader_printed(dir.path(), "case.sql", "postgres", &[]).await;
+    assert_eq!(
+        ours,
+        psql_printed(dir.path(), "case.sql", "postgres", &[]).await
+    );
+    assert_eq!(ours.out, ["postgres"]);
+    // The loader's report says what to write instead.
+    let (_dir, loaded, _) = load_one("e.sql", "\\ECHO hi\n").await;
+    assert_eq!(
+        loaded.result.unwrap_err().to_string().lines().next().unwrap(),
+        "e.sql:1:1: error: invalid command \\ECHO (psql matches meta-command names in exact case, only \\copy in any case: \\echo?)"
+    );
+    drop(server);
+}
+
+#[tokio::test]
+async fn variables_given_from_outside_are_set_before_the_first_file_as_psql_v_sets_them() {
+    let server = support::server().await;
+    // A setup script written for `psql -v USER_NAME=... -v USER_PASSWORD=... -f setup.sql`.
+    let script = "\\if :{?DB_VERSION}\n\\else\n\\echo DB_VERSION not set\n\\quit\n\\endif\n\
+                  CREATE USER :USER_NAME PASSWORD :'USER_PASSWORD';\n\
+                  CREATE SCHEMA :\"SCHEMA\" AUTHORIZATION :USER_NAME;\n\
+                  CREATE TABLE :\"SCHEMA\".versions (v text);\n\
+                  INSERT INTO :\"SCHEMA\".versions VALUES (:'DB_VERSION');\n\
+                  \\echo :USER_NAME :DB_VERSION :DBNAME\n";
+    let dir = project(&[("setup.sql", script)]);
+    let pid = std::process::id();
+    let (ours_user, theirs_user) = (format!("app_l{pid}"), format!("app_p{pid}"));
+    let ours_db = server.fresh_db("vars").await;
+    let theirs_db = server.fresh_db("vars").await;
+    let vars = |user: &str| {
+        vec![
+            ("USER_NAME".to_owned(), user.to_owned()),
+            ("USER_PASSWORD".to_owned(), "it's s3cret".to_owned()),
+            ("SCHEMA".to_owned(), "App Data".to_owned()),
+            ("DB_VERSION".to_owned(), "1.2".to_owned()),
+            // psql sets DBNAME after connecting, over a given one.
+            ("DBNAME".to_owned(), "ignored".to_owned()),
+        ]
+    };
+    let ours_vars = vars(&ours_user);
+    let refs: Vec<(&str, &str)> = ours_vars
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let ours = loader_printed(dir.path(), "setup.sql", &ours_db, &refs).await;
+    let args: Vec<String> = vars(&theirs_user)
+        .iter()
+        .flat_map(|(k, v)| ["-v".to_owned(), format!("{k}={v}")])
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let theirs = psql_printed(dir.path(), "setup.sql", &theirs_db, &args).await;
+    assert_eq!(ours.error, None, "{ours:?}");
+    assert_eq!(
+        ours.out,
+        [format!("{ours_user} 1.2 {ours_db}")],
+        "psql printed {:?}",
+        theirs.out
+    );
+    assert_eq!(theirs.out, [format!("{theirs_user} 1.2 {theirs_db}")]);
+    let state = "SELECT string_agg(v, ',') || ' ' || (SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'App Data') FROM \"App Data\".versions";
+    let ours_state = text(&server, &ours_db, state).await.unwrap();
+    assert_eq!(ours_state, format!("1.2 {ours_user}"));
+    assert_eq!(
+        text(&server, &theirs_db, state).await.unwrap(),
+        format!("1.2 {theirs_user}")
+    );
+    let admin = server.connect("postgres").await;
+    for user in [&ours_user, &theirs_user] {
+        let ok: bool = admin
+            .query_one(
+                "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = $1",
+                &[user],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(ok, "{user} has the password");
+    }
+    for db in [&ours_db, &theirs_db] {
+        admin
+            .batch_execute(&format!("DROP DATABASE \"{db}\""))
+            .await
+            .unwrap();
+    }
+    for user in [&ours_user, &theirs_user] {
+        admin
+            .batch_execute(&format!("DROP USER {user}"))
+            .await
+            .unwrap();
+    }
+    // Without the variable, the script says so and stops, in both (the loader warns that
+    // `\quit` left lines unloaded; psql says nothing).
+    let ours = loader_printed(dir.path(), "setup.sql", "postgres", &[]).await;
+    let theirs = psql_printed(dir.path(), "setup.sql", "postgres", &[]).await;
+    assert_eq!((&ours.out, &ours.error), (&theirs.out, &theirs.error));
+    assert_eq!(ours.out, ["DB_VERSION not set"]);
+    // The static listing follows them too.
+    let dir = project(&[("main.sql", "\\i :dir/x.sql\n"), ("parts/x.sql", "")]);
+    let vars = [("dir".to_owned(), "parts".to_owned())]
+        .into_iter()
+        .collect();
+    let listed = devenv_sql::files_read(dir.path(), &["main.sql"], &vars);
+    assert_eq!(listed.len(), 2, "{listed:?}");
 }

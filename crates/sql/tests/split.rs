@@ -186,7 +186,8 @@ fn meta_commands_and_their_arguments() {
     let names: Vec<_> = m.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["c", "connect", "i", "ir"]);
     assert_eq!(m[0].args, ["chinook"]);
-    assert_eq!(m[1].args, ["\"My Db\""]);
+    // `\c` reads SQL identifiers: double quotes go, case stays (psql's OT_SQLIDHACK).
+    assert_eq!(m[1].args, ["My Db"]);
     assert_eq!(m[2].args, ["a b.sql"]);
     // Two commands on one line, as in extension scripts.
     let m = metas("\\echo Use \"CREATE EXTENSION pgjwt\" to load this file. \\quit\nselect 1;");

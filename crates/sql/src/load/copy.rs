@@ -1,6 +1,6 @@
 //! COPY data through the COPY protocol: the data after `COPY ... FROM stdin`, and `\copy`'s
-//! (a file next to the SQL file, or inline); a data error points at the offending field of
-//! the line the server names, in the file the data came from.
+//! (a file, found as `\i` finds one, or inline); a data error points at the offending field
+//! of the line the server names, in the file the data came from.
 
 use std::ops::Range;
 
@@ -53,13 +53,16 @@ impl Run<'_> {
         let (data_file, data) = match &copy.source {
             CopySource::Inline => (file, inline_copy_data(file, cx.scanner)),
             CopySource::File(name) => {
-                let path = crate::inputs::included(&meta.name, &file.path, name);
+                let candidates = crate::inputs::candidates(&meta.name, &file.path, &self.top, name);
                 let arg_at = meta.arg_starts.first().copied().unwrap_or(at);
-                let src = self.read(&path, "data file", Some((file, arg_at))).await?;
+                let (path, src) = self
+                    .read(&candidates, "data file", Some((file, arg_at)))
+                    .await?;
                 read = File { path, src };
                 (&read, 0..read.src.len())
             }
         };
+        self.check_rows(data_file, data.clone())?;
         let bytes = data_file.src.slice(data.clone());
         match self.execute(file, at, &sql, Some(bytes)).await? {
             Ok(()) => Ok(()),

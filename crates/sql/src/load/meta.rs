@@ -31,6 +31,33 @@ pub(super) fn bad(file: &File, meta: &Meta, message: impl Into<String>) -> LoadE
     )
 }
 
+/// psql's `\name: missing required argument`.
+fn missing(file: &File, meta: &Meta) -> LoadError {
+    psql_error(
+        file,
+        meta,
+        format!("\\{}: missing required argument", meta.name),
+    )
+}
+
+/// What an unknown name likely meant: a known command in another case (psql matches names
+/// in exact case, `\copy` alone in any), or a name with a `;` glued to it.
+fn invalid_hint(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    if lower != name && crate::slash::lookup(&lower).is_some() {
+        return Some(format!(
+            "psql matches meta-command names in exact case, only \\copy in any case: \\{lower}?"
+        ));
+    }
+    let bare = name.trim_end_matches(';');
+    if bare != name && crate::slash::lookup(bare).is_some() {
+        return Some(format!(
+            "a `;` right after a command's name is part of the name in psql: \\{bare} ;?"
+        ));
+    }
+    None
+}
+
 fn psql_error(file: &File, meta: &Meta, message: impl Into<String>) -> LoadError {
     file.error(meta.span.start, ErrorKind::Psql(message.into()))
 }
@@ -46,10 +73,6 @@ impl Run<'_> {
         mut cx: Context<'_, '_>,
     ) -> Result<FileEnd, LoadError> {
         let file = cx.file;
-        if meta.name == "\\" {
-            // psql's separator between two commands on one line.
-            return Ok(FileEnd::Done);
-        }
         if self.restricted.is_some() && meta.name != "unrestrict" {
             return Err(psql_error(
                 file,
@@ -57,11 +80,28 @@ impl Run<'_> {
                 "backslash commands are restricted; only \\unrestrict is allowed",
             ));
         }
+        if !meta.known {
+            // psql stops at a command it does not know even where it runs nothing.
+            return Err(file.error(
+                meta.span.start,
+                ErrorKind::InvalidMeta {
+                    name: meta.name.clone(),
+                    hint: invalid_hint(&meta.name),
+                },
+            ));
+        }
+        let active = match Branch::from_name(&meta.name) {
+            Some(branch) => cx.scanner.conditions().evaluates(branch),
+            None => cx.scanner.conditions().active(),
+        };
+        if active {
+            self.check_line(file, meta)?;
+        }
         if let Some(branch) = Branch::from_name(&meta.name) {
             branch_command(file, meta, branch, cx.scanner)?;
             return Ok(FileEnd::Done);
         }
-        if !cx.scanner.conditions().active() {
+        if !active {
             return Ok(FileEnd::Done);
         }
         match meta.name.as_str() {
@@ -73,29 +113,26 @@ impl Run<'_> {
             "set" => self.set(file, meta, &mut cx.scanner.vars)?,
             "unset" => {
                 let [name] = meta.args.as_slice() else {
-                    return Err(bad(file, meta, "takes exactly one variable name"));
+                    return Err(missing(file, meta));
                 };
                 cx.scanner.vars.remove(name);
             }
             "getenv" => self.getenv(file, meta, &mut cx.scanner.vars)?,
             "setenv" => self.setenv(file, meta)?,
             "encoding" => self.encoding(file, meta, &mut cx.scanner.vars).await?,
-            "o" | "out" if meta.args.is_empty() => self.ignored(file, meta),
+            // Query output goes nowhere already: `\o` and `\o /dev/null` change nothing.
+            "o" | "out" if meta.args.iter().all(|a| a == "/dev/null") => {
+                self.ignored(file, meta);
+            }
             "o" | "out" => return Err(bad(
                 file,
                 meta,
-                "writing query output to a file is not supported (the loader prints no results)",
+                "writing query output to a file or a pipe is not supported (the loader prints no results; `\\o /dev/null` and `\\o` are accepted)",
             )),
             name if DISPLAY_ONLY.contains(&name) => self.ignored(file, meta),
             "restrict" => match meta.args.first() {
                 Some(key) => self.restricted = Some(key.clone()),
-                None => {
-                    return Err(psql_error(
-                        file,
-                        meta,
-                        "\\restrict: missing required argument",
-                    ))
-                }
+                None => return Err(missing(file, meta)),
             },
             "unrestrict" => self.unrestrict(file, meta)?,
             "q" | "quit" => return Ok(FileEnd::Quit),
@@ -109,6 +146,46 @@ impl Run<'_> {
         Ok(FileEnd::Done)
     }
 
+    /// What psql does with a command's line before running it, where the loader stops
+    /// instead: a quote left open, a backquoted shell command; an over-long line. Extra
+    /// arguments get psql's warning.
+    #[expect(
+        clippy::result_large_err,
+        reason = "LoadError is the public error, made once per failed load"
+    )]
+    fn check_line(&self, file: &File, meta: &Meta) -> Result<(), LoadError> {
+        let line = file.src[meta.span.clone()]
+            .strip_suffix(b"\n")
+            .map_or(meta.span.len(), <[u8]>::len);
+        if line > self.loader.limit {
+            return Err(file.error(meta.span.start, self.too_long("meta-command line", line)));
+        }
+        if let Some(e) = meta.error {
+            // psql prints this and runs the command without the argument; the loader stops.
+            return Err(file.error(e.at, ErrorKind::Psql(e.message.into())));
+        }
+        if let Some(at) = meta.shell {
+            return Err(file.error(
+                at,
+                ErrorKind::BadMeta {
+                    name: meta.name.clone(),
+                    message:
+                        "backquoted shell commands (`...`) are not run: the loader runs no commands"
+                            .into(),
+                },
+            ));
+        }
+        for arg in &meta.extra {
+            let location = file.location(meta.span.start);
+            let message = format!("\\{}: extra argument \"{arg}\" ignored", meta.name);
+            (self.loader.events)(&Event::Warning {
+                location: &location,
+                message: &message,
+            });
+        }
+        Ok(())
+    }
+
     fn ignored(&self, file: &File, meta: &Meta) {
         let location = file.location(meta.span.start);
         (self.loader.events)(&Event::Ignored {
@@ -119,11 +196,7 @@ impl Run<'_> {
 
     fn unrestrict(&mut self, file: &File, meta: &Meta) -> Result<(), LoadError> {
         let Some(key) = meta.args.first() else {
-            return Err(psql_error(
-                file,
-                meta,
-                "\\unrestrict: missing required argument",
-            ));
+            return Err(missing(file, meta));
         };
         match &self.restricted {
             None => Err(psql_error(
@@ -147,18 +220,26 @@ impl Run<'_> {
         meta: &Meta,
         vars: &mut Variables,
     ) -> Result<(), LoadError> {
-        let args: Vec<&str> = meta
+        // psql's `read_connect_arg`: an unquoted `-` keeps what the connection has.
+        let args: Vec<(&str, bool)> = meta
             .args
             .iter()
-            .map(String::as_str)
-            .filter(|a| !a.starts_with("-reuse-previous"))
+            .zip(&meta.arg_quoted)
+            .enumerate()
+            .filter(|(i, (a, _))| *i > 0 || !a.starts_with("-reuse-previous="))
+            .map(|(_, (a, quoted))| (a.as_str(), *quoted))
             .collect();
+        let given = |i: usize| {
+            args.get(i)
+                .filter(|(a, quoted)| *quoted || *a != "-")
+                .map(|(a, _)| *a)
+        };
         let mut config = self.loader.config.clone();
         let mut database = self
             .session
             .as_ref()
             .map_or(self.database.clone(), |s| s.database.clone());
-        if let Some(first) = args.first().filter(|a| **a != "-") {
+        if let Some(first) = given(0) {
             if first.contains('=') || first.contains("://") {
                 let parsed: Config = first
                     .parse()
@@ -173,13 +254,13 @@ impl Run<'_> {
                     config.password(pw);
                 }
             } else {
-                database = dequote_ident(first);
+                first.clone_into(&mut database);
             }
         }
-        if let Some(user) = args.get(1).filter(|a| **a != "-") {
-            config.user(dequote_ident(user));
+        if let Some(user) = given(1) {
+            config.user(user);
         }
-        if args.len() > 2 {
+        if given(2).is_some() || given(3).is_some() {
             return Err(bad(
                 file,
                 meta,
@@ -199,7 +280,7 @@ impl Run<'_> {
     async fn include(&mut self, meta: &Meta, cx: &mut Context<'_, '_>) -> Result<(), LoadError> {
         let file = cx.file;
         let [arg] = meta.args.as_slice() else {
-            return Err(bad(file, meta, "takes exactly one file name"));
+            return Err(missing(file, meta));
         };
         if cx.depth >= MAX_INCLUDE_DEPTH {
             return Err(bad(
@@ -210,10 +291,10 @@ impl Run<'_> {
                 ),
             ));
         }
-        let path = crate::inputs::included(&meta.name, &file.path, arg);
+        let candidates = crate::inputs::candidates(&meta.name, &file.path, &self.top, arg);
         let arg_at = meta.arg_starts.first().copied().unwrap_or(meta.span.start);
-        let src = self
-            .read(&path, "included file", Some((file, arg_at)))
+        let (path, src) = self
+            .read(&candidates, "included file", Some((file, arg_at)))
             .await?;
         // The include shares the session and the variables; `\quit` stops it alone.
         self.vars = std::mem::take(&mut cx.scanner.vars);
@@ -222,17 +303,36 @@ impl Run<'_> {
         outcome.map(drop)
     }
 
-    fn echo(&self, meta: &Meta) {
-        // `-n` (no newline) has no meaning for line-wise events.
-        let args = match meta.args.split_first() {
-            Some((first, rest)) if first == "-n" => rest,
-            _ => meta.args.as_slice(),
-        };
-        let text = args.join(" ");
-        if meta.name == "echo" {
-            (self.loader.events)(&Event::Echo(&text));
+    /// `\echo` and `\warn`; with `-n` (first, unquoted) the line is not ended yet: the text
+    /// goes out with the next one (or at the end of the load), as psql prints it.
+    fn echo(&mut self, meta: &Meta) {
+        let no_newline =
+            meta.args.first().is_some_and(|a| a == "-n") && meta.arg_quoted.first() == Some(&false);
+        let text = meta.args[usize::from(no_newline)..].join(" ");
+        let warn = meta.name == "warn";
+        let unended = &mut self.unended[usize::from(warn)];
+        unended.push_str(&text);
+        if !no_newline {
+            let line = std::mem::take(unended);
+            self.line(warn, &line);
+        }
+    }
+
+    fn line(&self, warn: bool, text: &str) {
+        if warn {
+            (self.loader.events)(&Event::Warn(text));
         } else {
-            (self.loader.events)(&Event::Warn(&text));
+            (self.loader.events)(&Event::Echo(text));
+        }
+    }
+
+    /// Ends what `\echo -n` and `\warn -n` left unended.
+    pub(super) fn end_lines(&mut self) {
+        for warn in [false, true] {
+            let line = std::mem::take(&mut self.unended[usize::from(warn)]);
+            if !line.is_empty() {
+                self.line(warn, &line);
+            }
         }
     }
 
@@ -261,11 +361,7 @@ impl Run<'_> {
     /// one leaves the variable as it was (psql).
     fn getenv(&self, file: &File, meta: &Meta, vars: &mut Variables) -> Result<(), LoadError> {
         let [name, env] = meta.args.as_slice() else {
-            return Err(bad(
-                file,
-                meta,
-                "takes a variable name and an environment variable name",
-            ));
+            return Err(missing(file, meta));
         };
         if !valid_variable_name(name) {
             return Err(bad(
@@ -290,7 +386,7 @@ impl Run<'_> {
         let (name, value) = match meta.args.as_slice() {
             [name] => (name, None),
             [name, value] => (name, Some(value.clone())),
-            _ => return Err(bad(file, meta, "takes a name and an optional value")),
+            _ => return Err(missing(file, meta)),
         };
         if name.is_empty() || name.contains('=') {
             return Err(psql_error(
@@ -366,12 +462,4 @@ fn branch_command(
     scanner
         .branch(branch, value, meta.span.start)
         .map_err(|message| psql_error(file, meta, message))
-}
-
-/// `"Name"` -> `Name`; unquoted names are kept as written (psql's `\c` does not downcase).
-fn dequote_ident(s: &str) -> String {
-    match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-        Some(inner) => inner.replace("\"\"", "\""),
-        None => s.to_owned(),
-    }
 }

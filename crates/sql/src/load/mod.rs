@@ -39,9 +39,10 @@ use tokio_postgres::error::{DbError, ErrorPosition};
 use tokio_postgres::Config;
 
 use crate::error::{client_error_text, ErrorKind, LoadError, Location};
-use crate::inputs::MAX_INCLUDE_DEPTH;
-use crate::scan::{line_col, line_text, Item, Scanner, Statement, Variables};
+use crate::inputs::{ReadError, MAX_INCLUDE_DEPTH};
+use crate::scan::{line_col, line_window, Item, Scanner, Statement, Variables, MAX_INPUT};
 
+pub mod batch;
 mod copy;
 mod meta;
 mod query;
@@ -100,6 +101,8 @@ pub enum Event<'a> {
         done: u64,
         /// Its size in bytes.
         total: u64,
+        /// Statements the load has run so far, in every file.
+        statements: usize,
     },
 }
 
@@ -189,6 +192,8 @@ pub struct LoadSummary {
     pub files: Vec<PathBuf>,
     /// Statements executed.
     pub statements: usize,
+    /// Of those, how many went to the server in runs of several ([`batch`]).
+    pub batched: usize,
     /// Rows loaded through COPY.
     pub copy_rows: u64,
     /// Wall time.
@@ -203,6 +208,8 @@ pub struct Loader {
     durability: Durability,
     events: EventHandler,
     progress: bool,
+    vars: Variables,
+    limit: usize,
 }
 
 impl std::fmt::Debug for Loader {
@@ -225,7 +232,27 @@ impl Loader {
             durability: Durability::default(),
             events: stderr_events(false),
             progress: false,
+            vars: Variables::new(),
+            limit: MAX_INPUT,
         }
+    }
+
+    /// Sets psql variables before the first file, as `psql -v NAME=VALUE` does; psql's
+    /// automatic variables (`DBNAME`, `USER`, ...) are set over them at each connection, as
+    /// psql sets them.
+    #[must_use]
+    pub fn vars(mut self, vars: Variables) -> Self {
+        self.vars = vars;
+        self
+    }
+
+    /// The longest statement, meta-command line or COPY data row the loader sends (default
+    /// [`MAX_INPUT`], PostgreSQL's own limit for one message); a longer one is an error at
+    /// its `path:line`, found before anything of it is sent.
+    #[must_use]
+    pub fn input_limit(mut self, bytes: usize) -> Self {
+        self.limit = bytes.min(MAX_INPUT);
+        self
     }
 
     /// Sets the durability of the loading sessions.
@@ -259,20 +286,29 @@ impl Loader {
         let mut run = Run {
             loader: self,
             database: database.to_owned(),
-            vars: Variables::new(),
+            vars: self.vars.clone(),
             summary: LoadSummary::default(),
             session: None,
             restricted: None,
             env: BTreeMap::new(),
             progress_at: Instant::now(),
+            unended: [String::new(), String::new()],
+            top: PathBuf::new(),
         };
-        for file in files {
-            let path = file.as_ref().to_path_buf();
-            let src = run.read(&path, "file", None).await?;
-            run.start_session().await?;
-            run.run_file(path, src, 0).await?;
-            run.end_of_file_session().await?;
+        let outcome = async {
+            for file in files {
+                let listed = file.as_ref().to_path_buf();
+                let (path, src) = run.read(&[(listed, "as listed")], "file", None).await?;
+                run.top.clone_from(&path);
+                run.start_session().await?;
+                run.run_file(path, src, 0).await?;
+                run.end_of_file_session().await?;
+            }
+            Ok(())
         }
+        .await;
+        run.end_lines();
+        outcome?;
         run.summary.elapsed = started.elapsed();
         Ok(run.summary)
     }
@@ -300,6 +336,10 @@ struct Run<'l> {
     env: BTreeMap<String, Option<String>>,
     /// When the last [`Event::Progress`] went out.
     progress_at: Instant,
+    /// Text of `\echo -n` and `\warn -n` not yet ended by a newline, as psql leaves it.
+    unended: [String; 2],
+    /// The top-level file running (relative paths are also looked for from its directory).
+    top: PathBuf,
 }
 
 /// A file being run: what errors point into.
@@ -311,11 +351,13 @@ struct File {
 impl File {
     fn location(&self, offset: usize) -> Location {
         let (line, col) = line_col(&self.src, offset);
+        let (source_line, caret) = line_window(&self.src, offset);
         Location {
             path: self.path.clone(),
             line,
             col,
-            source_line: line_text(&self.src, line),
+            source_line,
+            caret,
         }
     }
 
@@ -339,32 +381,53 @@ fn server_kind(db: &DbError, context: Option<String>) -> ErrorKind {
 }
 
 impl Run<'_> {
+    /// Reads the first of `candidates` (paths as shown, each with why it is looked at) that
+    /// exists, as a regular file; `at` is where the command that names it is.
     async fn read(
         &mut self,
-        path: &Path,
+        candidates: &[(PathBuf, &'static str)],
         what: &'static str,
         at: Option<(&File, usize)>,
-    ) -> Result<Bytes, LoadError> {
-        let on_disk = self.loader.resolve(path);
-        match tokio::fs::read(&on_disk).await {
+    ) -> Result<(PathBuf, Bytes), LoadError> {
+        let error = |kind| match at {
+            Some((file, offset)) => file.error(offset, kind),
+            None => LoadError {
+                location: None,
+                kind,
+            },
+        };
+        let shown = match crate::inputs::resolve(&self.loader.root, candidates) {
+            Some(shown) => shown,
+            // A single place: its own error says why.
+            None if candidates.len() == 1 => candidates[0].0.clone(),
+            None => {
+                return Err(error(ErrorKind::NotFound {
+                    what,
+                    path: candidates[0].0.clone(),
+                    tried: candidates.to_vec(),
+                }))
+            }
+        };
+        let on_disk = self.loader.resolve(&shown);
+        let path = on_disk.clone();
+        let read = tokio::task::spawn_blocking(move || crate::inputs::read_regular(&path))
+            .await
+            .unwrap_or_else(|e| Err(ReadError::Io(std::io::Error::other(e))));
+        match read {
             Ok(bytes) => {
                 self.summary.files.push(on_disk);
-                Ok(Bytes::from(bytes))
+                Ok((shown, Bytes::from(bytes)))
             }
-            Err(source) => {
-                let kind = ErrorKind::Read {
-                    what,
-                    path: path.to_path_buf(),
-                    source,
-                };
-                Err(match at {
-                    Some((file, offset)) => file.error(offset, kind),
-                    None => LoadError {
-                        location: None,
-                        kind,
-                    },
-                })
-            }
+            Err(ReadError::NotRegular(kind)) => Err(error(ErrorKind::NotRegular {
+                what,
+                path: shown,
+                kind,
+            })),
+            Err(ReadError::Io(source)) => Err(error(ErrorKind::Read {
+                what,
+                path: shown,
+                source,
+            })),
         }
     }
 
@@ -464,13 +527,17 @@ impl Run<'_> {
     ) -> Result<FileEnd, LoadError> {
         // psql's previous query buffer, sent again by a `\g` with an empty one.
         let mut previous: Option<Statement> = None;
+        let mut batch = batch::Batch::default();
+        // Bytes of the file run so far, for progress.
+        let mut done = 0;
+        scanner.limit = self.loader.limit;
         let progress = self.loader.progress;
         if progress {
             self.progress(file, 0);
         }
         loop {
             if progress && self.progress_at.elapsed() >= PROGRESS_EVERY {
-                self.progress(file, scanner.position());
+                self.progress(file, done);
             }
             let Some(item) = scanner.next_item() else {
                 break;
@@ -479,17 +546,33 @@ impl Run<'_> {
                 Item::Trivia(_) | Item::CopyData { .. } => {}
                 Item::Statement(_) if !scanner.conditions().active() => {}
                 Item::Statement(statement) => {
+                    if batch::batchable(file, &statement) {
+                        batch.push(statement);
+                        if batch.full() {
+                            let end = batch.end();
+                            self.run_batch(file, &mut batch, &mut previous).await?;
+                            done = end;
+                        }
+                        continue;
+                    }
+                    if !batch.is_empty() {
+                        self.run_batch(file, &mut batch, &mut previous).await?;
+                    }
                     let copy = if statement.copy_from_stdin {
                         Some(inline_copy_data(file, scanner))
                     } else {
                         None
                     };
                     self.statement(file, &statement, copy).await?;
+                    done = scanner.position();
                     if !statement.copy_from_stdin {
                         previous = Some(statement);
                     }
                 }
                 Item::Meta(meta) => {
+                    if !batch.is_empty() {
+                        self.run_batch(file, &mut batch, &mut previous).await?;
+                    }
                     let context = meta::Context {
                         file,
                         depth,
@@ -500,9 +583,11 @@ impl Run<'_> {
                         self.warn_quit(file, &meta.name, meta.span.start);
                         return Ok(FileEnd::Quit);
                     }
+                    done = scanner.position();
                 }
             }
         }
+        self.run_batch(file, &mut batch, &mut previous).await?;
         if let Some(at) = scanner.conditions().unclosed() {
             return Err(file.error(
                 at,
@@ -519,6 +604,7 @@ impl Run<'_> {
             path: &file.path,
             done: done as u64,
             total: file.src.len() as u64,
+            statements: self.summary.statements,
         });
     }
 
@@ -543,9 +629,15 @@ impl Run<'_> {
         copy: Option<std::ops::Range<usize>>,
     ) -> Result<(), LoadError> {
         let start = statement.start();
+        if statement.too_long {
+            return Err(file.error(start, self.too_long("statement", statement_len(statement))));
+        }
         let Ok(sql) = std::str::from_utf8(&statement.sql) else {
             return Err(file.error(start, ErrorKind::InvalidUtf8));
         };
+        if let Some(data) = &copy {
+            self.check_rows(file, data.clone())?;
+        }
         let data = copy.as_ref().map(|data| file.src.slice(data.clone()));
         match self.execute(file, start, sql, data).await? {
             Ok(()) => Ok(()),
@@ -573,6 +665,9 @@ impl Run<'_> {
             None => session.client.simple_query(sql).await.map(|_| 0),
             Some(data) => copy::copy_in(&session.client, sql, data).await,
         };
+        if result.is_ok() {
+            session.track(sql);
+        }
         self.report_notices(file, offset);
         Ok(result.map(|rows| {
             self.summary.statements += 1;
@@ -587,16 +682,19 @@ impl Run<'_> {
         };
         let notices: Vec<DbError> =
             std::iter::from_fn(|| session.notices.try_recv().ok()).collect();
-        if !notices.is_empty() {
-            let location = file.location(offset);
-            for notice in &notices {
-                (self.loader.events)(&Event::Notice {
-                    location: &location,
-                    severity: notice.severity(),
-                    message: notice.message(),
-                });
-            }
+        for notice in &notices {
+            self.notice(file, offset, notice);
         }
+    }
+
+    /// Passes one notice to the event handler, at `offset`.
+    fn notice(&self, file: &File, offset: usize, notice: &DbError) {
+        let location = file.location(offset);
+        (self.loader.events)(&Event::Notice {
+            location: &location,
+            severity: notice.severity(),
+            message: notice.message(),
+        });
     }
 
     /// The error for a failed statement: at the server's position in it, at `data_error` (the
@@ -634,6 +732,43 @@ impl Run<'_> {
         };
         file.error(offset, server_kind(db, context))
     }
+}
+
+impl Run<'_> {
+    /// The error for an input of `len` bytes over the limit.
+    fn too_long(&self, what: &'static str, len: usize) -> ErrorKind {
+        ErrorKind::TooLong {
+            what,
+            len,
+            limit: self.loader.limit,
+        }
+    }
+
+    /// Refuses COPY data in `data` with a row (a line) longer than the limit, at that line.
+    #[expect(
+        clippy::result_large_err,
+        reason = "LoadError is the public error, made once per failed load"
+    )]
+    fn check_rows(&self, file: &File, data: std::ops::Range<usize>) -> Result<(), LoadError> {
+        let limit = self.loader.limit;
+        if data.len() <= limit {
+            return Ok(());
+        }
+        let mut at = data.start;
+        for line in file.src[data.clone()].split(|&b| b == b'\n') {
+            if line.len() > limit {
+                return Err(file.error(at, self.too_long("COPY data row", line.len())));
+            }
+            at += line.len() + 1;
+        }
+        Ok(())
+    }
+}
+
+/// The length of a statement's text in the file (its pieces, from first to last).
+fn statement_len(statement: &Statement) -> usize {
+    let end = statement.pieces.last().map_or(0, |p| p.src.end);
+    end.saturating_sub(statement.start())
 }
 
 /// The data block after a `COPY ... FROM stdin` or `\copy ... FROM stdin` (empty at the end

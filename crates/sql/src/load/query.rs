@@ -65,6 +65,9 @@ impl Run<'_> {
         };
         let session = self.session(file, start).await?;
         let result = session.client.simple_query(sql).await;
+        if result.is_ok() {
+            session.track(sql);
+        }
         self.report_notices(file, start);
         let messages = result.map_err(|e| self.server_error(file, query, None, &e))?;
         self.summary.statements += 1;

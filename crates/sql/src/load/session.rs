@@ -1,7 +1,10 @@
-//! A loading session: one connection, the notices it receives, and the automatic variables
+//! A loading session: one connection, the notices it receives, the automatic variables
 //! psql sets after every connect (`DBNAME`, `USER`, `HOST`, `PORT`, `ENCODING`,
 //! `SERVER_VERSION_NUM`, ...), taken from the connection's startup parameters without a
-//! round trip.
+//! round trip, and whether a transaction block is open, followed from the statements sent
+//! (`BEGIN`/`START TRANSACTION` open one; `COMMIT`, `END`, `ROLLBACK`, `ABORT` and `PREPARE
+//! TRANSACTION` close it, except `... AND CHAIN` and `ROLLBACK TO`), which the batches need
+//! ([`super::batch`]).
 
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -20,6 +23,8 @@ pub(super) struct Session {
     pub(super) notices: mpsc::UnboundedReceiver<DbError>,
     /// `(name, value)` of the automatic variables for this connection.
     automatic: Vec<(&'static str, String)>,
+    /// Whether a transaction block is open.
+    pub(super) in_block: bool,
 }
 
 impl Session {
@@ -63,7 +68,17 @@ impl Session {
             database: database.to_owned(),
             notices,
             automatic,
+            in_block: false,
         })
+    }
+
+    /// Follows the transaction block through `sql`, which ran without an error.
+    pub(super) fn track(&mut self, sql: &str) {
+        for item in crate::scan::split(sql.as_bytes()) {
+            if let crate::scan::Item::Statement(statement) = item {
+                self.in_block = block_after(self.in_block, &statement.sql);
+            }
+        }
     }
 
     /// Sets the automatic variables for this connection, as psql does after a connect.
@@ -72,6 +87,60 @@ impl Session {
             vars.insert((*name).to_owned(), value.clone());
         }
     }
+}
+
+/// Whether a transaction block is open after `sql` ran, when `in_block` says whether one was
+/// before.
+fn block_after(in_block: bool, sql: &[u8]) -> bool {
+    let words = first_words(sql, 5);
+    let word = |i: usize| words.get(i).map_or("", String::as_str);
+    match word(0) {
+        "begin" => true,
+        "start" if word(1) == "transaction" => true,
+        "prepare" if word(1) == "transaction" => false,
+        "commit" | "end" | "abort" | "rollback" => {
+            let mut i = 1;
+            if matches!(word(i), "work" | "transaction") {
+                i += 1;
+            }
+            match word(i) {
+                // `ROLLBACK TO SAVEPOINT`; `COMMIT PREPARED` runs outside a block only.
+                "to" | "prepared" => in_block,
+                "and" => word(i + 1) == "chain" && in_block,
+                _ => false,
+            }
+        }
+        _ => in_block,
+    }
+}
+
+/// The first `n` words of `sql`, lowercased, past whitespace and comments.
+fn first_words(sql: &[u8], n: usize) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < sql.len() && words.len() < n {
+        let rest = &sql[i..];
+        if rest[0].is_ascii_whitespace() {
+            i += 1;
+        } else if rest.starts_with(b"--") {
+            i += rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        } else if rest.starts_with(b"/*") {
+            i += rest
+                .windows(2)
+                .position(|w| w == b"*/")
+                .map_or(rest.len(), |p| p + 2);
+        } else if rest[0].is_ascii_alphabetic() {
+            let len = rest
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                .count();
+            words.push(String::from_utf8_lossy(&rest[..len]).to_ascii_lowercase());
+            i += len;
+        } else {
+            break;
+        }
+    }
+    words
 }
 
 /// psql's automatic variables for a connection. `VERSION*` describe the client in psql; the
@@ -136,7 +205,28 @@ fn version_number(version: &str) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::version_number;
+    use super::{block_after, version_number};
+
+    #[test]
+    fn transaction_blocks_are_followed_through_the_statements() {
+        for (before, sql, after) in [
+            (false, "BEGIN", true),
+            (false, "begin isolation level serializable;", true),
+            (false, "/* x */ START TRANSACTION;", true),
+            (true, "COMMIT;", false),
+            (true, "end", false),
+            (true, "ROLLBACK TO SAVEPOINT a;", true),
+            (true, "rollback work to a", true),
+            (true, "COMMIT AND CHAIN", true),
+            (true, "COMMIT AND NO CHAIN", false),
+            (true, "PREPARE TRANSACTION 'x'", false),
+            (false, "COMMIT PREPARED 'x'", false),
+            (true, "INSERT INTO t VALUES (1)", true),
+            (false, "SAVEPOINT a", false),
+        ] {
+            assert_eq!(block_after(before, sql.as_bytes()), after, "{sql}");
+        }
+    }
 
     #[test]
     fn server_version_numbers_as_libpq_computes_them() {

@@ -118,6 +118,27 @@ pub async fn loader(root: &Path) -> (Arc<TestServer>, Loader, Events) {
     (server, loader, events)
 }
 
+/// psql 15 (`-X -q -v ON_ERROR_STOP=1 -o /dev/null`, then `args`) run from `dir` on `file`
+/// in `db` of the shared server: its output.
+pub async fn psql(dir: &Path, file: &str, db: &str, args: &[&str]) -> std::process::Output {
+    let server = server().await;
+    let s = server.server();
+    let bin = devenv_server::native::find_bin_dir()
+        .await
+        .expect("PostgreSQL binaries")
+        .join("psql");
+    tokio::process::Command::new(&bin)
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null"])
+        .args(["-h", &s.host(), "-p", &s.port().to_string(), "-U", s.user()])
+        .args(args)
+        .args(["-d", db, "-f", file])
+        .env("PGPASSWORD", s.password())
+        .current_dir(dir)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("these tests compare with psql; run {}: {e}", bin.display()))
+}
+
 /// Writes `files` (path, content) under a new temp dir.
 pub fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
