@@ -82,7 +82,7 @@ impl Reloader {
 
     /// The loader for this server.
     pub fn loader(&self) -> Loader {
-        Loader::new(self.server.config("postgres"), &self.config().root)
+        devenv_core::db::loader(&self.server, &self.config().root)
             .events(self.ui.sql_events())
             .progress(true)
     }

@@ -48,6 +48,7 @@ mod query;
 mod session;
 
 use session::Session;
+pub use session::{Connect, Connected, Plain};
 
 /// How far a session's commits must reach before they return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -165,6 +166,7 @@ pub struct Loader {
     durability: Durability,
     events: EventHandler,
     progress: bool,
+    connector: Arc<dyn Connect>,
 }
 
 impl std::fmt::Debug for Loader {
@@ -187,7 +189,16 @@ impl Loader {
             durability: Durability::default(),
             events: stderr_events(false),
             progress: false,
+            connector: Arc::new(Plain),
         }
+    }
+
+    /// Sets how connections are opened (default: [`Plain`]); devenv's callers pass their TLS
+    /// rules here.
+    #[must_use]
+    pub fn connector(mut self, connector: Arc<dyn Connect>) -> Self {
+        self.connector = connector;
+        self
     }
 
     /// Sets the durability of the loading sessions.
