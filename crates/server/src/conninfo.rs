@@ -563,6 +563,92 @@ mod tests {
     }
 
     #[test]
+    fn tls_parameters_are_taken_out_by_a_tokenizer_not_a_search() {
+        let (rest, taken) = split_tls(
+            "postgresql://u:p%40ss@h:5432/db?sslmode=verify-full&application_name=x&sslrootcert=%2Ftmp%2Fca%20dir%2Fca.pem",
+        );
+        assert_eq!(rest, "postgresql://u:p%40ss@h:5432/db?application_name=x");
+        assert_eq!(
+            taken,
+            [
+                ("sslmode".to_owned(), "verify-full".to_owned()),
+                ("sslrootcert".to_owned(), "/tmp/ca dir/ca.pem".to_owned())
+            ]
+        );
+        // Everything up to the first `@` is user info for tokio-postgres (and libpq): a `?`
+        // in an unescaped password is not a query.
+        let odd = "postgresql://u:pw?sslmode=disable@h/db";
+        assert_eq!(split_tls(odd), (odd.to_owned(), Vec::new()));
+        // key=value: quoting and backslash escapes as libpq reads them.
+        let (rest, taken) = split_tls(
+            "host=h password='a sslmode=disable b' sslmode = require  sslrootcert='/path with space/ca.pem' user=a\\ sslcert=x",
+        );
+        assert_eq!(rest, "host=h password='a sslmode=disable b' user=a\\ sslcert=x");
+        assert_eq!(
+            taken,
+            [
+                ("sslmode".to_owned(), "require".to_owned()),
+                ("sslrootcert".to_owned(), "/path with space/ca.pem".to_owned())
+            ]
+        );
+        let parsed: tokio_postgres::Config = rest.parse().unwrap();
+        assert_eq!(parsed.get_user(), Some("a sslcert=x"));
+        // What does not tokenise is left whole, for tokio-postgres to report.
+        assert_eq!(split_tls("host=x password='open").1, Vec::new());
+    }
+
+    #[test]
+    fn tls_parameters_come_from_the_string_then_the_environment_and_print_back() {
+        let env = |k: &str| match k {
+            "PGSSLMODE" => Some("verify-full".to_owned()),
+            "PGSSLROOTCERT" => Some("/etc/ca.pem".to_owned()),
+            _ => None,
+        };
+        let (s, _) = Server::parse("postgresql://u:secret@db.example.com/app", env).unwrap();
+        assert_eq!(s.tls().mode(), SslMode::VerifyFull);
+        let shown = s.masked_url("app");
+        assert_eq!(
+            shown,
+            "postgresql://u:****@db.example.com:5432/app?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem"
+        );
+        // The string wins; the rendered URL parses back to the same server.
+        let (s, _) = Server::parse("host=db.example.com sslmode=require sslcert=/c.pem sslkey=/k.pem user=u password=p", env).unwrap();
+        assert_eq!(s.tls().mode(), SslMode::Require);
+        let (again, _) = Server::parse(&s.url("app"), no_env).unwrap();
+        assert_eq!(again, s);
+        assert!(s.masked_url("app").contains("sslkey=%2Fk.pem"), "{}", s.masked_url("app"));
+        // Nothing said: prefer, and nothing printed; a target's default fills only a gap.
+        let (s, _) = Server::parse("postgresql://u@h/app", no_env).unwrap();
+        assert_eq!(s.tls().mode(), SslMode::Prefer);
+        assert_eq!(s.url("app"), "postgresql://u@h:5432/app");
+        assert_eq!(s.clone().or_sslmode(SslMode::VerifyFull).tls().mode(), SslMode::VerifyFull);
+        let (s, _) = Server::parse("postgresql://u@h/app?sslmode=disable", no_env).unwrap();
+        assert_eq!(s.or_sslmode(SslMode::VerifyFull).tls().mode(), SslMode::Disable);
+        // sslrootcert=system means verify-full (libpq 16).
+        let (s, _) = Server::parse("postgresql://u@h/app?sslrootcert=system", no_env).unwrap();
+        assert_eq!(s.tls().mode(), SslMode::VerifyFull);
+        // devenv's own servers: plain, nothing printed.
+        assert_eq!(Server::local(1, "u", "p").tls().mode(), SslMode::Disable);
+    }
+
+    #[test]
+    fn bad_tls_parameters_are_configuration_errors() {
+        let e = Server::parse("postgresql://u@h/app?sslmode=verify_full", no_env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "sslmode `verify_full` is not one of disable, allow, prefer, require, verify-ca, verify-full"
+        );
+        let e = Server::parse("host=h sslpassword=hunter2", no_env).unwrap_err();
+        assert!(e.to_string().starts_with("sslpassword (an encrypted client key) is not supported"), "{e}");
+        assert!(!e.to_string().contains("hunter2"));
+        let e = Server::parse("postgresql://u@h/app?sslmode=verify-full", |k| {
+            (k == "PGSSLMODE").then(|| "bogus".to_owned())
+        });
+        assert!(e.is_ok(), "the string's sslmode wins over a bad PGSSLMODE");
+        assert!(mask("postgresql://u:pw@h/app?sslmode=verify-full&sslkey=%2Fk").ends_with("?sslmode=verify-full&sslkey=%2Fk"));
+    }
+
+    #[test]
     fn rendering_keeps_what_connects() {
         let src = "postgresql://u:p@h1:5433,h2:5434/db?application_name=app&sslmode=disable&connect_timeout=3&hostaddr=192.0.2.1,192.0.2.2";
         let (s, _) = Server::parse(src, no_env).unwrap();

@@ -285,6 +285,8 @@ pub struct Refused {
     pub issuer: Option<String>,
     /// The certificate's subject, when it parses.
     pub subject: Option<String>,
+    /// The host names and addresses it is for (subjectAltName).
+    pub names: Vec<String>,
     /// The roots it was checked against.
     pub roots: Option<RootsName>,
     problem: Problem,
@@ -299,7 +301,9 @@ impl Refused {
     ) -> Refused {
         use x509_cert::der::Decode as _;
         let parsed = x509_cert::Certificate::from_der(cert.as_ref()).ok();
+        let names = parsed.as_ref().map_or_else(Vec::new, |c| alt_names(&c.tbs_certificate));
         Refused {
+            names,
             host,
             issuer: parsed
                 .as_ref()
@@ -336,22 +340,20 @@ impl Refused {
                     "the certificate of {host} is not trusted: it was issued by `{issuer}`, which {roots} does not vouch for (sslmode={mode}); set sslrootcert to the CA certificate that issued it (or `system`), or use sslmode=require to encrypt without checking"
                 ),
             ),
-            Problem::Certificate(CertificateError::NotValidForNameContext { presented, .. }) => (
+            Problem::Certificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            ) => (
                 Why::WrongName,
                 format!(
                     "the certificate of {host} is for {}, not {host} (sslmode=verify-full checks the host name): connect by a name it holds, or use sslmode=verify-ca to check the issuer only",
-                    if presented.is_empty() {
-                        "no host name".to_owned()
+                    if self.names.is_empty() {
+                        format!(
+                            "no host name (subject `{}`)",
+                            self.subject.as_deref().unwrap_or("unreadable")
+                        )
                     } else {
-                        presented.join(", ")
+                        self.names.join(", ")
                     }
-                ),
-            ),
-            Problem::Certificate(CertificateError::NotValidForName) => (
-                Why::WrongName,
-                format!(
-                    "the certificate of {host} does not name {host} (subject `{}`; sslmode=verify-full checks the host name): connect by a name it holds, or use sslmode=verify-ca to check the issuer only",
-                    self.subject.as_deref().unwrap_or("unreadable")
                 ),
             ),
             Problem::Certificate(other) => (
@@ -362,6 +364,30 @@ impl Refused {
             ),
         }
     }
+}
+
+/// The DNS names and IP addresses of a certificate's subjectAltName.
+fn alt_names(tbs: &x509_cert::TbsCertificate) -> Vec<String> {
+    use x509_cert::ext::pkix::name::GeneralName;
+    let Ok(Some((_, san))) = tbs.get::<x509_cert::ext::pkix::SubjectAltName>() else {
+        return Vec::new();
+    };
+    san.0
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DnsName(dns) => Some(dns.to_string()),
+            GeneralName::IpAddress(octets) => {
+                let bytes = octets.as_bytes();
+                let ip = match bytes.len() {
+                    4 => <[u8; 4]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+                    16 => <[u8; 16]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+                    _ => None,
+                };
+                ip.map(|ip| ip.to_string())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 impl fmt::Display for Refused {
