@@ -583,12 +583,18 @@ mod tests {
         let (rest, taken) = split_tls(
             "host=h password='a sslmode=disable b' sslmode = require  sslrootcert='/path with space/ca.pem' user=a\\ sslcert=x",
         );
-        assert_eq!(rest, "host=h password='a sslmode=disable b' user=a\\ sslcert=x");
+        assert_eq!(
+            rest,
+            "host=h password='a sslmode=disable b' user=a\\ sslcert=x"
+        );
         assert_eq!(
             taken,
             [
                 ("sslmode".to_owned(), "require".to_owned()),
-                ("sslrootcert".to_owned(), "/path with space/ca.pem".to_owned())
+                (
+                    "sslrootcert".to_owned(),
+                    "/path with space/ca.pem".to_owned()
+                )
             ]
         );
         let parsed: tokio_postgres::Config = rest.parse().unwrap();
@@ -612,18 +618,32 @@ mod tests {
             "postgresql://u:****@db.example.com:5432/app?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem"
         );
         // The string wins; the rendered URL parses back to the same server.
-        let (s, _) = Server::parse("host=db.example.com sslmode=require sslcert=/c.pem sslkey=/k.pem user=u password=p", env).unwrap();
+        let (s, _) = Server::parse(
+            "host=db.example.com sslmode=require sslcert=/c.pem sslkey=/k.pem user=u password=p",
+            env,
+        )
+        .unwrap();
         assert_eq!(s.tls().mode(), SslMode::Require);
         let (again, _) = Server::parse(&s.url("app"), no_env).unwrap();
         assert_eq!(again, s);
-        assert!(s.masked_url("app").contains("sslkey=%2Fk.pem"), "{}", s.masked_url("app"));
+        assert!(
+            s.masked_url("app").contains("sslkey=%2Fk.pem"),
+            "{}",
+            s.masked_url("app")
+        );
         // Nothing said: prefer, and nothing printed; a target's default fills only a gap.
         let (s, _) = Server::parse("postgresql://u@h/app", no_env).unwrap();
         assert_eq!(s.tls().mode(), SslMode::Prefer);
         assert_eq!(s.url("app"), "postgresql://u@h:5432/app");
-        assert_eq!(s.clone().or_sslmode(SslMode::VerifyFull).tls().mode(), SslMode::VerifyFull);
+        assert_eq!(
+            s.clone().or_sslmode(SslMode::VerifyFull).tls().mode(),
+            SslMode::VerifyFull
+        );
         let (s, _) = Server::parse("postgresql://u@h/app?sslmode=disable", no_env).unwrap();
-        assert_eq!(s.or_sslmode(SslMode::VerifyFull).tls().mode(), SslMode::Disable);
+        assert_eq!(
+            s.or_sslmode(SslMode::VerifyFull).tls().mode(),
+            SslMode::Disable
+        );
         // sslrootcert=system means verify-full (libpq 16).
         let (s, _) = Server::parse("postgresql://u@h/app?sslrootcert=system", no_env).unwrap();
         assert_eq!(s.tls().mode(), SslMode::VerifyFull);
@@ -639,13 +659,20 @@ mod tests {
             "sslmode `verify_full` is not one of disable, allow, prefer, require, verify-ca, verify-full"
         );
         let e = Server::parse("host=h sslpassword=hunter2", no_env).unwrap_err();
-        assert!(e.to_string().starts_with("sslpassword (an encrypted client key) is not supported"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("sslpassword (an encrypted client key) is not supported"),
+            "{e}"
+        );
         assert!(!e.to_string().contains("hunter2"));
         let e = Server::parse("postgresql://u@h/app?sslmode=verify-full", |k| {
             (k == "PGSSLMODE").then(|| "bogus".to_owned())
         });
         assert!(e.is_ok(), "the string's sslmode wins over a bad PGSSLMODE");
-        assert!(mask("postgresql://u:pw@h/app?sslmode=verify-full&sslkey=%2Fk").ends_with("?sslmode=verify-full&sslkey=%2Fk"));
+        assert!(
+            mask("postgresql://u:pw@h/app?sslmode=verify-full&sslkey=%2Fk")
+                .ends_with("?sslmode=verify-full&sslkey=%2Fk")
+        );
     }
 
     #[test]

@@ -57,15 +57,29 @@ async fn every_mode_against_a_server_that_requires_tls() {
     let tls = TlsServer::start(Access::TlsOnly).await;
     let ca = root(&tls.pki.ca);
     // verify-full with the CA; require with no CA at all.
-    for params in [format!("sslmode=verify-full&{ca}"), format!("sslmode=verify-ca&{ca}"), "sslmode=require".into()] {
+    for params in [
+        format!("sslmode=verify-full&{ca}"),
+        format!("sslmode=verify-ca&{ca}"),
+        "sslmode=require".into(),
+    ] {
         let server = parse(&tls.url("postgres", &params));
-        assert!(ssl_in_use(&server).await.unwrap_or_else(|e| panic!("{params}: {}", e.report())), "{params}");
+        assert!(
+            ssl_in_use(&server)
+                .await
+                .unwrap_or_else(|e| panic!("{params}: {}", e.report())),
+            "{params}"
+        );
     }
     // prefer (the default) takes the TLS the server offers; allow tries plain, is refused, and
     // goes on with TLS.
     for params in ["", "sslmode=prefer", "sslmode=allow"] {
         let server = parse(&tls.url("postgres", params));
-        assert!(ssl_in_use(&server).await.unwrap_or_else(|e| panic!("{params:?}: {}", e.report())), "{params:?}");
+        assert!(
+            ssl_in_use(&server)
+                .await
+                .unwrap_or_else(|e| panic!("{params:?}: {}", e.report())),
+            "{params:?}"
+        );
     }
     // disable: refused by pg_hba, and the message says what to add.
     let e = refused(&parse(&tls.url("postgres", "sslmode=disable"))).await;
@@ -76,23 +90,48 @@ async fn every_mode_against_a_server_that_requires_tls() {
         ),
         "{e}"
     );
-    assert!(e.report().contains("no encryption"), "the server's own words follow: {}", e.report());
+    assert!(
+        e.report().contains("no encryption"),
+        "the server's own words follow: {}",
+        e.report()
+    );
     // The same from the environment, as libpq takes it (the string says nothing).
-    let env = [("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", tls.pki.ca.to_str().unwrap())];
+    let env = [
+        ("PGSSLMODE", "verify-full"),
+        ("PGSSLROOTCERT", tls.pki.ca.to_str().unwrap()),
+    ];
     let server = parse_env(&tls.url("postgres", ""), &env);
-    assert!(server.masked_url("postgres").contains("sslmode=verify-full"), "{server:?}");
-    assert!(ssl_in_use(&server).await.unwrap_or_else(|e| panic!("{}", e.report())));
-    let e = refused(&parse_env(&tls.url("postgres", ""), &[("PGSSLMODE", "disable")])).await;
+    assert!(
+        server
+            .masked_url("postgres")
+            .contains("sslmode=verify-full"),
+        "{server:?}"
+    );
+    assert!(ssl_in_use(&server)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.report())));
+    let e = refused(&parse_env(
+        &tls.url("postgres", ""),
+        &[("PGSSLMODE", "disable")],
+    ))
+    .await;
     assert_eq!(e.why(), Some(Why::NeedsTls), "{}", e.report());
     // The string wins over the environment.
-    let server = parse_env(&tls.url("postgres", "sslmode=require"), &[("PGSSLMODE", "disable")]);
-    assert!(ssl_in_use(&server).await.unwrap_or_else(|e| panic!("{}", e.report())));
+    let server = parse_env(
+        &tls.url("postgres", "sslmode=require"),
+        &[("PGSSLMODE", "disable")],
+    );
+    assert!(ssl_in_use(&server)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.report())));
     // A server given by hostaddr alone is checked by its address (require checks nothing).
     let by_addr = parse(&format!(
         "hostaddr=127.0.0.1 port={} user=postgres password={PASSWORD} dbname=postgres sslmode=require",
         tls.port
     ));
-    assert!(ssl_in_use(&by_addr).await.unwrap_or_else(|e| panic!("{}", e.report())));
+    assert!(ssl_in_use(&by_addr)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.report())));
     tls.stop().await;
 }
 
@@ -101,7 +140,10 @@ async fn refused_certificates_say_which_host_issuer_and_roots() {
     let tls = TlsServer::start(Access::TlsOnly).await;
     // A CA that did not sign the server's certificate.
     let other = root(&tls.pki.other_ca);
-    let e = refused(&parse(&tls.url("postgres", &format!("sslmode=verify-full&{other}")))).await;
+    let e = refused(&parse(
+        &tls.url("postgres", &format!("sslmode=verify-full&{other}")),
+    ))
+    .await;
     assert_eq!(e.why(), Some(Why::Untrusted), "{}", e.report());
     let text = e.to_string();
     for part in [
@@ -112,31 +154,57 @@ async fn refused_certificates_say_which_host_issuer_and_roots() {
         assert!(text.contains(part), "{part:?} missing from: {text}");
     }
     // verify-ca checks the issuer as well.
-    let e = refused(&parse(&tls.url("postgres", &format!("sslmode=verify-ca&{other}")))).await;
+    let e = refused(&parse(
+        &tls.url("postgres", &format!("sslmode=verify-ca&{other}")),
+    ))
+    .await;
     assert_eq!(e.why(), Some(Why::Untrusted), "{}", e.report());
     // The certificate names localhost, not 127.0.0.1: verify-full refuses, verify-ca passes.
     let ca = root(&tls.pki.ca);
-    let e = refused(&parse(&tls.url_at("127.0.0.1", "postgres", &format!("sslmode=verify-full&{ca}")))).await;
+    let e = refused(&parse(&tls.url_at(
+        "127.0.0.1",
+        "postgres",
+        &format!("sslmode=verify-full&{ca}"),
+    )))
+    .await;
     assert_eq!(e.why(), Some(Why::WrongName), "{}", e.report());
     assert!(
         e.to_string().starts_with("the certificate of 127.0.0.1 is for localhost, not 127.0.0.1 (sslmode=verify-full checks the host name)"),
         "{e}"
     );
     let by_addr = parse(&tls.url_at("127.0.0.1", "postgres", &format!("sslmode=verify-ca&{ca}")));
-    assert!(ssl_in_use(&by_addr).await.unwrap_or_else(|e| panic!("{}", e.report())));
+    assert!(ssl_in_use(&by_addr)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.report())));
     // A root file makes require check the chain, as in libpq.
-    let e = refused(&parse(&tls.url("postgres", &format!("sslmode=require&{other}")))).await;
+    let e = refused(&parse(
+        &tls.url("postgres", &format!("sslmode=require&{other}")),
+    ))
+    .await;
     assert_eq!(e.why(), Some(Why::Untrusted), "{}", e.report());
     // verify-full with no root anywhere (an empty HOME: no ~/.postgresql/root.crt).
     let home = tempfile::tempdir().unwrap();
-    let e = refused(&parse_env(&tls.url("postgres", "sslmode=verify-full"), &[("HOME", home.path().to_str().unwrap())])).await;
+    let e = refused(&parse_env(
+        &tls.url("postgres", "sslmode=verify-full"),
+        &[("HOME", home.path().to_str().unwrap())],
+    ))
+    .await;
     assert_eq!(e.why(), Some(Why::NoRoot), "{}", e.report());
-    assert!(e.to_string().contains("needs a root certificate to check localhost"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("needs a root certificate to check localhost"),
+        "{e}"
+    );
     // ... but libpq's default file counts.
     std::fs::create_dir(home.path().join(".postgresql")).unwrap();
     std::fs::copy(&tls.pki.ca, home.path().join(".postgresql/root.crt")).unwrap();
-    let server = parse_env(&tls.url("postgres", "sslmode=verify-full"), &[("HOME", home.path().to_str().unwrap())]);
-    assert!(ssl_in_use(&server).await.unwrap_or_else(|e| panic!("{}", e.report())));
+    let server = parse_env(
+        &tls.url("postgres", "sslmode=verify-full"),
+        &[("HOME", home.path().to_str().unwrap())],
+    );
+    assert!(ssl_in_use(&server)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.report())));
     // sslrootcert=system: verify-full by default, the test CA is in no system store; a weaker
     // mode is a settings error, before anything is sent.
     let e = refused(&parse(&tls.url("postgres", "sslrootcert=system"))).await;
@@ -149,15 +217,35 @@ async fn refused_certificates_say_which_host_issuer_and_roots() {
         assert!(e.to_string().contains("the system's store"), "{e}");
     } else {
         // A machine without CA certificates installed.
-        assert!(e.to_string().starts_with("sslrootcert=system: the system's certificate store has no certificate"), "{e}");
+        assert!(
+            e.to_string().starts_with(
+                "sslrootcert=system: the system's certificate store has no certificate"
+            ),
+            "{e}"
+        );
     }
-    let e = refused(&parse(&tls.url("postgres", "sslmode=require&sslrootcert=system"))).await;
+    let e = refused(&parse(
+        &tls.url("postgres", "sslmode=require&sslrootcert=system"),
+    ))
+    .await;
     assert!(e.is_settings(), "{}", e.report());
-    assert!(e.to_string().contains("sslmode=require may not be used with sslrootcert=system"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("sslmode=require may not be used with sslrootcert=system"),
+        "{e}"
+    );
     // A root file that is not there.
-    let e = refused(&parse(&tls.url("postgres", "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"))).await;
+    let e = refused(&parse(&tls.url(
+        "postgres",
+        "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+    )))
+    .await;
     assert!(e.is_settings(), "{}", e.report());
-    assert!(e.to_string().starts_with("sslrootcert /nonexistent/ca.pem does not exist"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("sslrootcert /nonexistent/ca.pem does not exist"),
+        "{e}"
+    );
     tls.stop().await;
 }
 
@@ -185,7 +273,10 @@ async fn a_client_certificate_logs_in_and_its_key_is_never_shown() {
     let _ = task.await;
     // The TLS parameters are printed back (paths, not contents).
     let shown = server.masked_url("postgres");
-    assert!(shown.contains("sslcert=") && shown.contains("sslkey="), "{shown}");
+    assert!(
+        shown.contains("sslcert=") && shown.contains("sslkey="),
+        "{shown}"
+    );
     let key = std::fs::read_to_string(&tls.pki.client_key).unwrap();
     let body = key.lines().nth(1).unwrap();
     assert!(!shown.contains(body));
@@ -193,7 +284,10 @@ async fn a_client_certificate_logs_in_and_its_key_is_never_shown() {
     let ca = root(&tls.pki.ca);
     let home = tempfile::tempdir().unwrap();
     let without = parse_env(
-        &format!("postgresql://{CERT_USER}@localhost:{}/postgres?sslmode=verify-full&{ca}", tls.port),
+        &format!(
+            "postgresql://{CERT_USER}@localhost:{}/postgres?sslmode=verify-full&{ca}",
+            tls.port
+        ),
         &[("HOME", home.path().to_str().unwrap())],
     );
     let e = refused(&without).await;
@@ -204,15 +298,29 @@ async fn a_client_certificate_logs_in_and_its_key_is_never_shown() {
     let loose = tls.pki.dir().join("loose.key");
     std::fs::copy(&tls.pki.client_key, &loose).unwrap();
     std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    let url = tls.cert_url("postgres").replace(tls.pki.client_key.to_str().unwrap(), loose.to_str().unwrap());
+    let url = tls.cert_url("postgres").replace(
+        tls.pki.client_key.to_str().unwrap(),
+        loose.to_str().unwrap(),
+    );
     let e = refused(&parse(&url)).await;
     assert!(e.is_settings(), "{}", e.report());
     assert!(e.to_string().contains("has group or world access"), "{e}");
     // A key file that is not a key: its text is not quoted.
     let garbage = tls.pki.dir().join("garbage.key");
-    std::fs::write(&garbage, "-----BEGIN PRIVATE KEY-----\nnot-base64-SECRETPART\n").unwrap();
-    std::fs::set_permissions(&garbage, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let url = tls.cert_url("postgres").replace(tls.pki.client_key.to_str().unwrap(), garbage.to_str().unwrap());
+    std::fs::write(
+        &garbage,
+        "-----BEGIN PRIVATE KEY-----\nnot-base64-SECRETPART\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &garbage,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let url = tls.cert_url("postgres").replace(
+        tls.pki.client_key.to_str().unwrap(),
+        garbage.to_str().unwrap(),
+    );
     let e = refused(&parse(&url)).await;
     assert!(e.is_settings(), "{}", e.report());
     assert!(!e.report().contains("SECRETPART"), "{}", e.report());
@@ -222,20 +330,31 @@ async fn a_client_certificate_logs_in_and_its_key_is_never_shown() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_without_tls_still_connects_by_default_and_refuses_require() {
-    let plain = TempServer::start(PASSWORD).await.expect("a native PostgreSQL");
+    let plain = TempServer::start(PASSWORD)
+        .await
+        .expect("a native PostgreSQL");
     let port = plain.server().port();
-    let url = |params: &str| format!("postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/postgres{params}");
+    let url = |params: &str| {
+        format!("postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/postgres{params}")
+    };
     // prefer (said or not) and allow go plain: no regression for local servers.
     for params in ["", "?sslmode=prefer", "?sslmode=allow", "?sslmode=disable"] {
         let server = parse(&url(params));
-        assert!(!ssl_in_use(&server).await.unwrap_or_else(|e| panic!("{params:?}: {}", e.report())), "{params:?}");
+        assert!(
+            !ssl_in_use(&server)
+                .await
+                .unwrap_or_else(|e| panic!("{params:?}: {}", e.report())),
+            "{params:?}"
+        );
     }
     // devenv's own servers skip the SSLRequest altogether.
     assert!(!ssl_in_use(plain.server()).await.unwrap());
     let e = refused(&parse(&url("?sslmode=require"))).await;
     assert_eq!(e.why(), Some(Why::NoTlsOnServer), "{}", e.report());
     assert!(
-        e.to_string().starts_with(&format!("the server at 127.0.0.1:{port} does not offer TLS, and sslmode=require requires it")),
+        e.to_string().starts_with(&format!(
+            "the server at 127.0.0.1:{port} does not offer TLS, and sslmode=require requires it"
+        )),
         "{e}"
     );
     plain.stop().await;

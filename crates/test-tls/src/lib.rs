@@ -85,7 +85,9 @@ fn leaf(
     let mut params =
         CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
             .expect("leaf params");
-    params.distinguished_name.push(DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
     params.extended_key_usages = vec![usage];
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -105,8 +107,12 @@ impl Pki {
             .expect("a temporary directory");
         let ca = ca("devenv test CA");
         let other = ca_other();
-        let (server_cert, server_key) =
-            leaf(&["localhost"], "localhost", ExtendedKeyUsagePurpose::ServerAuth, &ca);
+        let (server_cert, server_key) = leaf(
+            &["localhost"],
+            "localhost",
+            ExtendedKeyUsagePurpose::ServerAuth,
+            &ca,
+        );
         let (client_cert, client_key) =
             leaf(&[], CERT_USER, ExtendedKeyUsagePurpose::ClientAuth, &ca);
         let at = |name: &str| dir.path().join(name);
@@ -226,7 +232,10 @@ impl TlsServer {
 
     /// The same URL with another host name (`127.0.0.1`: a name the certificate lacks).
     pub fn url_at(&self, host: &str, database: &str, params: &str) -> String {
-        let mut url = format!("postgresql://postgres:{PASSWORD}@{host}:{}/{database}", self.port);
+        let mut url = format!(
+            "postgresql://postgres:{PASSWORD}@{host}:{}/{database}",
+            self.port
+        );
         if !params.is_empty() {
             url.push('?');
             url.push_str(params);

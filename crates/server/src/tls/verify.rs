@@ -301,7 +301,9 @@ impl Refused {
     ) -> Refused {
         use x509_cert::der::Decode as _;
         let parsed = x509_cert::Certificate::from_der(cert.as_ref()).ok();
-        let names = parsed.as_ref().map_or_else(Vec::new, |c| alt_names(&c.tbs_certificate));
+        let names = parsed
+            .as_ref()
+            .map_or_else(Vec::new, |c| alt_names(&c.tbs_certificate));
         Refused {
             names,
             host,
