@@ -61,14 +61,14 @@ fn failed(out: &Output, what: &str) -> String {
 }
 
 #[test]
-fn db_setup_on_a_server_that_requires_tls() {
+fn db_setup_in_every_mode_on_a_server_that_requires_tls() {
     let rt = runtime();
     let tls = rt.block_on(TlsServer::start(Access::TlsOnly));
     let project = Project::native();
     let ca = format!("sslrootcert={}", tls.pki.ca.display());
-    let check = |params: &str| {
+    let check = || {
         psql_count(
-            &tls.url("cruddur", &format!("sslmode=verify-full&{ca}{params}")),
+            &tls.url("cruddur", &format!("sslmode=verify-full&{ca}")),
             "SELECT count(*) FROM users",
         )
     };
@@ -83,7 +83,7 @@ fn db_setup_on_a_server_that_requires_tls() {
         text.contains("sslmode=verify-full&sslrootcert="),
         "the TLS parameters are shown: {text}"
     );
-    assert_eq!(check(""), "3");
+    assert_eq!(check(), "3");
     ok(
         &setup(&project, &tls.url("cruddur", "sslmode=require"), &[]),
         "require, no CA",
@@ -155,7 +155,21 @@ fn db_setup_on_a_server_that_requires_tls() {
         "PGSSLROOTCERT naming the wrong CA",
     );
     assert!(text.contains("is not trusted"), "{text}");
+    rt.block_on(tls.stop());
+}
 
+#[test]
+fn db_setup_with_a_client_certificate_and_with_a_missing_ca_file() {
+    let rt = runtime();
+    let tls = rt.block_on(TlsServer::start(Access::TlsOnly));
+    let project = Project::native();
+    let ca = format!("sslrootcert={}", tls.pki.ca.display());
+    let check = || {
+        psql_count(
+            &tls.url("cruddur", &format!("sslmode=verify-full&{ca}")),
+            "SELECT count(*) FROM users",
+        )
+    };
     // A client-certificate login (`trust clientcert=verify-full`): no password at all; the
     // key's path may be shown, never its contents.
     let out = setup(&project, &tls.cert_url("cruddur"), &[]);
@@ -165,7 +179,7 @@ fn db_setup_on_a_server_that_requires_tls() {
         key.lines().skip(1).take(2).all(|line| !text.contains(line)),
         "{text}"
     );
-    assert_eq!(check(""), "3");
+    assert_eq!(check(), "3");
     // A missing CA file is configuration: exit 2, before any connection.
     let out = setup(
         &project,

@@ -17,8 +17,6 @@ pub mod lock;
 pub mod marks;
 
 use std::fmt::Write as _;
-use std::sync::Arc;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 

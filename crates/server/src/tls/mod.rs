@@ -296,7 +296,9 @@ impl Tls {
         let mut plan = Plan::new(self, config)?;
         loop {
             let (attempt, connector) = plan.next_attempt();
-            let result = attempt.connect(connector.clone()).await;
+            // Boxed: tokio-postgres' connect future with a TLS handshake in it is large, and
+            // every caller's future would carry it.
+            let result = Box::pin(attempt.connect(connector.clone())).await;
             match result {
                 Ok(connected) => return Ok(connected),
                 Err(error) => {
@@ -306,6 +308,20 @@ impl Tls {
                 }
             }
         }
+    }
+
+    /// Cancels the query running on the session `token` came from, over the same kind of
+    /// connection (tokio-postgres sends the cancel request with the session's `sslmode`).
+    pub async fn cancel(&self, token: &tokio_postgres::CancelToken) -> Result<(), ConnectError> {
+        let client = if self.mode() == SslMode::Disable {
+            plain_client_config()
+        } else {
+            self.client_config().map_err(ConnectError::Settings)?
+        };
+        token
+            .cancel_query(Connector::new(client))
+            .await
+            .map_err(ConnectError::Postgres)
     }
 
     /// [`Tls::connect`] for a blocking client (the `postgres` crate): `connect` makes one
