@@ -84,7 +84,8 @@ impl Exit {
             E::RuleNotFound { .. }
             | E::RuleInOtherGroup { .. }
             | E::GroupNotFound { .. }
-            | E::InstanceNotFound { .. } => Exit::Config,
+            | E::InstanceNotFound { .. }
+            | E::NoEngineVersion { .. } => Exit::Config,
             E::NoCredentials { .. }
             | E::BadCredentials { .. }
             | E::NoRegion
