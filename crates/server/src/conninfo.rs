@@ -680,6 +680,14 @@ mod tests {
         // sslrootcert=system means verify-full (libpq 16).
         let (s, _) = Server::parse("postgresql://u@h/app?sslrootcert=system", no_env).unwrap();
         assert_eq!(s.tls().mode(), SslMode::VerifyFull);
+        // psql is handed the bundle for an RDS host that verify-full checks against it.
+        let rds = "postgresql://u@db.c8x1.us-east-1.rds.amazonaws.com/app";
+        let (s, _) = Server::parse(rds, no_env).unwrap();
+        let s = s.or_sslmode(SslMode::VerifyFull);
+        assert!(s.tls().uses_rds_bundle(&s.config("app")));
+        let (s, _) = Server::parse(&format!("{rds}?sslrootcert=/ca.pem"), no_env).unwrap();
+        let s = s.or_sslmode(SslMode::VerifyFull);
+        assert!(!s.tls().uses_rds_bundle(&s.config("app")));
         // devenv's own servers: plain, nothing printed.
         assert_eq!(Server::local(1, "u", "p").tls().mode(), SslMode::Disable);
     }

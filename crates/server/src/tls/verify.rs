@@ -402,3 +402,71 @@ impl fmt::Display for Refused {
 }
 
 impl std::error::Error for Refused {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RDS_HOST: &str = "cruddur-db-instance.c8x1.us-east-1.rds.amazonaws.com";
+
+    fn bundle_file() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/rds-global-bundle.pem")
+    }
+
+    #[test]
+    fn rds_hosts_without_sslrootcert_are_checked_against_the_shipped_bundle() {
+        let verifier = Verifier::new(SslMode::VerifyFull, None, None);
+        let (check, roots) = verifier.plan(RDS_HOST);
+        assert_eq!(check, Check::Full);
+        assert_eq!(roots.map(|r| &r.name), Some(&RootsName::Rds));
+        // Another host has nothing to be checked against.
+        let (check, roots) = verifier.plan("db.example.com");
+        assert_eq!((check, roots.is_none()), (Check::Full, true));
+        // verify-ca: the bundle, the chain only.
+        let verify_ca = Verifier::new(SslMode::VerifyCa, None, None);
+        let (check, roots) = verify_ca.plan(RDS_HOST);
+        assert_eq!(
+            (check, roots.map(|r| &r.name)),
+            (Check::Chain, Some(&RootsName::Rds))
+        );
+        // require encrypts without checking, as libpq, even on RDS.
+        let require = Verifier::new(SslMode::Require, None, None);
+        let (check, roots) = require.plan(RDS_HOST);
+        assert_eq!((check, roots.is_none()), (Check::Nothing, true));
+    }
+
+    #[test]
+    fn an_sslrootcert_or_libpqs_default_file_wins_over_the_bundle_where_libpq_would_use_it() {
+        let explicit = || Some(Roots::from_file(&bundle_file(), false).unwrap());
+        let with_file = Verifier::new(SslMode::VerifyFull, explicit(), None);
+        let (_, roots) = with_file.plan(RDS_HOST);
+        assert_eq!(
+            roots.map(|r| &r.name),
+            Some(&RootsName::File(bundle_file()))
+        );
+        // ~/.postgresql/root.crt: for other hosts; RDS hosts keep the bundle.
+        let home = || Some(Roots::from_file(&bundle_file(), true).unwrap());
+        let verifier = Verifier::new(SslMode::VerifyFull, None, home());
+        assert_eq!(
+            verifier.plan(RDS_HOST).1.map(|r| &r.name),
+            Some(&RootsName::Rds)
+        );
+        assert_eq!(
+            verifier.plan("db.example.com").1.map(|r| &r.name),
+            Some(&RootsName::Home(bundle_file()))
+        );
+        // A root file makes require check the chain (libpq).
+        let require = Verifier::new(SslMode::Require, explicit(), None);
+        let (check, _) = require.plan("db.example.com");
+        assert_eq!(check, Check::Chain);
+        // A file holding no certificate is refused with its name.
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificates here\n").unwrap();
+        let e = Roots::from_file(&empty, false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("sslrootcert {} holds no PEM certificate", empty.display())
+        );
+    }
+}
