@@ -73,12 +73,13 @@ pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()>
     };
     let live = project.config.database.clone();
     let admin = db::admin(&server).await?;
-    let on = Guard {
+    let mut on = Guard {
         server: &server,
         admin: &admin,
         live: &live,
         project: &project.id,
         record: state.server.as_ref(),
+        signals: Interrupts::install()?,
     };
     match args.command {
         SnapshotCommand::Save { name } => {
@@ -201,6 +202,32 @@ struct Guard<'a> {
     live: &'a str,
     project: &'a str,
     record: Option<&'a devenv_server::Record>,
+    /// Installed before any work, so a signal between two steps is not lost either.
+    signals: Interrupts,
+}
+
+/// Ctrl-C and SIGTERM, caught for the whole command.
+struct Interrupts {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn install() -> std::io::Result<Interrupts> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Interrupts {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// The next one, named.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "Ctrl-C",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
 }
 
 impl Guard<'_> {
@@ -212,21 +239,17 @@ impl Guard<'_> {
     /// SIGKILL cannot be caught: the supervisor opens the database again within a second
     /// (`Rebuilder::recover`).
     async fn guarded<T>(
-        &self,
+        &mut self,
         work: impl std::future::Future<Output = Result<T, CoreError>>,
         left: &str,
         ui: &Ui,
     ) -> anyhow::Result<T> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut terminate = signal(SignalKind::terminate())?;
         tokio::pin!(work);
         let mut interrupted = None;
         let result = loop {
             tokio::select! {
                 r = &mut work => break r,
-                _ = interrupt.recv(), if interrupted.is_none() => interrupted = Some("Ctrl-C"),
-                _ = terminate.recv(), if interrupted.is_none() => interrupted = Some("SIGTERM"),
+                why = self.signals.next(), if interrupted.is_none() => interrupted = Some(why),
             }
             ui.say(format!(
                 "{}: cancelling; {} stays as it was",

@@ -298,6 +298,29 @@ impl Drop for Up {
 }
 
 impl Up {
+    /// Waits until this `up` of `project` is ready (`None`) or has exited (its status).
+    pub fn wait_ready_or_exit(&mut self, project: &Project) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let pid = u64::from(self.child.id());
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if project
+                .state()
+                .is_some_and(|s| s["pid"].as_u64() == Some(pid) && s["ready"] == true)
+            {
+                return None;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "neither ready nor exited after 90 s:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -254,21 +254,19 @@ impl Rebuilder {
 
     /// Puts right what a holder that died left on `live`: opens the live database again when
     /// a save, swap or restore killed half-way (or a server crash under one) left it closed to
-    /// connections, and then, or with `sweep`, drops the half-made copies such a holder
-    /// leaves ([`snapshot::remove_half_made`]).
+    /// connections, and drops the half-made copies such a holder leaves
+    /// ([`snapshot::remove_half_made`]). With `wait`, waits for work under way on `live` to
+    /// end first (at start-up); without, leaves what is locked for the next call (the
+    /// supervisor's once-a-second look).
     pub async fn recover(
         &mut self,
         live: &str,
         project: &str,
-        sweep: bool,
+        wait: bool,
     ) -> Result<Recovered, CoreError> {
         let admin = self.admin().await?;
         let reopened = db::reopen_if_abandoned(&admin, live, project).await?;
-        let dropped = if reopened || sweep {
-            snapshot::remove_half_made(&admin, live).await?
-        } else {
-            Vec::new()
-        };
+        let dropped = snapshot::remove_half_made(&admin, live, wait).await?;
         Ok(Recovered { reopened, dropped })
     }
 

@@ -247,10 +247,21 @@ pub async fn prune(admin: &Admin, live: &str) -> Result<Vec<String>, CoreError> 
 
 /// Drops what interrupted saves and copies of `live` left: unmarked databases under the name
 /// of a snapshot or a ready copy of it (a copy is marked last). Takes the rebuild lock (saves
-/// make their copies under it) and each copy lock in turn (ready copies are made under
-/// those); returns the databases dropped.
-pub async fn remove_half_made(admin: &Admin, live: &str) -> Result<Vec<String>, CoreError> {
-    let held = lock::lock(admin, Key::Rebuild(live)).await?;
+/// make their copies under it; with `wait` false, nothing is done while someone holds it) and
+/// each copy lock in turn (ready copies are made under those); returns the databases dropped.
+pub async fn remove_half_made(
+    admin: &Admin,
+    live: &str,
+    wait: bool,
+) -> Result<Vec<String>, CoreError> {
+    let held = if wait {
+        lock::lock(admin, Key::Rebuild(live)).await?
+    } else {
+        match lock::try_lock(admin, Key::Rebuild(live)).await? {
+            Some(held) => held,
+            None => return Ok(Vec::new()),
+        }
+    };
     let mut dropped = Vec::new();
     let result = async {
         for (name, marks) in Marks::read_all(admin).await? {

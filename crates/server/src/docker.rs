@@ -609,7 +609,11 @@ impl DockerServer {
             // The engine dropped the stream: it stopped or restarted. Without live-restore its
             // containers stop with it.
             if let Some(gone) = not_running(&self.docker, &self.id).await {
-                return format!("the Docker engine stopped or restarted ({gone})");
+                return if gone == ENGINE_GONE {
+                    gone
+                } else {
+                    format!("the Docker engine restarted ({gone})")
+                };
             }
             // Still running (live-restore): listen again.
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -688,6 +692,9 @@ impl DockerServer {
     }
 }
 
+/// How a container ended when the engine itself went away.
+const ENGINE_GONE: &str = "the Docker engine stopped (it does not answer); the container stays until `devenv down` finds the engine back";
+
 /// `Some(how it ended)` when the container is not running (or gone).
 async fn not_running(docker: &Docker, id: &str) -> Option<String> {
     match docker.inspect_container(id, None).await {
@@ -706,10 +713,7 @@ async fn not_running(docker: &Docker, id: &str) -> Option<String> {
                 }
             ))
         }
-        Err(_) if docker.ping().await.is_err() => Some(
-            "the Docker engine does not answer; the container stays until `devenv down` finds the engine back"
-                .into(),
-        ),
+        Err(_) if docker.ping().await.is_err() => Some(ENGINE_GONE.into()),
         Err(_) => Some("the container was removed".into()),
     }
 }
