@@ -217,7 +217,8 @@ const OFFERED: [&str; 5] = ["16.8", "17.2", "17.9", "17.10", "13.20"];
 /// Moto, a VPC with a security group whose inbound rule allows [`OLD_IP`] on 5432, the IP
 /// service, and a project whose devenv.yaml names them.
 struct World {
-    moto: Moto,
+    /// Kept for its drop (which kills moto_server).
+    _moto: Moto,
     /// The RDS front the binary talks to ([`rds_front`]).
     front: String,
     /// What the front says RDS offers.
@@ -252,7 +253,7 @@ impl World {
             front,
             versions,
             asked,
-            moto,
+            _moto: moto,
             aws,
             group,
             rule,
