@@ -60,18 +60,27 @@ fn failed(out: &Output, what: &str) -> String {
     text
 }
 
-#[test]
-fn db_setup_in_every_mode_on_a_server_that_requires_tls() {
+/// A runtime, a server that requires TLS, and a project (the runtime outlives the server's
+/// tasks).
+fn world() -> (tokio::runtime::Runtime, TlsServer, Project) {
     let rt = runtime();
     let tls = rt.block_on(TlsServer::start(Access::TlsOnly));
-    let project = Project::native();
+    (rt, tls, Project::native())
+}
+
+/// The users of database `cruddur` on `tls`, counted by psql over verify-full.
+fn users(tls: &TlsServer) -> String {
+    let url = tls.url(
+        "cruddur",
+        &format!("sslmode=verify-full&sslrootcert={}", tls.pki.ca.display()),
+    );
+    psql_count(&url, "SELECT count(*) FROM users")
+}
+
+#[test]
+fn db_setup_in_every_mode_on_a_server_that_requires_tls() {
+    let (rt, tls, project) = world();
     let ca = format!("sslrootcert={}", tls.pki.ca.display());
-    let check = || {
-        psql_count(
-            &tls.url("cruddur", &format!("sslmode=verify-full&{ca}")),
-            "SELECT count(*) FROM users",
-        )
-    };
 
     let out = setup(
         &project,
@@ -83,7 +92,7 @@ fn db_setup_in_every_mode_on_a_server_that_requires_tls() {
         text.contains("sslmode=verify-full&sslrootcert="),
         "the TLS parameters are shown: {text}"
     );
-    assert_eq!(check(), "3");
+    assert_eq!(users(&tls), "3");
     ok(
         &setup(&project, &tls.url("cruddur", "sslmode=require"), &[]),
         "require, no CA",
@@ -160,16 +169,7 @@ fn db_setup_in_every_mode_on_a_server_that_requires_tls() {
 
 #[test]
 fn db_setup_with_a_client_certificate_and_with_a_missing_ca_file() {
-    let rt = runtime();
-    let tls = rt.block_on(TlsServer::start(Access::TlsOnly));
-    let project = Project::native();
-    let ca = format!("sslrootcert={}", tls.pki.ca.display());
-    let check = || {
-        psql_count(
-            &tls.url("cruddur", &format!("sslmode=verify-full&{ca}")),
-            "SELECT count(*) FROM users",
-        )
-    };
+    let (rt, tls, project) = world();
     // A client-certificate login (`trust clientcert=verify-full`): no password at all; the
     // key's path may be shown, never its contents.
     let out = setup(&project, &tls.cert_url("cruddur"), &[]);
@@ -179,7 +179,7 @@ fn db_setup_with_a_client_certificate_and_with_a_missing_ca_file() {
         key.lines().skip(1).take(2).all(|line| !text.contains(line)),
         "{text}"
     );
-    assert_eq!(check(), "3");
+    assert_eq!(users(&tls), "3");
     // A missing CA file is configuration: exit 2, before any connection.
     let out = setup(
         &project,

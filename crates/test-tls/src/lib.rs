@@ -268,6 +268,26 @@ impl TlsServer {
     }
 }
 
+/// A temporary project of the example's schema and seed (the workspace's `db/`) whose
+/// devenv.yaml says `backend: external` on `url`, `database: DATABASE`.
+pub fn external_project(url: &str, database: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("devenv-tls-project-")
+        .tempdir()
+        .expect("a temporary directory");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::create_dir(dir.path().join("db")).expect("db/");
+    for file in ["db/schema.sql", "db/seed.sql"] {
+        std::fs::copy(example.join(file), dir.path().join(file)).expect("the example's SQL");
+    }
+    std::fs::write(
+        dir.path().join("devenv.yaml"),
+        format!("database: {database}\nbackend: external\nurl: \"{url}\"\n"),
+    )
+    .expect("writing devenv.yaml");
+    dir
+}
+
 /// Copies the certificates into the data directory (owned as the directory is: the server
 /// runs as `postgres` under root and insists its key is private to it) and writes
 /// `pg_hba.conf`.
