@@ -28,6 +28,14 @@ pub enum Exit {
 impl Exit {
     /// The code for `error`.
     pub fn of(error: &anyhow::Error) -> Exit {
+        // TLS settings that cannot be used (a missing CA file, a key anyone can read) are
+        // configuration, wherever they surface.
+        if error.chain().any(|c| {
+            c.downcast_ref::<devenv_server::ConnectError>()
+                .is_some_and(devenv_server::ConnectError::is_settings)
+        }) {
+            return Exit::Config;
+        }
         for cause in error.chain() {
             if let Some(e) = cause.downcast_ref::<CliError>() {
                 return e.exit();
@@ -76,7 +84,8 @@ impl Exit {
             E::RuleNotFound { .. }
             | E::RuleInOtherGroup { .. }
             | E::GroupNotFound { .. }
-            | E::InstanceNotFound { .. } => Exit::Config,
+            | E::InstanceNotFound { .. }
+            | E::NoEngineVersion { .. } => Exit::Config,
             E::NoCredentials { .. }
             | E::BadCredentials { .. }
             | E::NoRegion

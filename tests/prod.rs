@@ -5,6 +5,11 @@
 //! `devenv prod create`. The what-is-my-ip service is a local HTTP server too: nothing here
 //! leaves the machine.
 //!
+//! moto (5.2) does not implement RDS's `DescribeDBEngineVersions`, which `prod create` asks
+//! to pick a version: the binary talks to [`rds_front`], a local HTTP front that answers that
+//! one action itself (RDS's XML response, listing the versions the test gives it) and passes
+//! every other request to moto unchanged.
+//!
 //! Without `moto_server` on PATH the tests fail and say how to install it
 //! (`python3 -m pip install "moto[server]"`, which scripts/test does).
 
@@ -102,10 +107,124 @@ fn ip_service(answer: Arc<Mutex<String>>) -> String {
     url
 }
 
+/// The front of moto: answers `DescribeDBEngineVersions` with `versions` (postgres, status
+/// available, in RDS's query-protocol XML) and forwards everything else to `moto`, one request
+/// at a time per connection. Every request body it answered is kept in `asked`.
+fn rds_front(
+    moto: &str,
+    versions: Arc<Mutex<Vec<String>>>,
+    asked: Arc<Mutex<Vec<String>>>,
+) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let moto = moto.trim_start_matches("http://").to_owned();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let moto = moto.clone();
+            let versions = versions.clone();
+            let asked = asked.clone();
+            std::thread::spawn(move || {
+                let mut client = BufReader::new(stream);
+                while let Some((head, body)) = read_http(&mut client) {
+                    let text = String::from_utf8_lossy(&body).into_owned();
+                    let reply = if text.contains("Action=DescribeDBEngineVersions") {
+                        asked.lock().unwrap().push(text);
+                        engine_versions_reply(&versions.lock().unwrap())
+                    } else {
+                        let mut upstream = TcpStream::connect(&moto).unwrap();
+                        upstream.write_all(&head).unwrap();
+                        upstream.write_all(&body).unwrap();
+                        let mut reader = BufReader::new(upstream);
+                        let Some((head, body)) = read_http(&mut reader) else {
+                            return;
+                        };
+                        [head, body].concat()
+                    };
+                    if client.get_mut().write_all(&reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// One HTTP/1.1 message (request or response) whose body has a Content-Length (or none, or
+/// runs to the end): its head, as read, and its body.
+fn read_http(reader: &mut BufReader<TcpStream>) -> Option<(Vec<u8>, Vec<u8>)> {
+    use std::io::Read as _;
+    let mut head = Vec::new();
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse::<usize>().ok();
+            }
+        }
+        head.extend_from_slice(line.as_bytes());
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = Vec::new();
+    match length {
+        Some(n) => {
+            body.resize(n, 0);
+            reader.read_exact(&mut body).ok()?;
+        }
+        None if head.starts_with(b"HTTP/") => {
+            reader.read_to_end(&mut body).ok()?;
+        }
+        None => {}
+    }
+    Some((head, body))
+}
+
+/// RDS's answer to `DescribeDBEngineVersions` listing `versions` of postgres.
+fn engine_versions_reply(versions: &[String]) -> Vec<u8> {
+    let entries: String = versions
+        .iter()
+        .map(|v| {
+            format!(
+                "<DBEngineVersion><Engine>postgres</Engine><EngineVersion>{v}</EngineVersion>\
+                 <MajorEngineVersion>{}</MajorEngineVersion><Status>available</Status>\
+                 </DBEngineVersion>",
+                v.split('.').next().unwrap_or_default()
+            )
+        })
+        .collect();
+    let body = format!(
+        "<DescribeDBEngineVersionsResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\">\
+         <DescribeDBEngineVersionsResult><DBEngineVersions>{entries}</DBEngineVersions>\
+         </DescribeDBEngineVersionsResult><ResponseMetadata><RequestId>devenv-test</RequestId>\
+         </ResponseMetadata></DescribeDBEngineVersionsResponse>"
+    );
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The versions the front says RDS offers, unless a test says otherwise.
+const OFFERED: [&str; 5] = ["16.8", "17.2", "17.9", "17.10", "13.20"];
+
 /// Moto, a VPC with a security group whose inbound rule allows [`OLD_IP`] on 5432, the IP
 /// service, and a project whose devenv.yaml names them.
 struct World {
-    moto: Moto,
+    /// Kept for its drop (which kills moto_server).
+    _moto: Moto,
+    /// The RDS front the binary talks to ([`rds_front`]).
+    front: String,
+    /// What the front says RDS offers.
+    versions: Arc<Mutex<Vec<String>>>,
+    /// The `DescribeDBEngineVersions` requests it answered.
+    asked: Arc<Mutex<Vec<String>>>,
     aws: Aws,
     group: String,
     rule: String,
@@ -127,8 +246,14 @@ impl World {
         let (group, rule) = security_group(&aws).await;
         let ip_answer = Arc::new(Mutex::new(format!("{MY_IP}\n")));
         let ip_url = ip_service(ip_answer.clone());
+        let versions = Arc::new(Mutex::new(OFFERED.map(String::from).to_vec()));
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let front = rds_front(&moto.url, versions.clone(), asked.clone());
         let world = World {
-            moto,
+            front,
+            versions,
+            asked,
+            _moto: moto,
             aws,
             group,
             rule,
@@ -160,7 +285,7 @@ impl World {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
-            .env("AWS_ENDPOINT_URL", &self.moto.url)
+            .env("AWS_ENDPOINT_URL", &self.front)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", self.dir.path().join("no-aws-config"))
             .env(
@@ -349,10 +474,20 @@ async fn create_then_status_shows_the_instance_and_whether_this_ip_may_connect()
         !created.contains(PASSWORD),
         "the password leaked: {created}"
     );
+    // The default major (17): the newest 17.x RDS offers, compared as numbers, and said.
+    assert!(
+        created.contains("postgres 17.10: the newest 17.x RDS offers in us-east-1"),
+        "{created}"
+    );
+    let asked = w.asked.lock().unwrap().clone();
+    assert!(
+        asked.len() == 1 && asked[0].contains("Engine=postgres"),
+        "{asked:?}"
+    );
     let instance = w.aws.instance("cruddur-db-instance").await.unwrap();
     assert_eq!(
         (instance.engine_version.as_str(), instance.class.as_str()),
-        ("14.6", "db.t3.micro")
+        ("17.10", "db.t3.micro")
     );
     assert_eq!(instance.security_groups, std::slice::from_ref(&w.group));
 
@@ -368,7 +503,7 @@ async fn create_then_status_shows_the_instance_and_whether_this_ip_may_connect()
     assert!(before.status.success(), "{}", stderr(&before));
     let s = json(&before);
     assert_eq!(s["instance"], "cruddur-db-instance");
-    assert_eq!(s["engine_version"], "14.6");
+    assert_eq!(s["engine_version"], "17.10");
     assert_eq!(s["status"], "available");
     assert!(
         s["endpoint"]
@@ -390,6 +525,40 @@ async fn create_then_status_shows_the_instance_and_whether_this_ip_may_connect()
         human.contains(&format!("{MY_IP} allowed on port 5432 by rule {}", w.rule)),
         "{human}"
     );
+}
+
+#[tokio::test]
+async fn create_fails_with_the_list_when_rds_offers_no_version_of_the_major() {
+    let w = World::new().await;
+    let yaml = w.dir.path().join("devenv.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(&yaml, format!("{text}  engine_version: \"14\"\n")).unwrap();
+    let (code, line) = failure(&w.prod(&["create"], &[]));
+    assert_eq!(code, Some(2), "{line}");
+    assert_eq!(
+        line,
+        "error: RDS in us-east-1 offers no PostgreSQL 14 for new instances; it offers 13.20, \
+         16.8, 17.2, 17.9, 17.10: set `engine_version:` under `prod:` in devenv.yaml to one of \
+         them, or to a major version (such as 17) for its newest"
+    );
+    assert!(
+        w.aws
+            .find_instance("cruddur-db-instance")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing was created"
+    );
+    // A full version RDS offers is taken as it is.
+    std::fs::write(&yaml, format!("{text}  engine_version: \"16.8\"\n")).unwrap();
+    *w.versions.lock().unwrap() = vec!["16.8".into(), "16.9".into()];
+    let created = w.ok(&["create"], &[]);
+    assert!(
+        created.contains("postgres 16.8, which RDS offers in us-east-1"),
+        "{created}"
+    );
+    let instance = w.aws.instance("cruddur-db-instance").await.unwrap();
+    assert_eq!(instance.engine_version, "16.8");
 }
 
 #[tokio::test]

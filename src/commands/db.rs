@@ -143,7 +143,14 @@ pub fn resolve(project: &Project, args: &TargetArgs) -> anyhow::Result<Resolved>
                 value: String::new(),
                 message: "--target prod needs it set".into(),
             })?;
-        return from_url(&url, Some("prod"), &config.database);
+        let mut resolved = from_url(&url, Some("prod"), &config.database)?;
+        // Production is checked in full unless the URL (or PGSSLMODE) says otherwise.
+        resolved.server = resolved
+            .server
+            .or_sslmode(devenv_server::SslMode::VerifyFull);
+        let masked = resolved.server.masked_url(&resolved.database);
+        resolved.label = format!("prod ({masked})");
+        return Ok(resolved);
     }
     if let Some(url) = &args.url {
         return from_url(url, None, &config.database);
@@ -212,7 +219,7 @@ async fn guard(target: &Resolved, project: &Project, what: &str, yes: bool) -> a
 /// The loader for `project`'s files on `target`: its events (and progress, on a terminal)
 /// through the `Ui`, so that they are styled and secrets masked.
 fn loader(project: &Project, target: &Resolved, ui: &'static Ui) -> Loader {
-    devenv_core::files::loader(&project.config, target.server.config("postgres"))
+    devenv_core::files::loader(&project.config, &target.server)
         .events(ui.sql_events())
         .progress(true)
 }
@@ -374,10 +381,16 @@ fn connect(t: &Resolved) -> anyhow::Result<()> {
     // The password goes through the environment, never the command line (`ps` shows that).
     let url = t.server.url_without_password(&t.database);
     let status = if has_psql {
-        std::process::Command::new("psql")
-            .arg(&url)
-            .env("PGPASSWORD", t.server.password())
-            .status()
+        let mut psql = std::process::Command::new("psql");
+        psql.arg(&url).env("PGPASSWORD", t.server.password());
+        // psql cannot know the RDS bundle devenv checks RDS hosts against: it gets a copy.
+        if t.server
+            .tls()
+            .uses_rds_bundle(&t.server.config(&t.database))
+        {
+            psql.env("PGSSLROOTCERT", rds_bundle_file()?);
+        }
+        psql.status()
     } else if let Some(container) = &t.container {
         eprintln!("devenv: no psql on PATH; using the container's");
         std::process::Command::new("docker")
@@ -402,6 +415,19 @@ fn connect(t: &Resolved) -> anyhow::Result<()> {
     } else {
         Err(CliError::Tool(format!("psql exited with {status}")).into())
     }
+}
+
+/// The RDS bundle devenv ships, as a file psql can read (`~/.cache/devenv/`, rewritten when it
+/// differs).
+fn rds_bundle_file() -> anyhow::Result<PathBuf> {
+    let dir = devenv_server::native::default_cache_dir();
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("rds-global-bundle.pem");
+    let bundle = devenv_server::tls::rds::BUNDLE_PEM;
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(bundle) {
+        std::fs::write(&path, bundle)?;
+    }
+    Ok(path)
 }
 
 async fn sessions(t: &Resolved, kill_idle: bool, ui: &Ui) -> anyhow::Result<()> {

@@ -220,6 +220,7 @@ async fn check_external(config: &Config, checks: &mut Vec<Check>, found: &mut Fa
         Ok(Some(server)) => {
             let answered = devenv_server::ready::wait_ready(
                 &server.config("postgres"),
+                server.tls(),
                 std::time::Duration::from_secs(5),
                 || None,
             )
@@ -229,6 +230,14 @@ async fn check_external(config: &Config, checks: &mut Vec<Check>, found: &mut Fa
                     found.external = true;
                     format!("{} answers", server.masked_url("postgres"))
                 }
+                Err(devenv_server::ready::NotReady::Refused(e)) => {
+                    format!("{}: {}", server.masked_url("postgres"), e.report())
+                }
+                Err(devenv_server::ready::NotReady::Timeout { last: Some(e), .. }) => format!(
+                    "{} does not answer `SELECT 1` within 5 s: {}",
+                    server.masked_url("postgres"),
+                    e.report()
+                ),
                 Err(_) => format!(
                     "{} does not answer `SELECT 1` within 5 s",
                     server.masked_url("postgres")

@@ -249,11 +249,7 @@ impl Guard<'_> {
                 interrupted.unwrap_or_default(),
                 self.live
             ));
-            let _ = self
-                .admin
-                .cancel_token()
-                .cancel_query(tokio_postgres::NoTls)
-                .await;
+            let _ = self.server.tls().cancel(&self.admin.cancel_token()).await;
         };
         let e = match (result, interrupted) {
             (Ok(done), None) => return Ok(done),

@@ -86,7 +86,7 @@ impl Reloader {
 
     /// The loader for this server.
     pub fn loader(&self) -> Loader {
-        devenv_core::files::loader(self.config(), self.server.config("postgres"))
+        devenv_core::files::loader(self.config(), &self.server)
             .events(self.ui.sql_events())
             .progress(true)
     }

@@ -95,6 +95,21 @@ pub enum AwsError {
         /// The region asked.
         region: String,
     },
+    /// RDS offers no PostgreSQL version that `engine_version` names.
+    #[error(
+        "RDS in {region} offers no PostgreSQL {wanted} for new instances; it offers {}: set \
+         `engine_version:` under `prod:` in devenv.yaml to one of them, or to a major version \
+         (such as 17) for its newest",
+        if offered.is_empty() { "none".to_owned() } else { offered.join(", ") }
+    )]
+    NoEngineVersion {
+        /// What devenv.yaml asks for.
+        wanted: String,
+        /// The region asked.
+        region: String,
+        /// What RDS offers, oldest first.
+        offered: Vec<String>,
+    },
     /// `create` found the instance already there.
     #[error(
         "RDS instance {instance} already exists (status {status}); nothing created: \

@@ -15,7 +15,7 @@ pub struct Instance {
     pub id: String,
     /// `postgres`.
     pub engine: String,
-    /// `14.6`.
+    /// `17.2`.
     pub engine_version: String,
     /// `db.t3.micro`.
     pub class: String,
@@ -63,7 +63,8 @@ pub struct Spec<'a> {
     pub id: &'a str,
     /// `--db-instance-class`.
     pub class: &'a str,
-    /// `--engine-version` (the engine is postgres).
+    /// `--engine-version` (the engine is postgres): a full version, as
+    /// [`Aws::choose_engine_version`] picks it.
     pub engine_version: &'a str,
     /// `--master-username`.
     pub user: &'a str,
@@ -158,6 +159,35 @@ pub struct Wait {
     pub every: Duration,
 }
 
+/// The newest of `offered` that `wanted` names: `wanted` itself, or a version under it
+/// (`17` names `17.2` and `17.10`; `9.6` names `9.6.24`), compared number by number.
+pub fn choose_version(wanted: &str, offered: &[String]) -> Option<String> {
+    let wanted = wanted.trim();
+    offered
+        .iter()
+        .filter(|v| {
+            v.as_str() == wanted
+                || v.strip_prefix(wanted)
+                    .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-'))
+        })
+        .max_by_key(|v| version_key(v))
+        .cloned()
+}
+
+/// `17.10` as `[17, 10]`, `11.22-rds.20240418` as `[11, 22, 20240418]`: the numbers in order.
+fn version_key(version: &str) -> Vec<u64> {
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|part| part.parse().ok())
+        .collect()
+}
+
+fn sorted_versions(mut versions: Vec<String>) -> Vec<String> {
+    versions.sort_by_key(|v| version_key(v));
+    versions.dedup();
+    versions
+}
+
 /// States an instance does not leave by itself: waiting on would be pointless.
 fn is_dead_end(status: &str) -> bool {
     matches!(status, "failed" | "storage-full" | "deleting" | "deleted")
@@ -200,6 +230,38 @@ impl Aws {
             Err(AwsError::InstanceNotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The PostgreSQL versions RDS offers in this region (`describe-db-engine-versions`,
+    /// every page; RDS lists only versions still available for new instances).
+    pub async fn engine_versions(&self, id: &str) -> Result<Vec<String>, AwsError> {
+        let op = self.instance_op("rds:DescribeDBEngineVersions", id);
+        let versions = self
+            .rds()
+            .describe_db_engine_versions()
+            .engine("postgres")
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| op.error(&e))?;
+        Ok(versions
+            .iter()
+            .filter(|v| v.status().is_none_or(|s| s == "available"))
+            .filter_map(|v| v.engine_version().map(str::to_owned))
+            .collect())
+    }
+
+    /// The version to create for `wanted` (`17`: the newest 17.x RDS offers; `16.4`: that
+    /// one), or [`AwsError::NoEngineVersion`] with what RDS offers.
+    pub async fn choose_engine_version(&self, id: &str, wanted: &str) -> Result<String, AwsError> {
+        let offered = self.engine_versions(id).await?;
+        choose_version(wanted, &offered).ok_or_else(|| AwsError::NoEngineVersion {
+            wanted: wanted.to_owned(),
+            region: self.region().to_owned(),
+            offered: sorted_versions(offered),
+        })
     }
 
     /// Creates the instance the seeds' way (gp2, single AZ, publicly accessible, encrypted,
@@ -310,6 +372,41 @@ impl Aws {
             }
             tokio::time::sleep(wait.every).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::choose_version;
+
+    fn offered(list: &[&str]) -> Vec<String> {
+        list.iter().map(|v| (*v).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_major_picks_its_newest_version_compared_as_numbers() {
+        let list = offered(&[
+            "16.8",
+            "17.9",
+            "17.10",
+            "17.2",
+            "170.1",
+            "9.6.24",
+            "9.6.3",
+            "11.22-rds.20240418",
+            "11.22",
+        ]);
+        assert_eq!(choose_version("17", &list).as_deref(), Some("17.10"));
+        assert_eq!(choose_version("16", &list).as_deref(), Some("16.8"));
+        assert_eq!(choose_version("9.6", &list).as_deref(), Some("9.6.24"));
+        assert_eq!(
+            choose_version("11", &list).as_deref(),
+            Some("11.22-rds.20240418")
+        );
+        assert_eq!(choose_version("17.9", &list).as_deref(), Some("17.9"));
+        assert_eq!(choose_version("14", &list), None);
+        assert_eq!(choose_version("14.6", &list), None);
+        assert_eq!(choose_version("1", &list), None);
     }
 }
 

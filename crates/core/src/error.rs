@@ -27,6 +27,15 @@ pub enum CoreError {
         #[source]
         source: devenv_server::ConnInfoError,
     },
+    /// The server could not be reached, or refused the connection.
+    #[error("connecting to \"{database}\"")]
+    Connect {
+        /// Which database.
+        database: String,
+        /// Why (explained when devenv knows).
+        #[source]
+        source: devenv_server::ConnectError,
+    },
     /// The server refused an operation on a database.
     #[error("{what} \"{database}\"")]
     Db {

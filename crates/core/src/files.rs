@@ -94,10 +94,10 @@ impl Sources {
     }
 }
 
-/// The loader for `config`'s files on the server `server` points at: relative paths from the
-/// project root, the `vars` set before the first file.
-pub fn loader(config: &Config, server: tokio_postgres::Config) -> devenv_sql::Loader {
-    devenv_sql::Loader::new(server, &config.root).vars(config.vars.values())
+/// The loader for `config`'s files on `server`: its TLS rules ([`crate::db::loader`]),
+/// relative paths from the project root, the `vars` set before the first file.
+pub fn loader(config: &Config, server: &devenv_server::Server) -> devenv_sql::Loader {
+    crate::db::loader(server, &config.root).vars(config.vars.values())
 }
 
 /// The schema and seed files with everything they read (`\i`, `\ir`, `\copy ... FROM

@@ -1,14 +1,18 @@
 //! How to reach a server, and connection strings as data: a URL or a key=value conninfo string
-//! is parsed (tokio-postgres' own parser), never pattern-matched, and printed back from the
-//! parsed form, with the password replaced for anything a human or a log sees. The same parsed
-//! form decides whether a target is local (every host and `hostaddr` loopback or a Unix socket).
+//! is parsed (tokio-postgres' own parser, after [`split_tls`] has taken out the TLS parameters
+//! it does not know, for [`crate::tls`]), never pattern-matched, and printed back from the
+//! parsed form, with the password replaced for anything a human or a log sees (TLS parameters
+//! are printed: none is a secret). The same parsed form decides whether a target is local
+//! (every host and `hostaddr` loopback or a Unix socket).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use tokio_postgres::config::{ChannelBinding, Host, SslMode, TargetSessionAttrs};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use tokio_postgres::config::{ChannelBinding, Host, TargetSessionAttrs};
+
+use crate::tls::{self, ConnectError, SslMode, Tls};
 
 /// The `application_name` of devenv's own sessions (so `db sessions --kill-idle` spares them).
 pub const APPLICATION_NAME: &str = "devenv";
@@ -18,19 +22,27 @@ pub const MASK: &str = "****";
 
 /// A connection string that could not be parsed.
 #[derive(Debug, thiserror::Error)]
-#[error("not a PostgreSQL connection string ({} characters; URL `postgresql://...` or `host=... dbname=...`)", .len)]
-pub struct ConnInfoError {
-    /// Its length (the text itself may hold a password).
-    pub len: usize,
-    /// The parser's error.
-    #[source]
-    pub source: tokio_postgres::Error,
+pub enum ConnInfoError {
+    /// Not a connection string.
+    #[error("not a PostgreSQL connection string ({len} characters; URL `postgresql://...` or `host=... dbname=...`)")]
+    Syntax {
+        /// Its length (the text itself may hold a password).
+        len: usize,
+        /// The parser's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// A TLS parameter that cannot be taken.
+    #[error(transparent)]
+    Tls(#[from] tls::ParamError),
 }
 
-/// How to reach a PostgreSQL server as one role: hosts, ports and options, without a database.
+/// How to reach a PostgreSQL server as one role: hosts, ports, options and TLS, without a
+/// database.
 #[derive(Clone)]
 pub struct Server {
     base: tokio_postgres::Config,
+    tls: Tls,
 }
 
 impl std::fmt::Debug for Server {
@@ -71,22 +83,28 @@ impl Server {
             .port(port)
             .user(user)
             .password(password);
-        Server { base }
+        Server {
+            base,
+            tls: Tls::plain(),
+        }
     }
 
     /// Parses a URL or key=value string; returns the server and the database it names. Hosts,
-    /// ports, user and password missing from the string come from `PGHOST`, `PGHOSTADDR`,
-    /// `PGPORT`, `PGUSER` and `PGPASSWORD` in `env` as psql would take them (else localhost,
-    /// 5432, postgres).
+    /// ports, user, password and TLS parameters missing from the string come from `PGHOST`,
+    /// `PGHOSTADDR`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGSSLMODE`, `PGSSLROOTCERT`,
+    /// `PGSSLCERT` and `PGSSLKEY` in `env` as psql would take them (else localhost, 5432,
+    /// postgres, `sslmode=prefer`).
     pub fn parse(
         conninfo: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<(Server, Option<String>), ConnInfoError> {
+        let (rest, tls_params) = split_tls(conninfo);
         let mut base: tokio_postgres::Config =
-            conninfo.parse().map_err(|source| ConnInfoError {
+            rest.parse().map_err(|source| ConnInfoError::Syntax {
                 len: conninfo.chars().count(),
                 source,
             })?;
+        let tls = Tls::from_params(&tls_params, &env)?;
         if base.get_hosts().is_empty() && base.get_hostaddrs().is_empty() {
             let pghost = env("PGHOST").filter(|h| !h.is_empty());
             let pghostaddr = env("PGHOSTADDR").filter(|h| !h.is_empty());
@@ -122,7 +140,29 @@ impl Server {
             }
         }
         let database = base.get_dbname().map(str::to_owned);
-        Ok((Server { base }, database))
+        Ok((Server { base, tls }, database))
+    }
+
+    /// The same server with `mode` when neither the string nor `PGSSLMODE` names one (`--target
+    /// prod` says `verify-full`).
+    #[must_use]
+    pub fn or_sslmode(mut self, mode: SslMode) -> Server {
+        self.tls = self.tls.or_mode(mode);
+        self
+    }
+
+    /// What the connection string and the environment say about TLS.
+    pub fn tls(&self) -> &Tls {
+        &self.tls
+    }
+
+    /// Connects to `database` with the string's TLS semantics ([`Tls::connect`]); the
+    /// connection future is the caller's to spawn.
+    pub async fn connect(
+        &self,
+        database: &str,
+    ) -> Result<(tokio_postgres::Client, tls::Connection), ConnectError> {
+        self.tls.connect(&self.config(database)).await
     }
 
     /// The role.
@@ -158,11 +198,15 @@ impl Server {
     pub fn with_credentials(&self, user: &str, password: &str) -> Server {
         let mut base = self.base.clone();
         base.user(user).password(password);
-        Server { base }
+        Server {
+            base,
+            tls: self.tls.clone(),
+        }
     }
 
     /// A tokio-postgres configuration for `database`, named [`APPLICATION_NAME`] unless the
-    /// string named another, with a 5 s connect timeout unless it set one.
+    /// string named another, with a 5 s connect timeout unless it set one. Its `sslmode` means
+    /// nothing: connect through [`Server::connect`] or [`Server::tls`].
     pub fn config(&self, database: &str) -> tokio_postgres::Config {
         let mut config = self.base.clone();
         config.dbname(database);
@@ -178,17 +222,17 @@ impl Server {
     /// The URL of `database`, password included: for the exported variables and the code
     /// under test, never for display (see [`Server::masked_url`]).
     pub fn url(&self, database: &str) -> String {
-        render(&self.base, Some(database), Password::Shown)
+        render(&self.base, &self.tls, Some(database), Password::Shown)
     }
 
     /// The URL of `database` with the password replaced by [`MASK`].
     pub fn masked_url(&self, database: &str) -> String {
-        render(&self.base, Some(database), Password::Masked)
+        render(&self.base, &self.tls, Some(database), Password::Masked)
     }
 
     /// The URL of `database` without the password (which goes through `PGPASSWORD`).
     pub fn url_without_password(&self, database: &str) -> String {
-        render(&self.base, Some(database), Password::Omitted)
+        render(&self.base, &self.tls, Some(database), Password::Omitted)
     }
 
     /// Whether every host and `hostaddr` is a loopback address, `localhost` or a Unix socket:
@@ -234,13 +278,18 @@ fn is_loopback_name(name: &str) -> bool {
 pub fn mask(conninfo: &str) -> String {
     // A host holding `@` is the tail of a password with an unescaped `@` (libpq and
     // tokio-postgres both end the user info at the first `@`): not shown either.
-    let parsed = conninfo.parse::<tokio_postgres::Config>().ok().filter(|c| {
-        !c.get_hosts()
-            .iter()
-            .any(|h| matches!(h, Host::Tcp(name) if name.contains('@')))
-    });
+    let (rest, tls_params) = split_tls(conninfo);
+    let parsed = rest
+        .parse::<tokio_postgres::Config>()
+        .ok()
+        .filter(|c| {
+            !c.get_hosts()
+                .iter()
+                .any(|h| matches!(h, Host::Tcp(name) if name.contains('@')))
+        })
+        .zip(Tls::from_params(&tls_params, |_| None).ok());
     match parsed {
-        Some(config) => render(&config, None, Password::Masked),
+        Some((config, tls)) => render(&config, &tls, None, Password::Masked),
         None => format!(
             "(a connection string that does not parse, {} characters, not shown)",
             conninfo.chars().count()
@@ -257,7 +306,12 @@ enum Password {
 }
 
 /// Renders a parsed configuration as a `postgresql://` URL; `database` overrides its dbname.
-fn render(config: &tokio_postgres::Config, database: Option<&str>, password: Password) -> String {
+fn render(
+    config: &tokio_postgres::Config,
+    tls: &Tls,
+    database: Option<&str>,
+    password: Password,
+) -> String {
     let mut url = String::from("postgresql://");
     if let Some(user) = config.get_user() {
         let _ = write!(url, "{}", esc(user));
@@ -324,13 +378,8 @@ fn render(config: &tokio_postgres::Config, database: Option<&str>, password: Pas
     if let Some(options) = config.get_options() {
         params.push(("options".into(), options.into()));
     }
-    let sslmode = match config.get_ssl_mode() {
-        SslMode::Disable => Some("disable"),
-        SslMode::Require => Some("require"),
-        _ => None,
-    };
-    if let Some(mode) = sslmode {
-        params.push(("sslmode".into(), mode.into()));
+    for (key, value) in tls.params() {
+        params.push((key.into(), value));
     }
     if let Some(timeout) = config.get_connect_timeout() {
         params.push(("connect_timeout".into(), timeout.as_secs().to_string()));
@@ -352,6 +401,121 @@ fn render(config: &tokio_postgres::Config, database: Option<&str>, password: Pas
         );
     }
     url
+}
+
+/// Takes the TLS parameters tokio-postgres does not know ([`tls::PARAMS`]: it parses
+/// `sslmode` as disable/prefer/require only) out of a connection string: returns the rest, for
+/// tokio-postgres' parser, and the taken `(key, value)` pairs, decoded, in order. Both forms are
+/// tokenised as tokio-postgres tokenises them (a URL's query after the user info and host; a
+/// key=value string's quoting and backslash escapes), so a value holding `sslmode=...` is never
+/// taken for a parameter. A string that does not tokenise is returned whole, for
+/// tokio-postgres to report.
+pub fn split_tls(conninfo: &str) -> (String, Vec<(String, String)>) {
+    let taken = if let Some(rest) = ["postgresql://", "postgres://"]
+        .iter()
+        .find_map(|p| conninfo.strip_prefix(p))
+    {
+        split_url_query(conninfo, conninfo.len() - rest.len())
+    } else {
+        split_key_values(conninfo)
+    };
+    taken.unwrap_or_else(|| (conninfo.to_owned(), Vec::new()))
+}
+
+fn is_tls_key(key: &str) -> bool {
+    tls::PARAMS.contains(&key)
+}
+
+/// The URL form: tokio-postgres ends the user info at the first `@`, the host and path at the
+/// first `?` after it; the query is `key=value` pairs split at `&`, the key ending at the next
+/// `=`, both percent-decoded.
+fn split_url_query(url: &str, start: usize) -> Option<(String, Vec<(String, String)>)> {
+    let after_user = url[start..].find('@').map_or(start, |at| start + at + 1);
+    let Some(q) = url[after_user..].find('?').map(|i| after_user + i) else {
+        return Some((url.to_owned(), Vec::new()));
+    };
+    let mut kept = Vec::new();
+    let mut taken = Vec::new();
+    let mut rest = &url[q + 1..];
+    while !rest.is_empty() {
+        let eq = rest.find('=')?;
+        let key = percent_decode_str(&rest[..eq]).decode_utf8().ok()?;
+        let after = &rest[eq + 1..];
+        let (value, next) = match after.find('&') {
+            Some(amp) => (&after[..amp], &after[amp + 1..]),
+            None => (after, ""),
+        };
+        if is_tls_key(&key) {
+            let value = percent_decode_str(value).decode_utf8().ok()?;
+            taken.push((key.into_owned(), value.into_owned()));
+        } else {
+            kept.push(&rest[..eq + 1 + value.len()]);
+        }
+        rest = next;
+    }
+    let mut out = url[..q].to_owned();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    Some((out, taken))
+}
+
+/// The key=value form, as libpq and tokio-postgres read it: whitespace between pairs, `=`
+/// with optional whitespace around it, a value bare (to the next whitespace) or in single
+/// quotes, `\` escaping the next character in both.
+fn split_key_values(conninfo: &str) -> Option<(String, Vec<(String, String)>)> {
+    let mut kept: Vec<&str> = Vec::new();
+    let mut taken = Vec::new();
+    let mut it = conninfo.char_indices().peekable();
+    let skip_ws = |it: &mut std::iter::Peekable<std::str::CharIndices<'_>>| {
+        while it.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+    };
+    loop {
+        skip_ws(&mut it);
+        let Some(&(start, _)) = it.peek() else {
+            break;
+        };
+        while it
+            .next_if(|(_, c)| !c.is_whitespace() && *c != '=')
+            .is_some()
+        {}
+        let key_end = it.peek().map_or(conninfo.len(), |(i, _)| *i);
+        let key = &conninfo[start..key_end];
+        skip_ws(&mut it);
+        it.next_if(|(_, c)| *c == '=')?;
+        skip_ws(&mut it);
+        let mut value = String::new();
+        if it.next_if(|(_, c)| *c == '\'').is_some() {
+            loop {
+                match it.next()? {
+                    (_, '\'') => break,
+                    (_, '\\') => value.push(it.next()?.1),
+                    (_, c) => value.push(c),
+                }
+            }
+        } else {
+            while let Some((_, c)) = it.next_if(|(_, c)| !c.is_whitespace()) {
+                if c == '\\' {
+                    if let Some((_, escaped)) = it.next() {
+                        value.push(escaped);
+                    }
+                } else {
+                    value.push(c);
+                }
+            }
+            if value.is_empty() {
+                return None;
+            }
+        }
+        let end = it.peek().map_or(conninfo.len(), |(i, _)| *i);
+        if is_tls_key(key) {
+            taken.push((key.to_owned(), value));
+        } else {
+            kept.push(&conninfo[start..end]);
+        }
+    }
+    Some((kept.join(" "), taken))
 }
 
 #[cfg(test)]
@@ -440,6 +604,127 @@ mod tests {
         let env = |k: &str| (k == "PGHOSTADDR").then(|| "192.0.2.7".to_owned());
         assert!(!Server::parse("dbname=app", env).unwrap().0.is_local());
         assert!(Server::parse("dbname=app", no_env).unwrap().0.is_local());
+    }
+
+    #[test]
+    fn tls_parameters_are_taken_out_by_a_tokenizer_not_a_search() {
+        let (rest, taken) = split_tls(
+            "postgresql://u:p%40ss@h:5432/db?sslmode=verify-full&application_name=x&sslrootcert=%2Ftmp%2Fca%20dir%2Fca.pem",
+        );
+        assert_eq!(rest, "postgresql://u:p%40ss@h:5432/db?application_name=x");
+        assert_eq!(
+            taken,
+            [
+                ("sslmode".to_owned(), "verify-full".to_owned()),
+                ("sslrootcert".to_owned(), "/tmp/ca dir/ca.pem".to_owned())
+            ]
+        );
+        // Everything up to the first `@` is user info for tokio-postgres (and libpq): a `?`
+        // in an unescaped password is not a query.
+        let odd = "postgresql://u:pw?sslmode=disable@h/db";
+        assert_eq!(split_tls(odd), (odd.to_owned(), Vec::new()));
+        // key=value: quoting and backslash escapes as libpq reads them.
+        let (rest, taken) = split_tls(
+            "host=h password='a sslmode=disable b' sslmode = require  sslrootcert='/path with space/ca.pem' user=a\\ sslcert=x",
+        );
+        assert_eq!(
+            rest,
+            "host=h password='a sslmode=disable b' user=a\\ sslcert=x"
+        );
+        assert_eq!(
+            taken,
+            [
+                ("sslmode".to_owned(), "require".to_owned()),
+                (
+                    "sslrootcert".to_owned(),
+                    "/path with space/ca.pem".to_owned()
+                )
+            ]
+        );
+        let parsed: tokio_postgres::Config = rest.parse().unwrap();
+        assert_eq!(parsed.get_user(), Some("a sslcert=x"));
+        // What does not tokenise is left whole, for tokio-postgres to report.
+        assert_eq!(split_tls("host=x password='open").1, Vec::new());
+    }
+
+    #[test]
+    fn tls_parameters_come_from_the_string_then_the_environment_and_print_back() {
+        let env = |k: &str| match k {
+            "PGSSLMODE" => Some("verify-full".to_owned()),
+            "PGSSLROOTCERT" => Some("/etc/ca.pem".to_owned()),
+            _ => None,
+        };
+        let (s, _) = Server::parse("postgresql://u:secret@db.example.com/app", env).unwrap();
+        assert_eq!(s.tls().mode(), SslMode::VerifyFull);
+        let shown = s.masked_url("app");
+        assert_eq!(
+            shown,
+            "postgresql://u:****@db.example.com:5432/app?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem"
+        );
+        // The string wins; the rendered URL parses back to the same server.
+        let (s, _) = Server::parse(
+            "host=db.example.com sslmode=require sslcert=/c.pem sslkey=/k.pem user=u password=p",
+            env,
+        )
+        .unwrap();
+        assert_eq!(s.tls().mode(), SslMode::Require);
+        let (again, _) = Server::parse(&s.url("app"), no_env).unwrap();
+        assert_eq!(again, s);
+        assert!(
+            s.masked_url("app").contains("sslkey=%2Fk.pem"),
+            "{}",
+            s.masked_url("app")
+        );
+        // Nothing said: prefer, and nothing printed; a target's default fills only a gap.
+        let (s, _) = Server::parse("postgresql://u@h/app", no_env).unwrap();
+        assert_eq!(s.tls().mode(), SslMode::Prefer);
+        assert_eq!(s.url("app"), "postgresql://u@h:5432/app");
+        assert_eq!(
+            s.clone().or_sslmode(SslMode::VerifyFull).tls().mode(),
+            SslMode::VerifyFull
+        );
+        let (s, _) = Server::parse("postgresql://u@h/app?sslmode=disable", no_env).unwrap();
+        assert_eq!(
+            s.or_sslmode(SslMode::VerifyFull).tls().mode(),
+            SslMode::Disable
+        );
+        // sslrootcert=system means verify-full (libpq 16).
+        let (s, _) = Server::parse("postgresql://u@h/app?sslrootcert=system", no_env).unwrap();
+        assert_eq!(s.tls().mode(), SslMode::VerifyFull);
+        // psql is handed the bundle for an RDS host that verify-full checks against it.
+        let rds = "postgresql://u@db.c8x1.us-east-1.rds.amazonaws.com/app";
+        let (s, _) = Server::parse(rds, no_env).unwrap();
+        let s = s.or_sslmode(SslMode::VerifyFull);
+        assert!(s.tls().uses_rds_bundle(&s.config("app")));
+        let (s, _) = Server::parse(&format!("{rds}?sslrootcert=/ca.pem"), no_env).unwrap();
+        let s = s.or_sslmode(SslMode::VerifyFull);
+        assert!(!s.tls().uses_rds_bundle(&s.config("app")));
+        // devenv's own servers: plain, nothing printed.
+        assert_eq!(Server::local(1, "u", "p").tls().mode(), SslMode::Disable);
+    }
+
+    #[test]
+    fn bad_tls_parameters_are_configuration_errors() {
+        let e = Server::parse("postgresql://u@h/app?sslmode=verify_full", no_env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "sslmode `verify_full` is not one of disable, allow, prefer, require, verify-ca, verify-full"
+        );
+        let e = Server::parse("host=h sslpassword=hunter2", no_env).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("sslpassword (an encrypted client key) is not supported"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("hunter2"));
+        let e = Server::parse("postgresql://u@h/app?sslmode=verify-full", |k| {
+            (k == "PGSSLMODE").then(|| "bogus".to_owned())
+        });
+        assert!(e.is_ok(), "the string's sslmode wins over a bad PGSSLMODE");
+        assert!(
+            mask("postgresql://u:pw@h/app?sslmode=verify-full&sslkey=%2Fk")
+                .ends_with("?sslmode=verify-full&sslkey=%2Fk")
+        );
     }
 
     #[test]

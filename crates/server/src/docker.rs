@@ -424,7 +424,7 @@ impl DockerServer {
             })
         };
         let config = self.server.config("postgres");
-        let ready = wait_ready(&config, spec.timeout, || {
+        let ready = wait_ready(&config, self.server.tls(), spec.timeout, || {
             state
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -437,7 +437,7 @@ impl DockerServer {
             Err(NotReady::Refused(e)) if self.volume.is_some() => {
                 self.repair_password(spec, e).await
             }
-            Err(NotReady::Refused(source)) => Err(ServerError::Db {
+            Err(NotReady::Refused(source)) => Err(ServerError::Connect {
                 what: "logging in",
                 server: self.server.masked_url("postgres"),
                 source,
@@ -462,7 +462,7 @@ impl DockerServer {
     async fn repair_password(
         &self,
         spec: &Spec,
-        refused: tokio_postgres::Error,
+        refused: crate::tls::ConnectError,
     ) -> Result<(), ServerError> {
         let script = "printf '%s' \"$DEVENV_SQL\" | psql -v ON_ERROR_STOP=1 -qX -U \"$DEVENV_ROLE\" -d postgres";
         let sql = format!(
@@ -486,17 +486,17 @@ impl DockerServer {
                     wanted: spec.user.clone(),
                 });
             }
-            return Err(ServerError::Db {
+            return Err(ServerError::Connect {
                 what: "logging in (and resetting the password inside the container failed)",
                 server: self.server.masked_url("postgres"),
                 source: refused,
             });
         }
         let config = self.server.config("postgres");
-        wait_ready(&config, Duration::from_secs(10), || None)
+        wait_ready(&config, self.server.tls(), Duration::from_secs(10), || None)
             .await
             .map(drop)
-            .map_err(|_| ServerError::Db {
+            .map_err(|_| ServerError::Connect {
                 what: "logging in after resetting the password",
                 server: self.server.masked_url("postgres"),
                 source: refused,

@@ -73,7 +73,7 @@ pub enum ServerError {
         tail: String,
         /// The last connection error.
         #[source]
-        source: Option<tokio_postgres::Error>,
+        source: Option<crate::tls::ConnectError>,
     },
     /// The server process or container went away while starting.
     #[error("PostgreSQL exited before it was ready ({status}); last lines of {log_name}:\n{tail}")]
@@ -150,7 +150,18 @@ pub enum ServerError {
         #[source]
         source: Cause,
     },
-    /// The server refused an operation or could not be reached.
+    /// The server could not be reached, or refused the connection.
+    #[error("{what} ({server})")]
+    Connect {
+        /// Which step.
+        what: &'static str,
+        /// The server, password masked.
+        server: String,
+        /// Why (explained when devenv knows).
+        #[source]
+        source: crate::tls::ConnectError,
+    },
+    /// The server refused an operation.
     #[error("{what} ({server})")]
     Db {
         /// Which step.
@@ -169,7 +180,10 @@ impl ServerError {
     pub fn is_environment(&self) -> bool {
         !matches!(
             self,
-            ServerError::Command { .. } | ServerError::Io { .. } | ServerError::Db { .. }
+            ServerError::Command { .. }
+                | ServerError::Io { .. }
+                | ServerError::Db { .. }
+                | ServerError::Connect { .. }
         )
     }
 }

@@ -304,6 +304,7 @@ pub async fn start(
 async fn check_external(server: &Server, timeout: Duration) -> Result<(), ServerError> {
     match ready::wait_ready(
         &server.config("postgres"),
+        server.tls(),
         timeout.min(Duration::from_secs(10)),
         || None,
     )
@@ -315,7 +316,7 @@ async fn check_external(server: &Server, timeout: Duration) -> Result<(), Server
             | ready::NotReady::Timeout {
                 last: Some(source), ..
             },
-        ) => Err(ServerError::Db {
+        ) => Err(ServerError::Connect {
             what: "connecting to the external server",
             server: server.masked_url("postgres"),
             source,

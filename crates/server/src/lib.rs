@@ -21,6 +21,8 @@
 //! - Backends: [`docker`] (cargo feature `docker`, on by default), [`native`], and external
 //!   servers, which are never started or stopped.
 //! - [`conninfo`]: how to reach a server, connection strings parsed and masked, local or not.
+//! - [`tls`]: libpq's `sslmode`/`sslrootcert`/`sslcert`/`PGSSL*` on every connection, over
+//!   rustls, with Amazon's RDS CA bundle for RDS hosts.
 //! - [`ready`]: readiness is "a connection authenticates and `SELECT 1` answers".
 //! - [`process`], [`ports`], [`files`], [`sql`]: pids checked against the world, ports on
 //!   127.0.0.1, private files and ids, quoted SQL text.
@@ -40,6 +42,7 @@ pub mod process;
 pub mod ready;
 pub mod spec;
 pub mod sql;
+pub mod tls;
 
 pub use conninfo::{mask, ConnInfoError, Server, APPLICATION_NAME};
 pub use error::ServerError;
@@ -50,6 +53,7 @@ pub use spec::{
     Backend, Choice, Identity, PasswordAuth, Progress, Role, Spec, Step, Storage, MANAGED_LABEL,
     PROJECT_LABEL, ROLE_LABEL, ROOT_LABEL,
 };
+pub use tls::{ConnectError, SslMode, Tls};
 
 pub use ports::{free_port, port_in_use};
 pub use spec::dev_settings_args;

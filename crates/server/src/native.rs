@@ -32,6 +32,7 @@ use crate::files::{create_private, private_dir, short_id};
 use crate::process;
 use crate::ready::{wait_ready, NotReady};
 use crate::spec::{Identity, PasswordAuth, Progress, Role, Spec, Storage};
+use crate::tls::{ConnectError, Tls};
 
 /// Finds a directory holding `initdb` and `postgres`.
 pub async fn find_bin_dir() -> Result<PathBuf, ServerError> {
@@ -396,7 +397,11 @@ impl NativeServer {
             .application_name(APPLICATION_NAME);
         let exited = self.exited.clone();
         spec.progress.report(crate::Step::WaitingReady);
-        let ready = wait_ready(&socket, spec.timeout, || exited.borrow().clone()).await;
+        // The private socket: no TLS there (PostgreSQL has none on Unix sockets).
+        let ready = wait_ready(&socket, &Tls::plain(), spec.timeout, || {
+            exited.borrow().clone()
+        })
+        .await;
         match ready {
             Ok(_) => {}
             Err(NotReady::Exited(status)) => {
@@ -422,7 +427,7 @@ impl NativeServer {
     }
 
     /// The error for a configured superuser the kept cluster does not know.
-    fn user_changed(&self, spec: &Spec, source: tokio_postgres::Error) -> ServerError {
+    fn user_changed(&self, spec: &Spec, source: ConnectError) -> ServerError {
         let found = fs::metadata(self.layout.data_dir.join("PG_VERSION"))
             .ok()
             .and_then(|_| fs::read_to_string(self.layout.data_dir.join(SUPERUSER_FILE)).ok())
@@ -432,7 +437,7 @@ impl NativeServer {
                 found,
                 wanted: spec.user.clone(),
             },
-            _ => ServerError::Db {
+            _ => ServerError::Connect {
                 what: "connecting over the private socket",
                 server: self.layout.socket_dir.display().to_string(),
                 source,
@@ -728,17 +733,15 @@ async fn set_password(
     password: &str,
     auth: PasswordAuth,
 ) -> Result<(), ServerError> {
-    let db = |what| {
-        move |source| ServerError::Db {
-            what,
-            server: "the private socket".into(),
-            source,
-        }
-    };
-    let (client, connection) = socket
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(db("connecting over the private socket"))?;
+    let (client, connection) =
+        Tls::plain()
+            .connect(socket)
+            .await
+            .map_err(|source| ServerError::Connect {
+                what: "connecting over the private socket",
+                server: "the private socket".into(),
+                source,
+            })?;
     let task = tokio::spawn(connection);
     let encryption = match auth {
         PasswordAuth::Scram => "scram-sha-256",
@@ -752,7 +755,11 @@ async fn set_password(
     let result = client
         .batch_execute(&sql)
         .await
-        .map_err(db("setting the superuser's password"));
+        .map_err(|source| ServerError::Db {
+            what: "setting the superuser's password",
+            server: "the private socket".into(),
+            source,
+        });
     drop(client);
     let _ = task.await;
     result

@@ -23,6 +23,7 @@ pub mod slash;
 pub use error::{ErrorKind, LoadError, Location};
 pub use inputs::{files_read, Input, InputKind};
 pub use load::{
-    stderr_events, Durability, Event, EventHandler, Line, LoadSummary, Loader, PROGRESS_EVERY,
+    stderr_events, Connect, Connected, Durability, Event, EventHandler, Line, LoadSummary, Loader,
+    Plain, PROGRESS_EVERY,
 };
 pub use scan::{split, Item, Scanner};

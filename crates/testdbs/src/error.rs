@@ -30,7 +30,16 @@ pub enum Error {
     /// `DEVENV_FIXTURE_BACKEND` holds something else than `native` or `docker`.
     #[error("DEVENV_FIXTURE_BACKEND={0:?}: expected `native` or `docker`")]
     BackendVar(String),
-    /// The server refused an operation or could not be reached.
+    /// The server could not be reached, or refused the connection.
+    #[error("{what}")]
+    Connect {
+        /// Which step.
+        what: String,
+        /// Why (explained when devenv knows).
+        #[source]
+        source: devenv_server::ConnectError,
+    },
+    /// The server refused an operation.
     #[error("{what}")]
     Db {
         /// Which step.
@@ -123,8 +132,10 @@ impl Error {
     fn client_error(&self) -> Option<&tokio_postgres::Error> {
         match self {
             Error::Db { source, .. } => Some(source),
+            Error::Connect { source, .. } => source.postgres(),
             Error::Core(core) => match core.as_ref() {
                 CoreError::Db { source, .. } => Some(source),
+                CoreError::Connect { source, .. } => source.postgres(),
                 _ => None,
             },
             _ => None,

@@ -188,9 +188,14 @@ async fn attach(record: &SharedServer, password: &str) -> Result<Option<Handle>,
     // A server busy with many starting test processes may answer slowly: stopping it then
     // would pull it from under them, so give it a few seconds.
     let config = handle.server().config("postgres");
-    let answers = devenv_server::ready::wait_ready(&config, Duration::from_secs(3), || None)
-        .await
-        .is_ok();
+    let answers = devenv_server::ready::wait_ready(
+        &config,
+        handle.server().tls(),
+        Duration::from_secs(3),
+        || None,
+    )
+    .await
+    .is_ok();
     Ok(answers.then_some(handle))
 }
 

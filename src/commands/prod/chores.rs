@@ -250,10 +250,24 @@ async fn create(
     ui: &Ui,
 ) -> anyhow::Result<()> {
     let prod = &config.prod;
+    // RDS drops old minor versions: ask which it offers, and take the newest of the major.
+    let version = aws
+        .choose_engine_version(&prod.instance, &prod.engine_version)
+        .await?;
+    ui.say(if version == prod.engine_version {
+        format!("postgres {version}, which RDS offers in {}", aws.region())
+    } else {
+        format!(
+            "postgres {version}: the newest {}.x RDS offers in {} (engine_version: {})",
+            prod.engine_version,
+            aws.region(),
+            prod.engine_version
+        )
+    });
     let spec = Spec {
         id: &prod.instance,
         class: &prod.instance_class,
-        engine_version: &prod.engine_version,
+        engine_version: &version,
         user: &prod.user,
         password,
         storage_gib: i32::from(prod.allocated_storage),

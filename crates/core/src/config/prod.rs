@@ -8,6 +8,11 @@ use serde::Deserialize;
 /// The variable that holds the master password for `devenv prod create`, as in the seeds.
 pub const PASSWORD_VAR: &str = "MASTER_USER_PASSWORD";
 
+/// The PostgreSQL major `devenv prod create` asks for by default: a major RDS offers in every
+/// region with years of standard support ahead (RDS ends it for 13 in February 2026 and for 14
+/// in February 2027; the seeds' 14.6 is no longer offered for new instances).
+pub const DEFAULT_ENGINE_MAJOR: &str = "17";
+
 /// The default what-is-my-ip service: the seeds' `curl ifconfig.me`, over HTTPS, at the path
 /// that answers the bare address to any client.
 pub const DEFAULT_IP_SERVICE: &str = "https://ifconfig.me/ip";
@@ -41,7 +46,9 @@ pub struct ProdConfig {
     pub security_group_rule_id: Option<String>,
     /// Default `db.t3.micro`.
     pub instance_class: String,
-    /// PostgreSQL version. Default `14.6`, the seeds'.
+    /// PostgreSQL version: a major (`17`, the default: `devenv prod create` asks RDS for its
+    /// newest 17.x) or a full version RDS offers (`16.4`). The seeds' `14.6` is no longer
+    /// offered for new instances.
     pub engine_version: String,
     /// GiB. Default 20.
     pub allocated_storage: u16,
@@ -68,7 +75,9 @@ impl ProdConfig {
             security_group_id: raw.security_group_id.or_else(|| var("DB_SG_ID")),
             security_group_rule_id: raw.security_group_rule_id.or_else(|| var("DB_SG_RULE_ID")),
             instance_class: raw.instance_class.unwrap_or_else(|| "db.t3.micro".into()),
-            engine_version: raw.engine_version.unwrap_or_else(|| "14.6".into()),
+            engine_version: raw
+                .engine_version
+                .unwrap_or_else(|| DEFAULT_ENGINE_MAJOR.into()),
             allocated_storage: raw.allocated_storage.unwrap_or(20),
             user: raw
                 .user
@@ -147,7 +156,7 @@ mod tests {
         assert_eq!(p.instance, "cruddur-db-instance");
         assert_eq!(
             (p.instance_class.as_str(), p.engine_version.as_str()),
-            ("db.t3.micro", "14.6")
+            ("db.t3.micro", "17")
         );
         assert_eq!((p.allocated_storage, p.user.as_str()), (20, "root"));
         assert_eq!(p.ip_service, "https://ifconfig.me/ip");

@@ -17,11 +17,12 @@ pub mod lock;
 pub mod marks;
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use devenv_server::{quote_ident, quote_literal, Server};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::error::{db, CoreError};
 pub use marks::{Kind, Marks, Role};
@@ -34,15 +35,41 @@ pub fn ident(name: &str) -> String {
     quote_ident(name)
 }
 
-/// Connects to `database` (the connection runs on the current runtime).
+/// Connects to `database` with the server's TLS rules (the connection runs on the current
+/// runtime).
 pub async fn connect(server: &Server, database: &str) -> Result<Client, CoreError> {
-    let (client, connection) = server
-        .config(database)
-        .connect(NoTls)
-        .await
-        .map_err(db("connecting to", database))?;
+    let (client, connection) =
+        server
+            .connect(database)
+            .await
+            .map_err(|source| CoreError::Connect {
+                database: database.to_owned(),
+                source,
+            })?;
     tokio::spawn(connection);
     Ok(client)
+}
+
+/// A loader for `server` (files relative to `root`) whose connections follow the server's
+/// TLS rules: the one way devenv makes loaders.
+pub fn loader(server: &Server, root: impl Into<PathBuf>) -> devenv_sql::Loader {
+    devenv_sql::Loader::new(server.config("postgres"), root)
+        .connector(Arc::new(TlsConnect(server.tls().clone())))
+}
+
+/// The loader's connections through [`devenv_server::tls`].
+struct TlsConnect(devenv_server::Tls);
+
+impl devenv_sql::Connect for TlsConnect {
+    fn connect<'a>(
+        &'a self,
+        config: &'a tokio_postgres::Config,
+    ) -> futures_util::future::BoxFuture<'a, Result<devenv_sql::Connected, String>> {
+        Box::pin(async move {
+            let (client, connection) = self.0.connect(config).await.map_err(|e| e.report())?;
+            Ok(devenv_sql::Connected::new(client, connection))
+        })
+    }
 }
 
 /// Connects as the superuser to the maintenance database.

@@ -49,6 +49,7 @@ mod query;
 mod session;
 
 use session::Session;
+pub use session::{Connect, Connected, Plain};
 
 /// How far a session's commits must reach before they return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -210,6 +211,7 @@ pub struct Loader {
     progress: bool,
     vars: Variables,
     limit: usize,
+    connector: Arc<dyn Connect>,
 }
 
 impl std::fmt::Debug for Loader {
@@ -234,7 +236,16 @@ impl Loader {
             progress: false,
             vars: Variables::new(),
             limit: MAX_INPUT,
+            connector: Arc::new(Plain),
         }
+    }
+
+    /// Sets how connections are opened (default: [`Plain`]); devenv's callers pass their TLS
+    /// rules here.
+    #[must_use]
+    pub fn connector(mut self, connector: Arc<dyn Connect>) -> Self {
+        self.connector = connector;
+        self
     }
 
     /// Sets psql variables before the first file, as `psql -v NAME=VALUE` does; psql's

@@ -5,8 +5,14 @@
 //! (`BEGIN`/`START TRANSACTION` open one; `COMMIT`, `END`, `ROLLBACK`, `ABORT` and `PREPARE
 //! TRANSACTION` close it, except `... AND CHAIN` and `ROLLBACK TO`), which the batches need
 //! ([`super::batch`]).
+//!
+//! Connections are opened by the loader's [`Connect`] (the caller's TLS rules; plain by
+//! default).
 
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_postgres::config::Host;
 use tokio_postgres::error::DbError;
@@ -15,6 +21,60 @@ use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
 use super::{Durability, Loader};
 use crate::error::client_error_text;
 use crate::scan::Variables;
+
+/// How the loader opens its connections (one per file, and per `\c`): the caller's rules
+/// (TLS above all) applied to the configuration the loader made.
+pub trait Connect: Send + Sync {
+    /// Opens a connection to `config`; the error is the text the load error shows.
+    fn connect<'a>(&'a self, config: &'a Config) -> BoxFuture<'a, Result<Connected, String>>;
+}
+
+/// Plain connections (`NoTls`): the loader's default, for servers without TLS.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Plain;
+
+impl Connect for Plain {
+    fn connect<'a>(&'a self, config: &'a Config) -> BoxFuture<'a, Result<Connected, String>> {
+        Box::pin(async move {
+            let (client, connection) = config
+                .connect(NoTls)
+                .await
+                .map_err(|e| client_error_text(&e))?;
+            Ok(Connected::new(client, connection))
+        })
+    }
+}
+
+/// A connection a [`Connect`] made: the client, the startup parameters the session reads, and
+/// the connection's messages (driving it).
+pub struct Connected {
+    client: Client,
+    session_user: String,
+    encoding: String,
+    server_version: String,
+    messages: BoxStream<'static, Result<AsyncMessage, tokio_postgres::Error>>,
+}
+
+impl Connected {
+    /// Takes a tokio-postgres client and its connection, whatever its streams.
+    pub fn new<S, T>(client: Client, mut connection: tokio_postgres::Connection<S, T>) -> Connected
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let parameter = |name: &str| connection.parameter(name).unwrap_or_default().to_owned();
+        let session_user = parameter("session_authorization");
+        let encoding = parameter("client_encoding");
+        let server_version = parameter("server_version");
+        Connected {
+            client,
+            session_user,
+            encoding,
+            server_version,
+            messages: futures_util::stream::poll_fn(move |cx| connection.poll_message(cx)).boxed(),
+        }
+    }
+}
 
 /// A connection and the notices it receives.
 pub(super) struct Session {
@@ -42,21 +102,17 @@ impl Session {
             let options = config.get_options().unwrap_or_default().to_owned();
             config.options(format!("{options} -c synchronous_commit=off").trim());
         }
-        let (client, mut connection) = config
-            .connect(NoTls)
-            .await
-            .map_err(|e| client_error_text(&e))?;
-        let parameter = |name: &str| connection.parameter(name).unwrap_or_default().to_owned();
-        let automatic = automatic_variables(
-            &config,
-            database,
-            &parameter("session_authorization"),
-            &parameter("client_encoding"),
-            &parameter("server_version"),
-        );
+        let Connected {
+            client,
+            session_user,
+            encoding,
+            server_version,
+            mut messages,
+        } = loader.connector.connect(&config).await?;
+        let automatic =
+            automatic_variables(&config, database, &session_user, &encoding, &server_version);
         let (tx, notices) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
             while let Some(Ok(message)) = messages.next().await {
                 if let AsyncMessage::Notice(notice) = message {
                     let _ = tx.send(notice);
