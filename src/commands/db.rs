@@ -141,7 +141,8 @@ pub fn resolve(project: &Project, args: &TargetArgs) -> anyhow::Result<Resolved>
     if let Some((holder, state)) = crate::running::running(&dir)?.filter(|(_, s)| s.ready) {
         let external = state.backend() == Some(devenv_server::Backend::External);
         if !external {
-            let server = Server::local(
+            let server = Server::on(
+                &state.host(),
                 state.port.unwrap_or_default(),
                 &config.user,
                 &config.password,

@@ -64,7 +64,8 @@ pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()>
     let (holder, state) = crate::running::ready(&dir)?;
     let server = match project.external_server()? {
         Some(external) => external,
-        None => Server::local(
+        None => Server::on(
+            &state.host(),
             state.port.unwrap_or_default(),
             &project.config.user,
             &project.config.password,

@@ -59,7 +59,7 @@ pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> 
         }))?;
     } else if let Some((holder, state)) = &running {
         ui.result(format!(
-            "running (pid {}, {} since {}), backend {}, database {} on 127.0.0.1:{}{}; {}",
+            "running (pid {}, {} since {}), backend {}, database {} on {}:{}{}; {}",
             holder.pid,
             if state.detached {
                 "detached"
@@ -71,6 +71,7 @@ pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> 
                 .backend()
                 .map_or_else(|| "?".into(), |b| b.to_string()),
             state.database,
+            state.host(),
             state.port.map_or_else(|| "?".into(), |p| p.to_string()),
             if state.ready { "" } else { " (starting)" },
             describe(&data)
@@ -108,7 +109,12 @@ async fn data_kept(
         let kept = state.server.as_ref().is_some_and(Record::keeps_data);
         let bytes = match state.port {
             Some(port) if state.ready => {
-                let server = Server::local(port, &project.config.user, &project.config.password);
+                let server = Server::on(
+                    &state.host(),
+                    port,
+                    &project.config.user,
+                    &project.config.password,
+                );
                 databases_size(&server).await
             }
             _ => None,

@@ -37,6 +37,17 @@ impl Record {
         }
     }
 
+    /// The host its server is reached on from this machine: 127.0.0.1, or for a container
+    /// the host of the engine it runs on ([`crate::engine::reach`]). An external server's
+    /// host is its URL's.
+    pub fn host(&self) -> String {
+        match self {
+            #[cfg(feature = "docker")]
+            Record::Docker(r) => r.reach().host,
+            Record::Native(_) | Record::External => "127.0.0.1".to_owned(),
+        }
+    }
+
     /// Whether the record keeps data across stops.
     pub fn keeps_data(&self) -> bool {
         match self {
@@ -90,6 +101,7 @@ impl Handle {
                 container_id: Some(d.id.clone()),
                 network: d.network.as_ref().map(|n| n.name.clone()),
                 volume: d.volume.clone(),
+                engine: Some(d.engine.clone()),
             }),
             Handle::Native(n) => Record::Native(n.layout.clone()),
             Handle::External(_) => Record::External,

@@ -12,8 +12,9 @@
 //! - [`Handle::attach`] finds the running server a record describes, checked against the
 //!   world (container id and labels, `postmaster.pid` and data directory); [`clean`] removes
 //!   what a record names when nothing runs it any more.
-//! - Backends: [`docker`] (cargo feature `docker`, on by default), [`native`], and external
-//!   servers, which are never started or stopped.
+//! - Backends: [`docker`] (cargo feature `docker`, on by default; [`engine`] says which
+//!   engine answers and where its servers are reached), [`native`], and external servers,
+//!   which are never started or stopped.
 //! - [`conninfo`]: how to reach a server, connection strings parsed and masked, local or not.
 //! - [`ready`]: readiness is "a connection authenticates and `SELECT 1` answers".
 //! - [`process`], [`ports`], [`files`], [`sql`]: pids checked against the world, ports on
@@ -22,6 +23,8 @@
 pub mod conninfo;
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "docker")]
+pub mod engine;
 pub mod error;
 pub mod files;
 pub mod handle;

@@ -173,7 +173,12 @@ pub fn running_devenv_up(project: &Project) -> Result<Option<(Server, Source)>, 
     };
     let server = match project.external_server()? {
         Some(external) => external,
-        None => Server::local(port, &project.config.user, &project.config.password),
+        None => Server::on(
+            &state.host(),
+            port,
+            &project.config.user,
+            &project.config.password,
+        ),
     };
     Ok(Some((server, Source::DevenvUp { pid: holder.pid })))
 }
