@@ -129,19 +129,29 @@ pub async fn run(root: &Path, args: &DoctorArgs) -> anyhow::Result<()> {
 async fn check_docker(config: &Config, checks: &mut Vec<Check>, found: &mut Found) {
     #[cfg(feature = "docker")]
     {
-        use devenv_server::docker;
+        use devenv_server::{docker, engine};
         match docker::engine_client().await {
-            Ok(engine) => {
-                let version = docker::engine_version(&engine)
+            Ok(client) => {
+                let which = engine::info(&client)
                     .await
-                    .unwrap_or_else(|| "?".into());
+                    .map_or_else(|| "an engine".to_owned(), |i| i.to_string());
+                let address = engine::address();
+                let reach = engine::reach(&address);
                 checks.push(Check {
                     name: "docker engine",
                     ok: true,
-                    detail: format!("Docker {version} answered ({})", docker::tried_hosts()),
+                    detail: format!(
+                        "{which} answered at {address}; ports are published on {}{}",
+                        reach.bind,
+                        if reach.is_local() {
+                            String::new()
+                        } else {
+                            format!(" of that host, reached as {}", reach.host)
+                        }
+                    ),
                 });
                 found.engine = true;
-                found.image = docker::image_present(&engine, &config.image).await;
+                found.image = docker::image_present(&client, &config.image).await;
                 checks.push(Check {
                     name: "docker image",
                     ok: found.image,
