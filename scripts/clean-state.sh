@@ -4,7 +4,7 @@
 #
 #   - native clusters: /dev/shm/devenv-*, $TMPDIR/devenv-*, the fixture's shared test servers
 #     (their postmasters are stopped first, recognised by postmaster.pid + data directory);
-#   - docker, and Podman's API service: containers, volumes and networks labelled
+#   - docker, Podman's API service and Docker 26: containers, volumes and networks labelled
 #     dev.devenv.managed=true (everything devenv creates carries that label, the fixture's
 #     shared servers included); data directories of tests on the reflink filesystem;
 #   - `devenv up` processes of debug builds (the tests' supervisors).
@@ -70,9 +70,11 @@ clean_engine() {
 }
 
 if command -v docker >/dev/null 2>&1; then
-    # Docker (20.10), and rootful Podman's API service (scripts/ensure-podman.sh).
+    # Docker (20.10), rootful Podman's API service (scripts/ensure-podman.sh), Docker 26
+    # (scripts/ensure-docker26.sh).
     clean_engine "${DOCKER_HOST:-unix:///var/run/docker.sock}"
     clean_engine "unix://${DEVENV_PODMAN_SOCK:-/run/devenv-podman/podman.sock}"
+    clean_engine "unix://${DEVENV_DOCKER26_SOCK:-/run/devenv-docker26/docker.sock}"
 fi
 # The PostgreSQL 18 test's data directories on the reflink filesystem (scripts/ensure-reflink-fs.sh).
 for dir in "${DEVENV_REFLINK_DIR:-/mnt/devenv-reflink}"/devenv-*; do
