@@ -57,6 +57,7 @@ impl Exit {
                     CoreError::Config(_) | CoreError::Url { .. } => return Exit::Config,
                     CoreError::Load(_) => return Exit::Sql,
                     CoreError::Server(s) if s.is_environment() => return Exit::Environment,
+                    CoreError::DiskFull { .. } => return Exit::Environment,
                     CoreError::NotOurs { .. } => return Exit::Refused,
                     _ => {}
                 }
@@ -119,6 +120,22 @@ pub enum CliError {
     /// A stop signal arrived during start-up.
     #[error("stopped during start-up ({0}); nothing left running")]
     Cancelled(&'static str),
+    /// A stop signal interrupted a one-shot command; the sentence says what it left.
+    #[error("interrupted ({why}): {left}")]
+    Interrupted {
+        /// The signal.
+        why: &'static str,
+        /// What was left as it was.
+        left: String,
+    },
+    /// The server's disk filled up (seen in its log: the server crashed on it).
+    #[error("no space left on the server's disk ({where_}): {advice}")]
+    DiskFull {
+        /// Which disk: the data directory, the container's volume.
+        where_: String,
+        /// What was kept, and what to do.
+        advice: String,
+    },
     /// `status` found nothing running (exit 1, nothing printed as an error).
     #[error("not running")]
     StatusNotRunning,
@@ -149,11 +166,13 @@ impl CliError {
             CliError::AlreadyRunning { .. }
             | CliError::ServerDied(_)
             | CliError::Tool(_)
+            | CliError::DiskFull { .. }
             | CliError::NoAws => Exit::Environment,
             CliError::Refused { .. } => Exit::Refused,
-            CliError::NotRunning | CliError::Cancelled(_) | CliError::StatusNotRunning => {
-                Exit::Failure
-            }
+            CliError::NotRunning
+            | CliError::Cancelled(_)
+            | CliError::Interrupted { .. }
+            | CliError::StatusNotRunning => Exit::Failure,
         }
     }
 }

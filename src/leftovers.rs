@@ -36,20 +36,21 @@ pub async fn clean_record(dir: &StateDir, ui: &Ui) -> anyhow::Result<usize> {
 }
 
 /// Removes the project's `up` containers whatever the record says (found by label); returns
-/// how many went. Nothing to do without an engine.
+/// how many went, or `None` when the project may use Docker and no engine answers (its
+/// containers could not be looked for).
 #[cfg_attr(
     not(feature = "docker"),
     expect(clippy::unused_async, reason = "only the docker backend awaits here")
 )]
-pub async fn sweep_containers(project: &Project, ui: &Ui) -> anyhow::Result<usize> {
+pub async fn sweep_containers(project: &Project, ui: &Ui) -> anyhow::Result<Option<usize>> {
     #[cfg(feature = "docker")]
     {
         use devenv_server::docker;
         if matches!(project.config.backend, Choice::Native | Choice::External) {
-            return Ok(0);
+            return Ok(Some(0));
         }
         let Ok(engine) = docker::engine_client().await else {
-            return Ok(0);
+            return Ok(None);
         };
         let role = [
             (devenv_server::PROJECT_LABEL, project.id.as_str()),
@@ -67,11 +68,11 @@ pub async fn sweep_containers(project: &Project, ui: &Ui) -> anyhow::Result<usiz
                     .join(" ")
             ));
         }
-        Ok(docker::remove(&engine, &found).await?)
+        Ok(Some(docker::remove(&engine, &found).await?))
     }
     #[cfg(not(feature = "docker"))]
     {
         let _ = (project, ui, Choice::Auto);
-        Ok(0)
+        Ok(Some(0))
     }
 }

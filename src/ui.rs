@@ -362,16 +362,29 @@ fn secrets() -> &'static Mutex<Vec<String>> {
     SECRETS.get_or_init(Mutex::default)
 }
 
-/// Registers a secret (a password) that must never appear in a log line.
+/// Registers a secret (a password) that must never appear in a log line, in every form a log
+/// line may hold it: as is, quoted in SQL (`'` doubled, and `\` doubled as in `E'...'`), and
+/// percent-encoded as in a URL.
 pub fn secret(value: &str) {
-    if value.len() >= 3 {
-        let mut all = secrets().lock().unwrap_or_else(PoisonError::into_inner);
-        if !all.iter().any(|s| s == value) {
-            all.push(value.to_owned());
-            // Longest first, so a secret containing another is replaced whole.
-            all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    if value.len() < 3 {
+        return;
+    }
+    let quoted = value.replace('\'', "''");
+    let forms = [
+        value.to_owned(),
+        quoted.clone(),
+        quoted.replace('\\', "\\\\"),
+        value.replace('\\', "\\\\"),
+        devenv_server::conninfo::url_escaped(value),
+    ];
+    let mut all = secrets().lock().unwrap_or_else(PoisonError::into_inner);
+    for form in forms {
+        if !all.contains(&form) {
+            all.push(form);
         }
     }
+    // Longest first, so a secret containing another is replaced whole.
+    all.sort_by_key(|s| std::cmp::Reverse(s.len()));
 }
 
 /// `text` with every registered secret replaced by `****`.

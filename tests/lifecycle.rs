@@ -160,8 +160,11 @@ fn two_ups_of_one_project_started_together_give_one_and_a_clear_error() {
     again.stop();
 }
 
+/// Two starts on one network name racing to create it make one network, never an ambiguous
+/// name; since #25 only one project answers as `db` there, so the other is refused (naming
+/// the first) instead of coming up beside it.
 #[test]
-fn two_projects_on_one_network_name_started_together_both_come_up() {
+fn two_projects_on_one_network_name_started_together_make_one_network_and_one_db() {
     if !docker_ready() {
         return;
     }
@@ -170,14 +173,34 @@ fn two_projects_on_one_network_name_started_together_both_come_up() {
     two.network.clone_from(&one.network);
     let mut up_one = one.spawn_up();
     let mut up_two = two.spawn_up();
-    let vars_one = one.wait_env(&mut up_one);
-    let vars_two = two.wait_env(&mut up_two);
-    for vars in [&vars_one, &vars_two] {
-        assert_eq!(
-            psql_count(var(vars, "CONNECTION_URL"), "SELECT count(*) FROM users"),
-            "3"
-        );
-    }
+    let (status_one, status_two) = (
+        up_one.wait_ready_or_exit(&one),
+        up_two.wait_ready_or_exit(&two),
+    );
+    let (winner, mut up_winner, loser_said) = match (status_one, status_two) {
+        (None, Some(status)) => {
+            assert_eq!(status.code(), Some(4), "{}", up_two.stderr());
+            (&one, up_one, up_two.stderr())
+        }
+        (Some(status), None) => {
+            assert_eq!(status.code(), Some(4), "{}", up_one.stderr());
+            (&two, up_two, up_one.stderr())
+        }
+        _ => panic!(
+            "exactly one comes up:\n{}\n{}",
+            up_one.stderr(),
+            up_two.stderr()
+        ),
+    };
+    assert!(
+        loser_said.contains("already answers as `db`") && !loser_said.contains("ambiguous"),
+        "{loser_said}"
+    );
+    let vars = winner.wait_env(&mut up_winner);
+    assert_eq!(
+        psql_count(var(&vars, "CONNECTION_URL"), "SELECT count(*) FROM users"),
+        "3"
+    );
     let nets = Command::new("docker")
         .args([
             "network",
@@ -191,19 +214,12 @@ fn two_projects_on_one_network_name_started_together_both_come_up() {
     assert_eq!(
         String::from_utf8_lossy(&nets.stdout).lines().count(),
         1,
-        "one network of that name, shared"
+        "one network of that name"
     );
-    up_one.signal("INT");
-    assert!(up_one.wait().success(), "{}", up_one.stderr());
-    assert!(one.run(&["down", "--volumes"]).status.success());
-    assert!(
-        one.network_exists(),
-        "the other project's server still uses it"
-    );
-    up_two.signal("INT");
-    assert!(up_two.wait().success(), "{}", up_two.stderr());
+    up_winner.signal("INT");
+    assert!(up_winner.wait().success(), "{}", up_winner.stderr());
     assert!(one.network_exists(), "the network is kept with the data");
-    assert!(two.run(&["down", "--volumes"]).status.success());
+    assert!(winner.run(&["down", "--volumes"]).status.success());
     assert!(
         !one.network_exists(),
         "the unused network goes with the data"

@@ -188,13 +188,10 @@ async fn guard(target: &Resolved, project: &Project, what: &str, yes: bool) -> a
     if target.local {
         let admin = db::admin(&target.server).await?;
         // A database that does not exist has nothing to lose.
-        let Some(marks) = db::marks(&admin, &target.database).await? else {
+        let Some(marks) = db::Marks::read(&admin, &target.database).await? else {
             return Ok(());
         };
-        if marks
-            .get(db::PROJECT_MARK)
-            .is_some_and(|p| *p == project.id)
-        {
+        if marks.is_of(&project.id) {
             return Ok(());
         }
     }
@@ -247,7 +244,12 @@ pub async fn run(root: &Path, command: DbCommand, ui: &Ui) -> anyhow::Result<()>
                 ));
             } else {
                 db::create(&admin, &t.database).await?;
-                db::set_marks(&admin, &t.database, &[(db::PROJECT_MARK, &project.id)]).await?;
+                db::Marks {
+                    project: Some(project.id.clone()),
+                    ..db::Marks::default()
+                }
+                .write(&admin, &t.database)
+                .await?;
                 ui.result(format!(
                     "created database \"{}\" on {}",
                     t.database, t.label
@@ -283,7 +285,7 @@ pub async fn run(root: &Path, command: DbCommand, ui: &Ui) -> anyhow::Result<()>
         }
         DbCommand::Sessions { target, kill_idle } => {
             let t = resolve(&project, &target)?;
-            if kill_idle && !t.owned && !t.local {
+            if kill_idle && !t.owned {
                 confirm(
                     &format!("end idle sessions on {}", t.label),
                     &t.database,

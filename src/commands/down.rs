@@ -32,6 +32,7 @@ pub async fn run(root: &Path, args: DownArgs, ui: &Ui) -> anyhow::Result<()> {
     let project = Project::open(root)?;
     let dir = StateDir::new(&project.state_dir());
     let mut stopped = 0;
+    let mut engine_silent = false;
     if let Some(holder) = lock::holder(&dir.dir) {
         ui.say(format!(
             "stopping devenv {} (pid {})",
@@ -62,7 +63,10 @@ pub async fn run(root: &Path, args: DownArgs, ui: &Ui) -> anyhow::Result<()> {
             Err(holder) => return Err(CliError::from(holder).into()),
         };
         stopped += crate::leftovers::clean_record(&dir, ui).await?;
-        stopped += crate::leftovers::sweep_containers(&project, ui).await?;
+        match crate::leftovers::sweep_containers(&project, ui).await? {
+            Some(n) => stopped += n,
+            None => engine_silent = true,
+        }
         if args.volumes {
             forget_data(&project, ui).await?;
         }
@@ -82,7 +86,12 @@ pub async fn run(root: &Path, args: DownArgs, ui: &Ui) -> anyhow::Result<()> {
             crate::ui::chain(&e.into())
         )),
     }
-    ui.result(if stopped == 0 {
+    if engine_silent {
+        ui.warn("the Docker engine does not answer, so this project's containers could not be looked for; run `devenv down` again once it answers");
+    }
+    ui.result(if stopped == 0 && engine_silent {
+        "nothing found running (containers not checked: no Docker engine answered)"
+    } else if stopped == 0 {
         "nothing was running for this project"
     } else if args.volumes {
         "stopped; nothing left running, no data kept"
@@ -92,15 +101,43 @@ pub async fn run(root: &Path, args: DownArgs, ui: &Ui) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// On an external server: removes devenv's own databases of the project (snapshots and their
+/// copies, the spare, the fixture's templates and leftover test databases), naming them; the
+/// project's database stays (the data lives there; `devenv db drop` drops it).
+async fn forget_on_external(project: &Project, ui: &Ui) -> anyhow::Result<()> {
+    let Some(server) = project.external_server()? else {
+        return Ok(());
+    };
+    let live = &project.config.database;
+    let admin = devenv_core::db::admin(&server).await?;
+    let dropped = devenv_core::snapshot::remove_all_copies(&admin, &project.id, live).await?;
+    if !dropped.is_empty() {
+        ui.say(format!(
+            "removed devenv's databases of {live} on the external server: {}",
+            dropped.join(", ")
+        ));
+    }
+    if let Some(pruned) =
+        devenv_testdbs::inventory::prune(&project.root, devenv_testdbs::inventory::Prune::All)
+            .await?
+    {
+        let n = pruned.test_dbs.len() + pruned.templates.len();
+        if n > 0 {
+            ui.say(format!(
+                "removed {n} test database(s) and template(s) of the fixture there"
+            ));
+        }
+    }
+    ui.note(format!(
+        "backend external: {live} itself stays on that server (`devenv db drop` drops it)"
+    ));
+    Ok(())
+}
+
 /// Removes the kept data of both local backends (whichever exists), naming it first.
-#[cfg_attr(
-    not(feature = "docker"),
-    expect(clippy::unused_async, reason = "only the docker backend awaits here")
-)]
 async fn forget_data(project: &Project, ui: &Ui) -> anyhow::Result<()> {
     if project.config.backend == Choice::External {
-        ui.note("backend external: the data lives on that server; devenv leaves it (`devenv db drop` drops the database)");
-        return Ok(());
+        return forget_on_external(project, ui).await;
     }
     let identity = project.identity(Role::Up, &project.state_dir());
     let run_as = devenv_server::native::run_as().ok().flatten();

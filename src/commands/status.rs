@@ -95,6 +95,7 @@ fn describe(data: &serde_json::Value) -> String {
     match (data["kept"].as_bool(), data["size_bytes"].as_u64()) {
         (Some(true), Some(bytes)) => format!("data kept ({} MB)", bytes / 1_000_000),
         (Some(true), None) => "data kept".into(),
+        (None, _) => "kept data unknown (the Docker engine does not answer)".into(),
         _ => "no data kept".into(),
     }
 }
@@ -129,9 +130,15 @@ async fn data_kept(
         return json!({"kept": true, "size_bytes": layout.data_size()});
     }
     #[cfg(feature = "docker")]
-    if let Ok(engine) = devenv_server::docker::engine_client().await {
-        if engine.inspect_volume(&identity.volume_name()).await.is_ok() {
-            return json!({"kept": true, "size_bytes": null});
+    if project.config.backend != devenv_server::Choice::Native {
+        match devenv_server::docker::engine_client().await {
+            Ok(engine) => {
+                if engine.inspect_volume(&identity.volume_name()).await.is_ok() {
+                    return json!({"kept": true, "size_bytes": null});
+                }
+            }
+            // Unknown: a volume may be there.
+            Err(_) => return json!({"kept": null, "size_bytes": null}),
         }
     }
     json!({"kept": false, "size_bytes": null})

@@ -112,7 +112,17 @@ pub async fn run(root: &Path, options: Options, ui: &'static Ui) -> anyhow::Resu
         reloader.rebuilder.settle().await;
     }
     drop(reloader);
-    handle.stop().await;
+    if !handle.stop().await {
+        // The engine does not answer: the record stays (not ready, no URLs), so that `devenv
+        // down` or the next `up` removes the container once it does.
+        let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.ready = false;
+        state.env.clear();
+        let _ = dir.write(&state);
+        let _ = std::fs::remove_file(dir.env());
+        ui.warn("the Docker engine does not answer, so the container could not be removed; `devenv down` removes it once the engine is back (the data is kept)");
+        return outcome;
+    }
     dir.remove();
     let kept = handle.record().keeps_data() && outcome.is_ok();
     ui.result(if kept && handle.backend() == Backend::Docker {
@@ -165,21 +175,55 @@ async fn supervise(
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<watch::Trigger>,
     signals: &mut Signals,
 ) -> anyhow::Result<()> {
+    // The server's watch and the world's are polled once a second: the live database left
+    // closed by a one-shot command that died has no event to wait on.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let died = handle.exited();
     tokio::pin!(died);
     loop {
-        tokio::select! {
+        let work = tokio::select! {
             asked = signals.next() => match asked {
                 signals::Asked::Stop(_) => return Ok(()),
-                signals::Asked::Reload => reloader.manual().await,
-                signals::Asked::Tidy => reloader.tidy(),
+                signals::Asked::Reload => Work::Manual,
+                signals::Asked::Tidy => {
+                    reloader.tidy();
+                    continue;
+                }
             },
-            Some(trigger) = rx.recv() => reloader.handle(trigger, rx).await,
-            _ = tick.tick() => reloader.check_world().await,
+            Some(trigger) = rx.recv() => Work::Burst(trigger),
+            _ = tick.tick() => Work::CheckWorld,
             reason = &mut died => return Err(CliError::ServerDied(reason).into()),
+        };
+        // A stop signal cancels the reload under way: the previous database stays.
+        let cancelled = {
+            let done = async {
+                match work {
+                    Work::Manual => reloader.manual().await,
+                    Work::Burst(trigger) => reloader.handle(trigger, rx).await,
+                    Work::CheckWorld => reloader.check_world().await,
+                }
+            };
+            tokio::select! {
+                () = done => None,
+                why = signals.stop() => Some(why),
+                reason = &mut died => return Err(CliError::ServerDied(reason).into()),
+            }
+        };
+        if let Some(why) = cancelled {
+            reloader.cancelled(why).await;
+            return Ok(());
         }
     }
+}
+
+/// What the supervisor's loop does next.
+enum Work {
+    /// `devenv reload`.
+    Manual,
+    /// A burst of file events starting with this one.
+    Burst(watch::Trigger),
+    /// The once-a-second look at the watcher and the live database.
+    CheckWorld,
 }
 
 /// Removes what a supervisor that is gone left behind: its recorded server, its labelled
@@ -203,7 +247,8 @@ async fn clean_stale(project: &Project, dir: &StateDir, ui: &Ui) -> anyhow::Resu
         }
         dir.remove();
     }
-    crate::leftovers::sweep_containers(project, ui).await?;
+    // Without an engine there is nothing it could have left running there.
+    let _ = crate::leftovers::sweep_containers(project, ui).await?;
     Ok(())
 }
 
@@ -266,22 +311,22 @@ async fn prepare(
     let (mut reloader, rx) = Reloader::new(project.clone(), server.clone(), ui, !external);
     let sources = devenv_core::files::Sources::read(&project.config)?;
     let live = &project.config.database;
+    // What an earlier run or a one-shot command killed half-way left: a live database
+    // closed to connections, half-made copies.
+    let recovered = reloader.rebuilder.recover(live, &project.id, true).await?;
+    reloader.report_recovered(&recovered);
     let admin = db::admin(&server).await?;
-    let marks = db::marks(&admin, live).await?;
+    let marks = db::Marks::read(&admin, live).await?;
     drop(admin);
-    let ours = marks
-        .as_ref()
-        .and_then(|m| m.get(db::PROJECT_MARK))
-        .is_some_and(|p| *p == project.id);
+    let ours = marks.as_ref().is_some_and(|m| m.is_of(&project.id));
     let same_files = marks
         .as_ref()
-        .and_then(|m| m.get(devenv_core::db::FILES_MARK))
-        .is_some_and(|h| *h == sources.digest);
+        .and_then(|m| m.files.as_deref())
+        .is_some_and(|h| h == sources.digest);
     if ours && same_files && !options.fresh {
         let built = marks
             .as_ref()
-            .and_then(|m| m.get(devenv_core::db::BUILT_MARK))
-            .and_then(|b| b.parse().ok())
+            .and_then(|m| m.built)
             .map_or_else(|| "?".to_owned(), crate::ui::since);
         ui.result(format!("reusing {live}, unchanged since {built}"));
         let files: Vec<_> = sources.inputs.iter().map(|i| i.path.clone()).collect();

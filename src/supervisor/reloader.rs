@@ -130,12 +130,50 @@ impl Reloader {
     }
 
     /// Re-arms the watcher when a watched directory was replaced, moved or appeared, and
-    /// reloads (its files may have changed meanwhile).
+    /// reloads (its files may have changed meanwhile); opens the live database again when a
+    /// one-shot command that died left it closed ([`Rebuilder::recover`]).
     pub async fn check_world(&mut self) {
         if self.watch.as_ref().is_some_and(Watch::needs_rearm) {
             self.watch(None);
             self.reload("watched directories replaced".into()).await;
         }
+        let (live, project) = (&self.project.config.database, &self.project.id);
+        // An error here is the server's trouble, which its own watch reports.
+        if let Ok(recovered) = self.rebuilder.recover(live, project, false).await {
+            self.report_recovered(&recovered);
+        }
+    }
+
+    /// Says what [`Rebuilder::recover`] put right.
+    pub fn report_recovered(&self, recovered: &devenv_core::rebuild::Recovered) {
+        let live = &self.project.config.database;
+        if recovered.reopened {
+            self.ui.warn(format!(
+                "{live} was left closed to connections by a snapshot save, restore or reload that was interrupted; opened it again"
+            ));
+        }
+        if !recovered.dropped.is_empty() {
+            self.ui.note(format!(
+                "removed {} half-made cop{} an interrupted snapshot save or copy left: {}",
+                recovered.dropped.len(),
+                if recovered.dropped.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                },
+                recovered.dropped.join(", ")
+            ));
+        }
+    }
+
+    /// A stop signal came during a reload: the half-built database goes (ending its load at
+    /// once), the previous database stays.
+    pub async fn cancelled(&mut self, why: &str) {
+        self.ui.done();
+        self.ui.result(format!(
+            "{why}: the reload under way was cancelled; kept the previous database"
+        ));
+        self.rebuilder.abandon(&self.project.config.database).await;
     }
 
     /// Handles one burst starting with `first`; never fails: outcomes are printed.

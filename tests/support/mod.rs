@@ -21,7 +21,11 @@ pub fn test_image() -> String {
 
 /// False only when the explicit opt-out is set and no engine answers.
 pub fn docker_ready() -> bool {
-    engine_ready(None, &test_image(), "scripts/ensure-docker.sh and scripts/build-test-image.sh")
+    engine_ready(
+        None,
+        &test_image(),
+        "scripts/ensure-docker.sh and scripts/build-test-image.sh",
+    )
 }
 
 /// Whether the engine at `engine` (a DOCKER_HOST value; `None`: the environment's) answers
@@ -329,6 +333,29 @@ impl Drop for Up {
 }
 
 impl Up {
+    /// Waits until this `up` of `project` is ready (`None`) or has exited (its status).
+    pub fn wait_ready_or_exit(&mut self, project: &Project) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let pid = u64::from(self.child.id());
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if project
+                .state()
+                .is_some_and(|s| s["pid"].as_u64() == Some(pid) && s["ready"] == true)
+            {
+                return None;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "neither ready nor exited after 90 s:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

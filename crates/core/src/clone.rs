@@ -28,9 +28,7 @@ pub async fn enable(client: &Client) -> bool {
         .await;
     let Some((data_dir, mountinfo)) = asked.ok().and_then(|messages| {
         messages.into_iter().find_map(|m| match m {
-            SimpleQueryMessage::Row(row) => {
-                Some((row.get(0)?.to_owned(), row.get(1)?.to_owned()))
-            }
+            SimpleQueryMessage::Row(row) => Some((row.get(0)?.to_owned(), row.get(1)?.to_owned())),
             _ => None,
         })
     }) else {
@@ -68,7 +66,11 @@ pub fn filesystem_of(mountinfo: &str, path: &str) -> Option<String> {
             || path
                 .strip_prefix(mount_point.as_str())
                 .is_some_and(|rest| rest.starts_with('/'));
-        if under && best.as_ref().is_none_or(|(len, _)| mount_point.len() >= *len) {
+        if under
+            && best
+                .as_ref()
+                .is_none_or(|(len, _)| mount_point.len() >= *len)
+        {
             best = Some((mount_point.len(), fs_type.to_owned()));
         }
     }
@@ -124,7 +126,10 @@ mod tests {
         // Mounted over: the last mount at a point wins.
         assert_eq!(fs("/var/lib/postgresql/data").as_deref(), Some("tmpfs"));
         // A sibling whose name starts with a mount point's is not under it.
-        assert_eq!(fs("/var/lib/postgresql/18/dockerx").as_deref(), Some("overlay"));
+        assert_eq!(
+            fs("/var/lib/postgresql/18/dockerx").as_deref(),
+            Some("overlay")
+        );
         assert_eq!(fs("/srv/with space/pgdata").as_deref(), Some("btrfs"));
         assert_eq!(fs("/home").as_deref(), Some("overlay"));
         assert_eq!(filesystem_of("garbage\n", "/x"), None);

@@ -17,14 +17,19 @@ pub use devenv_server::Choice as Backend;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
+    #[serde(default, deserialize_with = "de_database")]
     database: Option<String>,
+    #[serde(default, deserialize_with = "de_user")]
     user: Option<String>,
+    #[serde(default, deserialize_with = "de_password")]
     password: Option<String>,
     image: Option<String>,
     port: Option<u16>,
     schema: Option<Vec<PathBuf>>,
     seed: Option<Vec<PathBuf>>,
+    #[serde(default, deserialize_with = "de_watch")]
     watch: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "de_network")]
     network: Option<String>,
     backend: Option<Backend>,
     url: Option<String>,
@@ -93,13 +98,13 @@ pub enum ConfigError {
         /// The directory.
         path: PathBuf,
     },
-    /// The database name cannot be a PostgreSQL database name.
-    #[error("database name {name:?} {why}; set `database:` in {FILE_NAME} (or DEVENV_DATABASE)")]
+    /// The database name (from the directory's name) cannot be the project's database.
+    #[error("database name {name:?} (the project directory's name) {why}; set `database:` in {FILE_NAME} (or DEVENV_DATABASE)")]
     BadDatabase {
         /// The name.
         name: String,
         /// What is wrong with it.
-        why: &'static str,
+        why: String,
     },
 }
 
@@ -147,21 +152,7 @@ impl Config {
         root: &Path,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        if !root.is_dir() {
-            return Err(ConfigError::NoProjectDir {
-                path: root.to_path_buf(),
-            });
-        }
-        let file = root.join(FILE_NAME);
-        let raw = match std::fs::read_to_string(&file) {
-            Ok(text) => parse(&file, &text)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Raw::default(),
-            Err(source) => return Err(ConfigError::Read { file, source }),
-        };
-        let dir_name = std::fs::canonicalize(root)
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "devenv".into());
+        let (raw, dir_name) = read_raw(root)?;
         let var = |key: &str| env(&format!("DEVENV_{}", key.to_ascii_uppercase()));
         let list = |key: &str| {
             var(key).map(|v| {
@@ -193,15 +184,45 @@ impl Config {
             None => raw.persist.unwrap_or(true),
         };
         let paths = |v: Vec<String>| v.into_iter().map(PathBuf::from).collect::<Vec<_>>();
-        let database = var("database").or(raw.database).unwrap_or(dir_name);
+        // A value from the environment is checked here, one from the file as it is parsed
+        // (so the error has its line), a default needs no check but the database name, which
+        // comes from the directory's.
+        let checked = |key: &str, check: Check| match var(key) {
+            Some(v) => match check(&v) {
+                Ok(()) => Ok(Some(v)),
+                Err(message) => Err(env_err(
+                    key,
+                    if key == "password" {
+                        devenv_server::conninfo::MASK.into()
+                    } else {
+                        v
+                    },
+                    message,
+                )),
+            },
+            None => Ok(None),
+        };
+        let database = if let Some(name) = checked("database", check_database)?.or(raw.database) {
+            name
+        } else {
+            check_database(&dir_name).map_err(|why| ConfigError::BadDatabase {
+                name: dir_name.clone(),
+                why,
+            })?;
+            dir_name
+        };
+        let watch = match list("watch") {
+            Some(globs) => Some(check_globs(globs).map_err(|(v, m)| env_err("watch", v, m))?),
+            None => raw.watch,
+        };
         let config = Config {
             root: root.to_path_buf(),
             prod: ProdConfig::resolve(raw.prod, &database, &env),
             database,
-            user: var("user")
+            user: checked("user", check_user)?
                 .or(raw.user)
                 .unwrap_or_else(|| "postgres".into()),
-            password: var("password")
+            password: checked("password", check_password)?
                 .or(raw.password)
                 .unwrap_or_else(|| "password".into()),
             image: var("image")
@@ -216,10 +237,8 @@ impl Config {
                 .map(paths)
                 .or(raw.seed)
                 .unwrap_or_else(|| vec![PathBuf::from("db/seed.sql")]),
-            watch: list("watch")
-                .or(raw.watch)
-                .unwrap_or_else(|| vec!["db/**/*.sql".into()]),
-            network: var("network")
+            watch: watch.unwrap_or_else(|| vec!["db/**/*.sql".into()]),
+            network: checked("network", check_network)?
                 .or(raw.network)
                 .unwrap_or_else(|| "devenv".into()),
             backend,
@@ -229,7 +248,6 @@ impl Config {
         if config.backend == Backend::External && config.url.is_none() {
             return Err(ConfigError::NoUrl);
         }
-        check_database_name(&config.database)?;
         Ok(config)
     }
 
@@ -247,6 +265,26 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The file's values (none when there is no file) and the project directory's name.
+fn read_raw(root: &Path) -> Result<(Raw, String), ConfigError> {
+    if !root.is_dir() {
+        return Err(ConfigError::NoProjectDir {
+            path: root.to_path_buf(),
+        });
+    }
+    let file = root.join(FILE_NAME);
+    let raw = match std::fs::read_to_string(&file) {
+        Ok(text) => parse(&file, &text)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Raw::default(),
+        Err(source) => return Err(ConfigError::Read { file, source }),
+    };
+    let dir_name = std::fs::canonicalize(root)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "devenv".into());
+    Ok((raw, dir_name))
 }
 
 fn check_file(full: &Path, path: &Path, key: &'static str) -> Result<(), ConfigError> {
@@ -277,21 +315,186 @@ fn check_file(full: &Path, path: &Path, key: &'static str) -> Result<(), ConfigE
     }
 }
 
-/// PostgreSQL's limits on a database name: not empty, at most 63 bytes, no NUL.
-fn check_database_name(name: &str) -> Result<(), ConfigError> {
-    let why = if name.is_empty() {
-        "is empty"
+/// A value check: `Err` says what is wrong, as a fragment after the key.
+type Check = fn(&str) -> Result<(), String>;
+
+/// PostgreSQL's limits on a name (a role, a database): not empty, at most 63 bytes, no NUL.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        Err("must not be empty".into())
     } else if name.len() > 63 {
-        "is longer than PostgreSQL's 63 bytes"
+        Err(format!(
+            "is {} bytes long, over PostgreSQL's limit of 63",
+            name.len()
+        ))
     } else if name.contains('\0') {
-        "holds a NUL character"
+        Err("holds a NUL character".into())
     } else {
-        return Ok(());
-    };
-    Err(ConfigError::BadDatabase {
-        name: name.to_owned(),
-        why,
-    })
+        Ok(())
+    }
+}
+
+/// A database name: a name, and not one of the server's own databases (devenv renames,
+/// closes and replaces the project's database).
+fn check_database(name: &str) -> Result<(), String> {
+    check_name(name)?;
+    if ["postgres", "template0", "template1"].contains(&name) {
+        return Err(format!(
+            "is the name of the server's own database `{name}`, which devenv must not replace; pick the project's own name"
+        ));
+    }
+    Ok(())
+}
+
+/// The superuser: a role name.
+fn check_user(name: &str) -> Result<(), String> {
+    check_name(name)
+}
+
+/// The superuser's password: the images refuse an empty one, and password logins need one.
+fn check_password(password: &str) -> Result<(), String> {
+    if password.is_empty() {
+        Err("must not be empty (the server asks for it over TCP)".into())
+    } else if password.contains('\0') {
+        Err("holds a NUL character".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// A Docker network name, as the engine takes them.
+fn check_network(name: &str) -> Result<(), String> {
+    let valid = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if name.is_empty() {
+        Err("must not be empty".into())
+    } else if !valid {
+        Err("must start with a letter or digit and hold only letters, digits, `_`, `.` and `-` (Docker's rule for network names)".into())
+    } else if name.len() > 64 {
+        Err("is longer than 64 characters".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// The globs of `watch` from the environment; the error has the variable's value.
+fn check_globs(globs: Vec<String>) -> Result<Vec<String>, (String, String)> {
+    for glob in &globs {
+        check_glob(glob).map_err(|message| (globs.join(","), message))?;
+    }
+    Ok(globs)
+}
+
+/// A glob of `watch`.
+fn check_glob(glob: &str) -> Result<(), String> {
+    globset::Glob::new(glob)
+        .map(drop)
+        .map_err(|e| format!("`{glob}` is not a valid glob ({})", e.kind()))
+}
+
+/// Deserializes an optional string checked by `check`. The check runs inside the YAML
+/// deserializer's own visit of the scalar, so its error carries the value's line and column
+/// and the key's path, as serde_yaml's own errors do.
+fn checked_string<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    check: Check,
+) -> Result<Option<String>, D::Error> {
+    struct Optional(Check);
+    impl<'de> serde::de::Visitor<'de> for Optional {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(Checked(self.0)).map(Some)
+        }
+    }
+    d.deserialize_option(Optional(check))
+}
+
+/// A string scalar checked as it is visited.
+#[derive(Clone, Copy)]
+struct Checked(Check);
+
+impl serde::de::Visitor<'_> for Checked {
+    type Value = String;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        (self.0)(v).map(|()| v.to_owned()).map_err(E::custom)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Checked {
+    type Value = String;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+fn de_database<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    checked_string(d, check_database)
+}
+
+fn de_user<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    checked_string(d, check_user)
+}
+
+fn de_password<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    checked_string(d, check_password)
+}
+
+fn de_network<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    checked_string(d, check_network)
+}
+
+fn de_watch<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    struct Globs;
+    impl<'de> serde::de::Visitor<'de> for Globs {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of globs")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Vec<String>, A::Error> {
+            let mut globs = Vec::new();
+            while let Some(glob) = seq.next_element_seed(Checked(check_glob))? {
+                globs.push(glob);
+            }
+            Ok(globs)
+        }
+    }
+    struct Optional;
+    impl<'de> serde::de::Visitor<'de> for Optional {
+        type Value = Option<Vec<String>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of globs")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(Globs).map(Some)
+        }
+    }
+    d.deserialize_option(Optional)
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -407,11 +610,95 @@ mod tests {
     #[test]
     fn bad_database_names_are_config_errors() {
         let long = "x".repeat(64);
-        for name in ["", long.as_str()] {
+        for name in ["", long.as_str(), "postgres", "template0", "template1"] {
             let dir = project(Some(&format!("database: \"{name}\"\n")));
-            let e = Config::load_with_env(dir.path(), |_| None).unwrap_err();
-            assert!(matches!(e, ConfigError::BadDatabase { .. }), "{e}");
+            let e = Config::load_with_env(dir.path(), |_| None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("/devenv.yaml:1:11: database: "), "{name}: {e}");
         }
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_line_before_anything_starts() {
+        let seventy = "u".repeat(70);
+        let cases = [
+            ("user: \"\"", "devenv.yaml:2:7: user: must not be empty"),
+            (
+                &format!("user: {seventy}") as &str,
+                "devenv.yaml:2:7: user: is 70 bytes long, over PostgreSQL's limit of 63",
+            ),
+            (
+                "password: \"\"",
+                "devenv.yaml:2:11: password: must not be empty",
+            ),
+            (
+                "network: \"\"",
+                "devenv.yaml:2:10: network: must not be empty",
+            ),
+            (
+                "network: \"my net\"",
+                "devenv.yaml:2:10: network: must start with",
+            ),
+            (
+                "watch: [\"db/**/*.sql\", \"db/[a\"]",
+                "devenv.yaml:2:24: watch[1]: `db/[a` is not a valid glob",
+            ),
+        ];
+        for (line, wanted) in cases {
+            let dir = project(Some(&format!("database: app\n{line}\n")));
+            let e = Config::load_with_env(dir.path(), |_| None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("/{wanted}")), "{line}: {e}");
+        }
+        let dir = project(None);
+        for (var, value, wanted) in [
+            (
+                "DEVENV_USER",
+                "",
+                "environment variable DEVENV_USER=\"\": must not be empty",
+            ),
+            (
+                "DEVENV_PASSWORD",
+                "",
+                "environment variable DEVENV_PASSWORD=\"****\"",
+            ),
+            (
+                "DEVENV_NETWORK",
+                "a b",
+                "environment variable DEVENV_NETWORK=\"a b\": must start",
+            ),
+            (
+                "DEVENV_WATCH",
+                "db/[a",
+                "environment variable DEVENV_WATCH=\"db/[a\"",
+            ),
+            (
+                "DEVENV_DATABASE",
+                "template0",
+                "environment variable DEVENV_DATABASE=\"template0\"",
+            ),
+        ] {
+            let e = Config::load_with_env(dir.path(), |k| (k == var).then(|| value.to_owned()))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(wanted), "{var}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_directory_named_like_a_server_database_needs_a_database_key() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("postgres");
+        std::fs::create_dir(&dir).unwrap();
+        let e = Config::load_with_env(&dir, |_| None).unwrap_err();
+        assert!(matches!(e, ConfigError::BadDatabase { .. }), "{e}");
+        std::fs::write(dir.join(FILE_NAME), "database: app\n").unwrap();
+        assert_eq!(
+            Config::load_with_env(&dir, |_| None).unwrap().database,
+            "app"
+        );
     }
 
     #[test]

@@ -38,6 +38,17 @@ pub enum CoreError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// The server's disk filled up during an operation on a database.
+    #[error("no space left on the server's disk (its data directory) while {what} \"{database}\": free space, then try again")]
+    DiskFull {
+        /// Which step.
+        what: &'static str,
+        /// Which database.
+        database: String,
+        /// The client's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
     /// No snapshot has that name.
     #[error("no snapshot named {name:?}; {}", if existing.is_empty() { "there are none (`devenv snapshot save` makes one)".to_owned() } else { format!("there are: {}", existing.join(", ")) })]
     SnapshotNotFound {
@@ -100,15 +111,36 @@ pub(crate) fn io<'p>(
     }
 }
 
-/// Maps a client error of step `what` on `database`.
+/// Maps a client error of step `what` on `database` (a full disk to [`CoreError::DiskFull`]).
 pub(crate) fn db(
     what: &'static str,
     database: &str,
 ) -> impl FnOnce(tokio_postgres::Error) -> CoreError {
     let database = database.to_owned();
-    move |source| CoreError::Db {
-        what,
-        database,
-        source,
+    move |source| {
+        if crate::db::is_disk_full(&source) {
+            CoreError::DiskFull {
+                what,
+                database,
+                source,
+            }
+        } else {
+            CoreError::Db {
+                what,
+                database,
+                source,
+            }
+        }
+    }
+}
+
+impl CoreError {
+    /// Whether the error is a lost connection to the server (it closed, crashed or
+    /// restarted), rather than a refusal.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            CoreError::Db { source, .. } => source.is_closed() || source.as_db_error().is_none(),
+            _ => false,
+        }
     }
 }

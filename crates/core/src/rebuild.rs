@@ -14,14 +14,13 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use devenv_server::Server;
 use devenv_sql::{LoadSummary, Loader};
-use tokio_postgres::Client;
 
-use crate::db;
+use crate::db::lock::{self, Key};
+use crate::db::{self, Admin, Marks, Role};
 use crate::error::CoreError;
 use crate::snapshot::{self, Kind};
 
@@ -38,15 +37,20 @@ pub struct Rebuilt {
     pub kept: Option<String>,
 }
 
+/// What [`Rebuilder::recover`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Whether the live database was found closed with nobody at work on it, and opened.
+    pub reopened: bool,
+    /// The half-made copies dropped.
+    pub dropped: Vec<String>,
+}
+
 /// The temporary name a database is built under.
 pub fn next_name(live: &str) -> String {
     db::with_suffix(live, "__devenv_next")
 }
 
-/// Marks of a spare: an empty database created ahead of the next rebuild. A claimed spare
-/// loses the mark before anything is loaded into it, so a half-built leftover is never taken
-/// for a spare.
-const SPARE_ROLE: &str = "spare";
 /// What the rebuilt database is and where it comes from.
 #[derive(Debug, Clone)]
 pub struct Target<'a> {
@@ -70,7 +74,7 @@ pub struct Target<'a> {
 #[derive(Debug)]
 pub struct Rebuilder {
     server: Server,
-    admin: Option<Arc<Client>>,
+    admin: Option<Admin>,
     background: Option<tokio::task::JoinHandle<()>>,
     /// Copies made ahead (ready copies of snapshots): never waited for by a rebuild.
     copies: Option<tokio::task::JoinHandle<()>>,
@@ -100,11 +104,11 @@ impl Rebuilder {
     }
 
     /// The admin connection, opened again when it closed.
-    pub async fn admin(&mut self) -> Result<Arc<Client>, CoreError> {
+    pub async fn admin(&mut self) -> Result<Admin, CoreError> {
         match &self.admin {
             Some(admin) if !admin.is_closed() => Ok(admin.clone()),
             _ => {
-                let admin = Arc::new(db::admin(&self.server).await?);
+                let admin = db::admin(&self.server).await?;
                 self.admin = Some(admin.clone());
                 Ok(admin)
             }
@@ -163,7 +167,7 @@ impl Rebuilder {
         let admin = self.admin().await?;
         // Held from the check to the swap (`run` takes it again: advisory locks stack within a
         // session), so the ready copy found cannot be dropped or replaced meanwhile.
-        db::rebuild_lock(&admin, target.live).await?;
+        let held = lock::lock(&admin, Key::Rebuild(target.live)).await?;
         let result = match snapshot::is_ready(&admin, &ready).await {
             Ok(true) => {
                 self.run(target, ready, |admin, staging| async move {
@@ -183,7 +187,7 @@ impl Rebuilder {
             }
             Err(e) => Err(e),
         };
-        db::rebuild_unlock(&admin, target.live).await;
+        held.release().await;
         result
     }
 
@@ -195,7 +199,7 @@ impl Rebuilder {
         fill: F,
     ) -> Result<Rebuilt, CoreError>
     where
-        F: FnOnce(Arc<Client>, String) -> Fut,
+        F: FnOnce(Admin, String) -> Fut,
         Fut: std::future::Future<Output = Result<LoadSummary, CoreError>>,
     {
         self.settle().await;
@@ -203,29 +207,24 @@ impl Rebuilder {
         let live = target.live;
         let admin = self.admin().await?;
         // Another process (`devenv db setup` beside `devenv up`) may rebuild the same database.
-        db::rebuild_lock(&admin, live).await?;
+        let held = lock::lock(&admin, Key::Rebuild(live)).await?;
         let result = async {
             check_ownership(&admin, &self.server, target).await?;
             let summary = fill(admin.clone(), next.clone()).await?;
             tracing::debug!(elapsed = ?started.elapsed(), "filled {next}");
-            let built = crate::state::now().to_string();
-            db::set_marks(
-                &admin,
-                &next,
-                &[
-                    (db::PROJECT_MARK, target.project),
-                    (db::ROLE_MARK, "live"),
-                    (db::FILES_MARK, target.files_hash),
-                    (db::BUILT_MARK, &built),
-                ],
-            )
+            Marks {
+                files: Some(target.files_hash.to_owned()),
+                built: Some(crate::state::now()),
+                ..Marks::new(target.project, Role::Live)
+            }
+            .write(&admin, &next)
             .await?;
             let swap_started = Instant::now();
             let kept = swap(&admin, live, &next, target.project).await?;
             Ok::<_, CoreError>((summary, swap_started.elapsed(), kept))
         }
         .await;
-        db::rebuild_unlock(&admin, live).await;
+        held.release().await;
         let (summary, swap, kept) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -253,6 +252,40 @@ impl Rebuilder {
         })
     }
 
+    /// Puts right what a holder that died left on `live`: opens the live database again when
+    /// a save, swap or restore killed half-way (or a server crash under one) left it closed to
+    /// connections, and drops the half-made copies such a holder leaves
+    /// ([`snapshot::remove_half_made`]). With `wait`, waits for work under way on `live` to
+    /// end first (at start-up); without, leaves what is locked for the next call (the
+    /// supervisor's once-a-second look).
+    pub async fn recover(
+        &mut self,
+        live: &str,
+        project: &str,
+        wait: bool,
+    ) -> Result<Recovered, CoreError> {
+        let admin = self.admin().await?;
+        let reopened = db::reopen_if_abandoned(&admin, live, project).await?;
+        let dropped = snapshot::remove_half_made(&admin, live, wait).await?;
+        Ok(Recovered { reopened, dropped })
+    }
+
+    /// After a rebuild was cancelled (a stop signal during a reload): drops the half-built
+    /// database, which also ends its loader's session (a long statement stops now, not at
+    /// its end). The live database is as it was, or, if the cancel came during the swap,
+    /// closed with its lock released, which [`Rebuilder::recover`] puts right.
+    pub async fn abandon(&mut self, live: &str) {
+        let Ok(admin) = self.admin().await else {
+            return;
+        };
+        let next = next_name(live);
+        if let Ok(Some(marks)) = Marks::read(&admin, &next).await {
+            if marks.role != Some(Role::Spare) {
+                let _ = db::drop_if_exists(&admin, &next).await;
+            }
+        }
+    }
+
     /// Makes the spare for the next rebuild in the background (after a reuse).
     pub fn prepare_spare(&mut self, live: &str, project: &str) {
         self.background_work(live, project);
@@ -263,8 +296,8 @@ impl Rebuilder {
         self.settle().await;
         if let Ok(admin) = self.admin().await {
             let next = next_name(live);
-            if let Ok(Some(marks)) = db::marks(&admin, &next).await {
-                if marks.get(db::ROLE_MARK).map(String::as_str) == Some(SPARE_ROLE) {
+            if let Ok(Some(marks)) = Marks::read(&admin, &next).await {
+                if marks.role == Some(Role::Spare) {
                     let _ = db::drop_if_exists(&admin, &next).await;
                 }
             }
@@ -297,10 +330,10 @@ impl Rebuilder {
         let copies_running = self.copies.as_ref().is_some_and(|t| !t.is_finished());
         let (copy_live, copy_project) = (live.clone(), project.clone());
         self.background = Some(tokio::spawn(async move {
-            if db::rebuild_lock(&admin, &live).await.is_ok() {
+            if let Ok(held) = lock::lock(&admin, Key::Rebuild(&live)).await {
                 let _ = snapshot::prune(&admin, &live).await;
                 create_spare(&admin, &next_name(&live), &project).await;
-                db::rebuild_unlock(&admin, &live).await;
+                held.release().await;
             }
         }));
         if !copies_running {
@@ -315,30 +348,33 @@ impl Rebuilder {
 
 /// Refuses to replace a live database that is not the project's (unless allowed).
 async fn check_ownership(
-    admin: &Client,
+    admin: &Admin,
     server: &Server,
     target: &Target<'_>,
 ) -> Result<(), CoreError> {
     if target.replace_unmarked {
         return Ok(());
     }
-    match db::marks(admin, target.live).await? {
-        Some(marks) if marks.get(db::PROJECT_MARK).map(String::as_str) != Some(target.project) => {
-            Err(CoreError::NotOurs {
-                database: target.live.to_owned(),
-                server: server.masked_url(target.live),
-            })
-        }
+    match Marks::read(admin, target.live).await? {
+        Some(marks) if !marks.is_of(target.project) => Err(CoreError::NotOurs {
+            database: target.live.to_owned(),
+            server: server.masked_url(target.live),
+        }),
         _ => Ok(()),
     }
 }
 
 /// Makes `next` an empty database to load into: the spare when there is one, else a new one
 /// (after removing a leftover of an interrupted run).
-async fn prepare_next(admin: &Client, next: &str) -> Result<(), CoreError> {
-    match db::marks(admin, next).await? {
-        Some(marks) if marks.get(db::ROLE_MARK).map(String::as_str) == Some(SPARE_ROLE) => {
-            db::set_marks(admin, next, &[(db::ROLE_MARK, "building")]).await
+async fn prepare_next(admin: &Admin, next: &str) -> Result<(), CoreError> {
+    match Marks::read(admin, next).await? {
+        Some(marks) if marks.role == Some(Role::Spare) => {
+            Marks {
+                role: Some(Role::Building),
+                ..marks
+            }
+            .write(admin, next)
+            .await
         }
         Some(_) => {
             db::drop_if_exists(admin, next).await?;
@@ -348,24 +384,19 @@ async fn prepare_next(admin: &Client, next: &str) -> Result<(), CoreError> {
     }
 }
 
-async fn create_spare(admin: &Client, next: &str, project: &str) {
+async fn create_spare(admin: &Admin, next: &str, project: &str) {
     if db::exists(admin, next).await.unwrap_or(true) {
         return;
     }
     if db::create(admin, next).await.is_ok() {
-        let _ = db::set_marks(
-            admin,
-            next,
-            &[(db::PROJECT_MARK, project), (db::ROLE_MARK, SPARE_ROLE)],
-        )
-        .await;
+        let _ = Marks::new(project, Role::Spare).write(admin, next).await;
     }
 }
 
 /// Swaps `next` in as `live`; the replaced database becomes an automatic snapshot. On failure
 /// puts things back as they were. Returns the snapshot's name.
 async fn swap(
-    admin: &Client,
+    admin: &Admin,
     live: &str,
     next: &str,
     project: &str,
@@ -409,7 +440,7 @@ async fn swap(
     }
     match kept {
         Some(snap) => {
-            snap.mark(admin, project, Kind::Automatic).await?;
+            snap.mark(admin, project, live, Kind::Automatic).await?;
             Ok(Some(snap.name))
         }
         None => Ok(None),

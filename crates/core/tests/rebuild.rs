@@ -46,9 +46,9 @@ async fn builds_swaps_keeps_the_old_on_error_and_never_waits_for_idle_clients() 
     assert_eq!(first.kept, None);
     assert_eq!(count(&server, "app", "SELECT count(*) FROM t").await, Ok(1));
     let admin = db::admin(&server).await.unwrap();
-    let marks = db::marks(&admin, "app").await.unwrap().unwrap();
-    assert_eq!(marks.get("project").map(String::as_str), Some("p1"));
-    assert_eq!(marks.get("files").map(String::as_str), Some("h1"));
+    let marks = db::Marks::read(&admin, "app").await.unwrap().unwrap();
+    assert_eq!(marks.project.as_deref(), Some("p1"));
+    assert_eq!(marks.files.as_deref(), Some("h1"));
 
     // An idle client on the live database does not block the swap; it is disconnected. The
     // replaced database is kept as an automatic snapshot holding the old rows.
@@ -91,11 +91,15 @@ async fn builds_swaps_keeps_the_old_on_error_and_never_waits_for_idle_clients() 
     assert_eq!(count(&server, "app", "SELECT count(b) FROM t").await, Ok(2));
     // Afterwards only the empty spare remains beside it, marked as such.
     rebuilder.settle().await;
-    let next = db::marks(&admin, &next_name("app")).await.unwrap().unwrap();
-    assert_eq!(next.get("role").map(String::as_str), Some("spare"));
+    let next = db::Marks::read(&admin, &next_name("app"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.role, Some(db::Role::Spare));
 
     // A half-built leftover under the temporary name (a crash mid-load) is never reused.
-    db::set_marks(&admin, &next_name("app"), &[("role", "building")])
+    db::Marks::new("p1", db::Role::Building)
+        .write(&admin, &next_name("app"))
         .await
         .unwrap();
     let junk = db::connect(&server, &next_name("app")).await.unwrap();

@@ -58,6 +58,11 @@ fn esc(text: &str) -> impl std::fmt::Display + '_ {
     utf8_percent_encode(text, URL_ESCAPE)
 }
 
+/// `text` percent-encoded as it appears in the URLs devenv renders (user, password, database).
+pub fn url_escaped(text: &str) -> String {
+    esc(text).to_string()
+}
+
 impl Server {
     /// A server on 127.0.0.1:`port` (every server devenv starts on this machine).
     pub fn local(port: u16, user: &str, password: &str) -> Server {
@@ -265,10 +270,15 @@ fn render(config: &tokio_postgres::Config, database: Option<&str>, password: Pas
     let port_of = |i: usize| ports.get(i).or_else(|| ports.first()).copied();
     let mut params: Vec<(String, String)> = Vec::new();
     let mut tcp = Vec::new();
+    // A host holding `@` is the tail of a password with an unescaped `@` (libpq, like
+    // tokio-postgres, ends the user info at the first `@`): masked with the password.
+    let tail_of_password = |name: &str| password != Password::Shown && name.contains('@');
     for (i, host) in config.get_hosts().iter().enumerate() {
         match host {
             Host::Tcp(name) => {
-                let shown = if name.contains(':') {
+                let shown = if tail_of_password(name) {
+                    MASK.to_owned()
+                } else if name.contains(':') {
                     format!("[{name}]")
                 } else {
                     esc(name).to_string()
@@ -373,6 +383,29 @@ mod tests {
         assert!(!query.contains("Secret") && query.contains(MASK), "{query}");
         let garbage = mask("host=x password='unterminated");
         assert!(!garbage.contains("unterminated"), "{garbage}");
+    }
+
+    #[test]
+    fn an_unescaped_at_in_a_password_is_masked_whole() {
+        let (s, db) = Server::parse(
+            "postgresql://u:Broken@Secret2@db.example.com:5432/app",
+            no_env,
+        )
+        .unwrap();
+        for shown in [
+            s.masked_url("app"),
+            s.url_without_password("app"),
+            format!("{s:?}"),
+        ] {
+            assert!(
+                !shown.contains("Secret2") && !shown.contains("Broken"),
+                "{shown}"
+            );
+            assert!(shown.contains(MASK), "{shown}");
+        }
+        assert_eq!(db.as_deref(), Some("app"));
+        let m = mask("postgresql://u:Broken@Secret2@db.example.com:5432/app");
+        assert!(!m.contains("Secret2"), "{m}");
     }
 
     #[test]

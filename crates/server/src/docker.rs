@@ -153,6 +153,11 @@ pub struct DockerRecord {
     /// its published port is reached ([`crate::engine::reach`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
+    /// Whether the volume was created by this start and its server has not answered yet: it
+    /// holds at most half an `initdb` and nothing of the user's, so cleaning up after a start
+    /// killed at that moment removes it (the next start initialises a new one).
+    #[serde(default)]
+    pub volume_new: bool,
 }
 
 impl DockerRecord {
@@ -304,6 +309,7 @@ impl DockerServer {
             network: spec.network.clone(),
             volume: (spec.storage == Storage::Persistent).then(|| spec.identity.volume_name()),
             engine: Some(engine.clone()),
+            volume_new: false,
         };
         let recorded =
             |r: &DockerRecord, f: &mut (dyn FnMut(&DockerRecord) -> std::io::Result<()> + Send)| {
@@ -321,41 +327,36 @@ impl DockerServer {
             Some(name) => Some(ensure_network(&docker, name).await?),
             None => None,
         };
-        if let Some(volume) = &rec.volume {
-            ensure_volume(&docker, volume, spec).await?;
+        if let Some(volume) = rec.volume.clone() {
+            if docker.inspect_volume(&volume).await.is_err() {
+                rec.volume_new = true;
+                recorded(&rec, record)?;
+            }
+            ensure_volume(&docker, &volume, spec).await?;
+        }
+        if let Some(net) = &network {
+            if let Some(other) = answering_as_db(&docker, net, spec, None).await? {
+                return Err(db_name_taken(net, &other, spec));
+            }
         }
         spec.progress.report(Step::Starting);
-        let mut network = network;
-        let mut attempts = 0;
-        let id = loop {
-            let created = create_container(
-                &docker,
-                spec,
-                &reach,
-                rec.volume.as_deref(),
-                network.as_ref(),
-            )
-            .await;
-            let Some(net) = network
-                .as_ref()
-                .filter(|_| created.is_err() && attempts < 5)
-            else {
-                break created?;
-            };
-            // The engine resolves the network by name at start: another `up` creating the
-            // same name at this moment makes it ambiguous, and another project's
-            // `down --volumes` may have removed it. Settle the name again and retry.
-            let names = networks_named(&docker, &net.name).await?;
-            let settled = names.len() == 1 && names[0].id.as_deref() == Some(net.id.as_str());
-            if settled && !created.as_ref().is_err_and(about_the_network) {
-                break created?;
-            }
-            attempts += 1;
-            tokio::time::sleep(Duration::from_millis(50 * attempts)).await;
-            network = Some(ensure_network(&docker, &net.name).await?);
-        };
+        let (id, network) =
+            create_on_network(&docker, spec, &reach, rec.volume.as_deref(), network).await?;
         rec.container_id = Some(id.clone());
         recorded(&rec, record)?;
+        if let Some(net) = &network {
+            // Two starts that checked at the same moment: the one created later gives way.
+            if let Some(other) = answering_as_db(&docker, net, spec, Some(&id)).await? {
+                remove_named(&docker, &spec.identity.name).await;
+                if rec.volume_new {
+                    if let Some(volume) = &rec.volume {
+                        let _ = forget_volume(&docker, volume).await;
+                    }
+                }
+                remove_network_if_unused(&docker, &net.id).await;
+                return Err(db_name_taken(net, &other, spec));
+            }
+        }
         let mut this = DockerServer {
             docker,
             server: Server::on(&reach.host, 0, &spec.user, &spec.password),
@@ -367,7 +368,17 @@ impl DockerServer {
         };
         if let Err(e) = this.finish_start(spec).await {
             this.stop().await;
+            if rec.volume_new {
+                if let Some(volume) = &rec.volume {
+                    let _ = forget_volume(&this.docker, volume).await;
+                }
+            }
             return Err(e);
+        }
+        if rec.volume_new {
+            // Initialised: from now on the volume holds the user's data.
+            rec.volume_new = false;
+            recorded(&rec, record)?;
         }
         Ok(this)
     }
@@ -554,10 +565,7 @@ impl DockerServer {
             name: record.container.clone(),
             network: None,
             volume: record.volume.clone(),
-            engine: record
-                .engine
-                .clone()
-                .unwrap_or_else(crate::engine::address),
+            engine: record.engine.clone().unwrap_or_else(crate::engine::address),
         };
         let Some(port) = this.published_port().await else {
             return Ok(None);
@@ -590,15 +598,26 @@ impl DockerServer {
             return gone;
         }
         loop {
-            match events.next().await {
-                Some(Ok(_) | Err(_)) | None => {
-                    if let Some(gone) = not_running(&self.docker, &self.id).await {
-                        return gone;
-                    }
-                    // The stream ended without the container dying (engine restart): poll.
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+            if let Some(Ok(_)) = events.next().await {
+                if let Some(gone) = not_running(&self.docker, &self.id).await {
+                    return gone;
                 }
+                continue;
             }
+            // The engine dropped the stream: it stopped or restarted. Without live-restore its
+            // containers stop with it.
+            if let Some(gone) = not_running(&self.docker, &self.id).await {
+                return if gone == ENGINE_GONE {
+                    gone
+                } else {
+                    format!("the Docker engine restarted ({gone})")
+                };
+            }
+            // Still running (live-restore): listen again.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            events = self.docker.events(Some(
+                EventsOptionsBuilder::default().filters(&filters).build(),
+            ));
         }
     }
 
@@ -606,8 +625,9 @@ impl DockerServer {
     /// keeps its network too, as compose keeps both until `down --volumes`: compose services
     /// declare it external, and the next `up` joins it at once. Throw-away data takes the
     /// network along when nothing else uses it. [`forget_volume`] and [`forget_network`]
-    /// remove what stays.
-    pub async fn stop(&self) {
+    /// remove what stays. Returns whether the container is gone (`false`: the engine did not
+    /// answer, so it stays until `devenv down` finds the engine back).
+    pub async fn stop(&self) -> bool {
         if self.volume.is_some() {
             let _ = self
                 .docker
@@ -617,7 +637,7 @@ impl DockerServer {
                 )
                 .await;
         }
-        let _ = self
+        let removed = self
             .docker
             .remove_container(
                 &self.id,
@@ -631,6 +651,17 @@ impl DockerServer {
             .await;
         if let Some(network) = self.network.as_ref().filter(|_| self.volume.is_none()) {
             remove_network_if_unused(&self.docker, &network.id).await;
+        }
+        match removed {
+            Ok(())
+            | Err(testcontainers::bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                ..
+            }) => true,
+            Err(_) => {
+                self.docker.inspect_container(&self.id, None).await.is_err()
+                    && self.docker.ping().await.is_ok()
+            }
         }
     }
 
@@ -659,6 +690,9 @@ impl DockerServer {
     }
 }
 
+/// How a container ended when the engine itself went away.
+const ENGINE_GONE: &str = "the Docker engine stopped (it does not answer); the container stays until `devenv down` finds the engine back";
+
 /// `Some(how it ended)` when the container is not running (or gone).
 async fn not_running(docker: &Docker, id: &str) -> Option<String> {
     match docker.inspect_container(id, None).await {
@@ -677,6 +711,7 @@ async fn not_running(docker: &Docker, id: &str) -> Option<String> {
                 }
             ))
         }
+        Err(_) if docker.ping().await.is_err() => Some(ENGINE_GONE.into()),
         Err(_) => Some("the container was removed".into()),
     }
 }
@@ -709,6 +744,77 @@ pub async fn forget_volume(docker: &Docker, name: &str) -> Result<bool, ServerEr
         .await
         .map_err(engine("removing the data volume"))?;
     Ok(true)
+}
+
+/// Another container answering as `db` on `network` than this project's own (found by its
+/// labels): its description. With `ours` (our container, just created), only one created
+/// before it counts, so of two starts racing, the later one gives way.
+async fn answering_as_db(
+    docker: &Docker,
+    network: &NetworkRef,
+    spec: &Spec,
+    ours: Option<&str>,
+) -> Result<Option<String>, ServerError> {
+    let info = docker
+        .inspect_network(&network.id, None)
+        .await
+        .map_err(engine("inspecting the network"))?;
+    let created_of = |c: &testcontainers::bollard::models::ContainerInspectResponse| {
+        (c.created, c.id.clone().unwrap_or_default())
+    };
+    let ours = match ours {
+        Some(id) => docker
+            .inspect_container(id, None)
+            .await
+            .ok()
+            .map(|c| created_of(&c)),
+        None => None,
+    };
+    for id in info.containers.unwrap_or_default().into_keys() {
+        let Ok(other) = docker.inspect_container(&id, None).await else {
+            continue;
+        };
+        let config = other.config.clone().unwrap_or_default();
+        let labels = config.labels.clone().unwrap_or_default();
+        let is_ours = labels.get(PROJECT_LABEL) == Some(&spec.identity.project_id)
+            && labels.get(ROLE_LABEL).map(String::as_str) == Some(spec.identity.role.as_str());
+        if is_ours {
+            continue;
+        }
+        let aliases = other
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+            .and_then(|n| n.get(&network.name))
+            .and_then(|e| e.aliases.clone())
+            .unwrap_or_default();
+        let as_db =
+            config.hostname.as_deref() == Some(DB_ALIAS) || aliases.iter().any(|a| a == DB_ALIAS);
+        if !as_db || ours.as_ref().is_some_and(|o| created_of(&other) > *o) {
+            continue;
+        }
+        let name = other
+            .name
+            .clone()
+            .unwrap_or(id)
+            .trim_start_matches('/')
+            .to_owned();
+        return Ok(Some(match labels.get(ROOT_LABEL) {
+            Some(root) if is_managed(Some(&labels)) => {
+                format!("the database of the devenv project in {root} (container {name})")
+            }
+            _ => format!("the container {name}"),
+        }));
+    }
+    Ok(None)
+}
+
+fn db_name_taken(network: &NetworkRef, other: &str, spec: &Spec) -> ServerError {
+    ServerError::DbNameTaken {
+        network: network.name.clone(),
+        other: other.to_owned(),
+        suggested: format!("{}-{}", network.name, spec.identity.project_id),
+    }
 }
 
 /// Whether an error (any of its causes) is the engine's about a network.
@@ -800,6 +906,40 @@ async fn create_container(
             })
         }
     }
+}
+
+/// Creates and starts the container on `network`, settling the network's name again and
+/// retrying when a race made it ambiguous or removed it; returns the id and the network used.
+async fn create_on_network(
+    docker: &Docker,
+    spec: &Spec,
+    reach: &crate::engine::Reach,
+    volume: Option<&str>,
+    network: Option<NetworkRef>,
+) -> Result<(String, Option<NetworkRef>), ServerError> {
+    let mut network = network;
+    let mut attempts = 0;
+    let id = loop {
+        let created = create_container(docker, spec, reach, volume, network.as_ref()).await;
+        let Some(net) = network
+            .as_ref()
+            .filter(|_| created.is_err() && attempts < 5)
+        else {
+            break created?;
+        };
+        // The engine resolves the network by name at start: another `up` creating the
+        // same name at this moment makes it ambiguous, and another project's
+        // `down --volumes` may have removed it. Settle the name again and retry.
+        let names = networks_named(docker, &net.name).await?;
+        let settled = names.len() == 1 && names[0].id.as_deref() == Some(net.id.as_str());
+        if settled && !created.as_ref().is_err_and(about_the_network) {
+            break created?;
+        }
+        attempts += 1;
+        tokio::time::sleep(Duration::from_millis(50 * attempts)).await;
+        network = Some(ensure_network(docker, &net.name).await?);
+    };
+    Ok((id, network))
 }
 
 /// Makes sure the container answers as `db` on `network`. Docker makes the host name an alias
@@ -986,7 +1126,7 @@ pub async fn clean(record: &DockerRecord, forget: bool) -> Result<bool, ServerEr
     if let Some(network) = record
         .network
         .as_ref()
-        .filter(|_| forget || record.volume.is_none())
+        .filter(|_| forget || record.volume.is_none() || record.volume_new)
     {
         if record.container_id.is_none() {
             // It died before its container existed: the network create it sent may still be
@@ -1002,7 +1142,7 @@ pub async fn clean(record: &DockerRecord, forget: bool) -> Result<bool, ServerEr
         }
         forget_network(&docker, network).await;
     }
-    if forget {
+    if forget || record.volume_new {
         if let Some(volume) = &record.volume {
             forget_volume(&docker, volume).await?;
         }

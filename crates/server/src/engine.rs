@@ -60,7 +60,9 @@ pub fn reach(address: &str) -> Reach {
         return local;
     }
     // `tcp://` is not a special scheme to the URL parser: its host comes back as text.
-    let Some(host) = url.host_str().map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+    let Some(host) = url
+        .host_str()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
     else {
         return local;
     };

@@ -43,6 +43,17 @@ pub enum ServerError {
         #[source]
         source: Cause,
     },
+    /// Another project's database (or another container) already answers as `db` on the
+    /// network.
+    #[error("on the Docker network `{network}`, {other} already answers as `db`: two databases would both answer there and compose services could reach either; give this project a network of its own (`network: {suggested}` in devenv.yaml or DEVENV_NETWORK, and the same name in its compose file), or stop the other")]
+    DbNameTaken {
+        /// The network.
+        network: String,
+        /// Who answers: the container, and the project it belongs to.
+        other: String,
+        /// A network name to use instead.
+        suggested: String,
+    },
     /// The port is taken.
     #[error("port {port} on 127.0.0.1 is already in use; stop what uses it or set `port:` in devenv.yaml (or DEVENV_PORT; 0 picks a free port)")]
     PortTaken {

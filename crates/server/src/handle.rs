@@ -48,6 +48,25 @@ impl Record {
         }
     }
 
+    /// The last `n` lines of the server's log, when devenv can read it (the container's
+    /// output, the native log file); `None` for an external server or an engine that does not
+    /// answer.
+    #[cfg_attr(
+        not(feature = "docker"),
+        expect(clippy::unused_async, reason = "only the docker backend awaits here")
+    )]
+    pub async fn log_tail(&self, n: usize) -> Option<String> {
+        match self {
+            #[cfg(feature = "docker")]
+            Record::Docker(r) => {
+                let engine = docker::engine_client().await.ok()?;
+                Some(docker::logs_tail(&engine, r.container_id.as_deref()?, n).await)
+            }
+            Record::Native(layout) => Some(native::log_tail(&layout.log, n)),
+            Record::External => None,
+        }
+    }
+
     /// Whether the record keeps data across stops.
     pub fn keeps_data(&self) -> bool {
         match self {
@@ -102,6 +121,7 @@ impl Handle {
                 network: d.network.as_ref().map(|n| n.name.clone()),
                 volume: d.volume.clone(),
                 engine: Some(d.engine.clone()),
+                volume_new: false,
             }),
             Handle::Native(n) => Record::Native(n.layout.clone()),
             Handle::External(_) => Record::External,
@@ -144,13 +164,17 @@ impl Handle {
     }
 
     /// Stops the server; kept data stays, throw-away data goes. An external server is left
-    /// alone.
-    pub async fn stop(&self) {
+    /// alone. Returns whether what devenv ran is gone (`false`: the Docker engine did not
+    /// answer, and the container stays for `devenv down` to remove once it does).
+    pub async fn stop(&self) -> bool {
         match self {
             #[cfg(feature = "docker")]
             Handle::Docker(d) => d.stop().await,
-            Handle::Native(n) => n.stop().await,
-            Handle::External(_) => {}
+            Handle::Native(n) => {
+                n.stop().await;
+                true
+            }
+            Handle::External(_) => true,
         }
     }
 

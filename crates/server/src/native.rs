@@ -241,14 +241,41 @@ impl Layout {
         }
     }
 
-    /// Removes the data (kept or not).
+    /// Removes the data (kept or not), with copies interrupted half-way.
     pub fn remove_data(&self) {
-        match &self.data_root {
-            Some(root) => {
-                let _ = fs::remove_dir_all(root);
-            }
-            None => {
-                let _ = fs::remove_dir_all(&self.data_dir);
+        if let Some(root) = &self.data_root {
+            let _ = fs::remove_dir_all(root);
+        } else {
+            let _ = fs::remove_dir_all(&self.data_dir);
+            self.remove_partial_copies();
+        }
+    }
+
+    /// Where a new cluster is copied before it is renamed to the data directory: a hidden
+    /// sibling named after this process.
+    fn partial_copy(&self) -> PathBuf {
+        let name = self
+            .data_dir
+            .file_name()
+            .map_or_else(|| "pgdata".into(), |n| n.to_string_lossy().into_owned());
+        self.data_dir
+            .with_file_name(format!(".{name}.partial-{}", std::process::id()))
+    }
+
+    /// Removes copies that an interrupted start left beside the data directory (the caller
+    /// holds the lock that makes it the only starter of this server).
+    fn remove_partial_copies(&self) {
+        let Some(parent) = self.data_dir.parent() else {
+            return;
+        };
+        let name = self
+            .data_dir
+            .file_name()
+            .map_or_else(|| "pgdata".into(), |n| n.to_string_lossy().into_owned());
+        let prefix = format!(".{name}.partial-");
+        for entry in fs::read_dir(parent).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs::remove_dir_all(entry.path());
             }
         }
     }
@@ -321,14 +348,29 @@ impl NativeServer {
             });
         }
         spec.progress.report(crate::Step::Starting);
-        prepare_cluster(&bin_dir, version, run_as.as_ref(), &layout, spec).await?;
-        let port = match spec.port {
-            0 => crate::ports::free_port()
-                .map_err(io("finding a free port for", &layout.data_dir))?,
-            port if crate::ports::port_in_use(port) => return Err(ServerError::PortTaken { port }),
-            port => port,
+        let spawned = async {
+            prepare_cluster(&bin_dir, version, run_as.as_ref(), &layout, spec).await?;
+            let port = match spec.port {
+                0 => crate::ports::free_port()
+                    .map_err(io("finding a free port for", &layout.data_dir))?,
+                port if crate::ports::port_in_use(port) => {
+                    return Err(ServerError::PortTaken { port })
+                }
+                port => port,
+            };
+            spawn_postmaster(&bin_dir, run_as.as_ref(), &layout, port)
+                .map(|(pid, exited)| (port, pid, exited))
+        }
+        .await;
+        let (port, pid, exited) = match spawned {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                // A failed start leaves nothing but kept data: no socket directory, no
+                // throw-away cluster.
+                layout.remove_after_stop();
+                return Err(e);
+            }
         };
-        let (pid, exited) = spawn_postmaster(&bin_dir, run_as.as_ref(), &layout, port)?;
         let native = NativeServer {
             server: Server::local(port, &spec.user, &spec.password),
             layout,
@@ -484,8 +526,11 @@ async fn prepare_cluster(
             });
         }
     } else {
-        // A half-made directory of an interrupted start goes.
+        // A data directory without PG_VERSION is not a cluster (PG_VERSION is copied among
+        // the first files, so a devenv before this one could leave half a cluster under the
+        // final name; none does now): it goes, with copies interrupted half-way.
         let _ = fs::remove_dir_all(&layout.data_dir);
+        layout.remove_partial_copies();
         let cache_root = default_cache_dir();
         let cached = cache_root.join(format!(
             "initdb-pg{version}-{}",
@@ -494,7 +539,11 @@ async fn prepare_cluster(
         if !cached.join("PG_VERSION").is_file() {
             initdb_into_cache(bin_dir, run_as, &cache_root, &cached, &spec.user).await?;
         }
-        copy_tree_blocking(cached, layout.data_dir.clone(), owner).await?;
+        // Copied under another name and renamed in whole: an interruption at any moment
+        // (a SIGKILL of `up`) leaves nothing an `up` could take for kept data.
+        let partial = layout.partial_copy();
+        copy_tree_blocking(cached, partial.clone(), owner).await?;
+        fs::rename(&partial, &layout.data_dir).map_err(io("renaming into place", &partial))?;
     }
     fs::set_permissions(&layout.data_dir, fs::Permissions::from_mode(0o700))
         .map_err(io("setting permissions of", &layout.data_dir))?;

@@ -84,7 +84,8 @@ pub enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    /// As in labels and names.
+    pub fn as_str(self) -> &'static str {
         match self {
             Role::Up => "up",
             Role::Fixture => "fixture",

@@ -1,21 +1,33 @@
 //! Database operations on a server: connect, create, drop (other sessions ended first), rename,
-//! and devenv's marks. Identifiers and literals are always quoted (postgres-protocol's
-//! escaping).
+//! close and open, and the names devenv gives the databases it makes. Identifiers and literals
+//! are quoted with postgres-protocol's escaping ([`devenv_server::sql`]); values go as bound
+//! parameters wherever the statement takes them (DDL does not).
 //!
-//! Marks say what devenv made: database-level settings in the `devenv.` namespace
-//! (`ALTER DATABASE x SET devenv.project = '...'`, stored in `pg_db_role_setting` by the
-//! database's oid). They move with the database through renames, unlike a name, and a user's
-//! `COMMENT ON DATABASE` or `GRANT` never touches them. A database without `devenv.project` is
-//! not devenv's and is never dropped, replaced or reloaded without a guarded request.
+//! - [`marks`]: what a database devenv made is for (typed, parsed once). A database without a
+//!   project mark is not devenv's and is never dropped, replaced or reloaded without a guarded
+//!   request.
+//! - [`lock`]: advisory locks, one key scheme, released by a guard.
+//!
+//! Closing a live database to connections (`ALLOW_CONNECTIONS false`, which a copy with
+//! `CREATE DATABASE ... TEMPLATE` needs) is stored in the catalog and outlives the session that
+//! did it, while the rebuild lock held across it does not: a closed live database whose lock
+//! nobody holds was left so by a holder that died, and [`reopen_if_abandoned`] opens it again.
 
-use std::collections::BTreeMap;
+pub mod lock;
+pub mod marks;
+
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use devenv_server::{quote_ident, quote_literal, Server};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 use crate::error::{db, CoreError};
+pub use marks::{Kind, Marks, Role};
+
+/// An admin connection, shared with the locks taken on its session.
+pub type Admin = Arc<Client>;
 
 /// Quotes an identifier.
 pub fn ident(name: &str) -> String {
@@ -34,8 +46,8 @@ pub async fn connect(server: &Server, database: &str) -> Result<Client, CoreErro
 }
 
 /// Connects as the superuser to the maintenance database.
-pub async fn admin(server: &Server) -> Result<Client, CoreError> {
-    connect(server, "postgres").await
+pub async fn admin(server: &Server) -> Result<Admin, CoreError> {
+    Ok(Arc::new(connect(server, "postgres").await?))
 }
 
 /// Whether a database exists.
@@ -167,72 +179,6 @@ pub async fn rename(client: &Client, from: &str, to: &str) -> Result<(), CoreErr
         .map_err(db("renaming", from))
 }
 
-/// devenv's marks on one database (`devenv.` settings, prefix stripped).
-pub type Marks = BTreeMap<String, String>;
-
-/// The mark saying which project a database belongs to.
-pub const PROJECT_MARK: &str = "project";
-
-/// Every database with its marks (empty for databases devenv did not make).
-pub async fn all_marks(client: &Client) -> Result<Vec<(String, Marks)>, CoreError> {
-    let rows = client
-        .query(
-            "SELECT d.datname, coalesce(s.setconfig, '{}') FROM pg_database d \
-             LEFT JOIN pg_db_role_setting s ON s.setdatabase = d.oid AND s.setrole = 0 \
-             ORDER BY d.datname",
-            &[],
-        )
-        .await
-        .map_err(db("reading the marks of the databases on", "postgres"))?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let settings: Vec<String> = row.get(1);
-            let marks = settings
-                .iter()
-                .filter_map(|s| s.strip_prefix("devenv.")?.split_once('='))
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
-            (row.get(0), marks)
-        })
-        .collect())
-}
-
-/// The marks of `name` (`None` when it does not exist).
-pub async fn marks(client: &Client, name: &str) -> Result<Option<Marks>, CoreError> {
-    Ok(all_marks(client)
-        .await?
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, m)| m))
-}
-
-/// Sets marks on `name` (an empty value removes the mark).
-pub async fn set_marks(
-    client: &Client,
-    name: &str,
-    marks: &[(&str, &str)],
-) -> Result<(), CoreError> {
-    let sql: String = marks
-        .iter()
-        .map(|(key, value)| {
-            if value.is_empty() {
-                format!("ALTER DATABASE {} RESET devenv.{key};", ident(name))
-            } else {
-                format!(
-                    "ALTER DATABASE {} SET devenv.{key} = {};",
-                    ident(name),
-                    quote_literal(value)
-                )
-            }
-        })
-        .collect();
-    client
-        .batch_execute(&sql)
-        .await
-        .map_err(db("marking", name))
-}
-
 /// Settings whose stored value is a list of quoted elements (pg_dump's
 /// `variable_is_guc_list_quote`).
 const LIST_SETTINGS: [&str; 6] = [
@@ -306,65 +252,101 @@ pub async fn copy_attributes(client: &Client, from: &str, to: &str) -> Result<()
         .map_err(db("copying database attributes to", to))
 }
 
-/// `name` with `suffix`, cut to PostgreSQL's 63-byte identifier limit.
+/// `name` with `suffix`, within PostgreSQL's 63-byte identifier limit. A name too long to
+/// take the suffix whole is cut and followed by a short hash of the full name, so two long
+/// names that share their first bytes never give the same temporary name. What a temporary
+/// database is a copy of is in its marks (the full name), never read back from its name.
 pub fn with_suffix(name: &str, suffix: &str) -> String {
-    let mut cut = 63usize.saturating_sub(suffix.len()).min(name.len());
+    if name.len() + suffix.len() <= 63 {
+        return format!("{name}{suffix}");
+    }
+    let hash = &devenv_server::files::short_id(&[name.as_bytes()])[..8];
+    let mut cut = 63usize.saturating_sub(suffix.len() + hash.len() + 1);
     while !name.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!("{}{suffix}", &name[..cut])
+    format!("{}_{hash}{suffix}", &name[..cut])
 }
 
-/// The mark key of a database's role (`live`, `spare`, `snapshot`).
-pub const ROLE_MARK: &str = "role";
-/// The mark key of the content hash of the files a database was built from.
-pub const FILES_MARK: &str = "files";
-/// The mark key of when a database was built (seconds since the epoch).
-pub const BUILT_MARK: &str = "built";
-
-/// Session-level advisory lock on `live`'s name, held across a rebuild and around the
-/// background work, so rebuilds of one database by several processes take turns.
-pub async fn rebuild_lock(admin: &Client, live: &str) -> Result<(), CoreError> {
-    lock(admin, "devenv.rebuild:", live, "taking the rebuild lock of").await
-}
-
-/// Releases [`rebuild_lock`].
-pub async fn rebuild_unlock(admin: &Client, live: &str) {
-    unlock(admin, "devenv.rebuild:", live).await;
-}
-
-/// Session-level advisory lock on a snapshot database's name, held while its ready copy is
-/// made, so two copiers (the supervisor, `snapshot save`) take turns.
-pub async fn copy_lock(admin: &Client, snapshot: &str) -> Result<(), CoreError> {
-    lock(admin, "devenv.ready:", snapshot, "taking the copy lock of").await
-}
-
-/// Releases [`copy_lock`].
-pub async fn copy_unlock(admin: &Client, snapshot: &str) {
-    unlock(admin, "devenv.ready:", snapshot).await;
-}
-
-async fn lock(
-    admin: &Client,
-    space: &str,
-    name: &str,
-    what: &'static str,
-) -> Result<(), CoreError> {
-    admin
-        .execute(
-            "SELECT pg_advisory_lock(hashtext($1::text || $2::text))",
-            &[&space, &name],
+/// The size of a database in bytes; `None` when unknown (it was dropped meanwhile).
+pub async fn size(client: &Client, name: &str) -> Option<i64> {
+    client
+        .query_one(
+            "SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1",
+            &[&name],
         )
         .await
-        .map(drop)
-        .map_err(db(what, name))
+        .ok()
+        .and_then(|row| row.get::<_, Option<i64>>(0))
 }
 
-async fn unlock(admin: &Client, space: &str, name: &str) {
-    let _ = admin
-        .execute(
-            "SELECT pg_advisory_unlock(hashtext($1::text || $2::text))",
-            &[&space, &name],
+/// Whether `name` exists and is closed to new connections.
+pub async fn is_closed(client: &Client, name: &str) -> Result<bool, CoreError> {
+    Ok(client
+        .query_opt(
+            "SELECT NOT datallowconn FROM pg_database WHERE datname = $1",
+            &[&name],
         )
-        .await;
+        .await
+        .map_err(db("looking up", name))?
+        .is_some_and(|row| row.get(0)))
+}
+
+/// Opens `live` (the project's live database) again when it is closed to connections and
+/// nobody holds its rebuild lock: the save, swap or restore that closed it died (a SIGKILL, a
+/// lost connection, a server crash) before opening it again. Returns whether it did.
+pub async fn reopen_if_abandoned(
+    admin: &Admin,
+    live: &str,
+    project: &str,
+) -> Result<bool, CoreError> {
+    if !is_closed(admin, live).await? {
+        return Ok(false);
+    }
+    let ours = Marks::read(admin, live)
+        .await?
+        .is_some_and(|m| m.is_of(project) && matches!(m.role, None | Some(Role::Live)));
+    if !ours {
+        return Ok(false);
+    }
+    let Some(held) = lock::try_lock(admin, lock::Key::Rebuild(live)).await? else {
+        // Work under way: its holder opens it again.
+        return Ok(false);
+    };
+    let reopened = if is_closed(admin, live).await? {
+        open(admin, live).await.map(|()| true)
+    } else {
+        Ok(false)
+    };
+    held.release().await;
+    reopened
+}
+
+/// Whether a server error says its disk is full (SQLSTATE 53100, or the operating system's
+/// "No space left on device" inside another error).
+pub fn is_disk_full(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::DISK_FULL)
+        || e.as_db_error()
+            .is_some_and(|d| d.message().contains("No space left on device"))
+}
+
+/// After the connection was lost during work on `live` (the server crashed or restarted, as
+/// it does when its disk fills up during a checkpoint): connects again, waiting up to `wait`
+/// for the server to accept connections (it refuses them while it recovers; polled every
+/// 200 ms, as there is no event to wait on from outside), and opens `live` if it was left
+/// closed. Returns whether it opened it; an error when the server did not answer in time.
+pub async fn reopen_after_lost_connection(
+    server: &Server,
+    live: &str,
+    project: &str,
+    wait: std::time::Duration,
+) -> Result<bool, CoreError> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match admin(server).await {
+            Ok(admin) => return reopen_if_abandoned(&admin, live, project).await,
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
 }
