@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# Build a local PostgreSQL 13 image that behaves like the official
-# `postgres:13-alpine` image (same env vars, entrypoint semantics, port,
-# PGDATA, stop signal) without pulling from any registry: a Debian bullseye
-# minbase rootfs with bullseye's postgresql-13, made with debootstrap from
-# the Debian mirror and loaded with `docker load` (no registry, no builder).
+# Build a local PostgreSQL image that behaves like the official
+# `postgres:VERSION` image (same env vars, entrypoint semantics, port,
+# PGDATA, stop signal) without pulling from any registry: a Debian minbase
+# rootfs with Debian's postgresql-VERSION, made with debootstrap from the
+# Debian mirror and loaded with `docker load` (no registry, no builder).
 #
-# Usage: scripts/build-test-image.sh [IMAGE]
-#   IMAGE   image name (default: $DEVENV_TEST_IMAGE or devenv-test/postgres:13)
+#   VERSION  Debian suite   PGDATA (as the official image)
+#   13       bullseye       /var/lib/postgresql/data
+#   15       bookworm       /var/lib/postgresql/data
+#   17       trixie         /var/lib/postgresql/data
+#   18       sid            /var/lib/postgresql/18/docker
+#
+# Usage: scripts/build-test-image.sh [VERSION [IMAGE]]
+#   VERSION  PostgreSQL major version (default 13)
+#   IMAGE    image name (default: devenv-test/postgres:VERSION)
 #
 # Env:
-#   DEVENV_TEST_IMAGE          image name when no argument is given
 #   DEVENV_TEST_IMAGE_REBUILD  1 = rebuild even if the image is up to date
 #   DEVENV_DEBIAN_MIRROR       Debian mirror (default: the one apt uses, else
 #                              http://deb.debian.org/debian)
 #
-# Idempotent: the image is labelled with a hash of this script and of
-# docker/postgres13/docker-entrypoint.sh (label devenv.build-hash); when an
-# image with that name and that label exists, nothing is done.
+# Idempotent: the image is labelled with a hash of this script, of
+# docker/postgres/docker-entrypoint.sh and of VERSION (label devenv.build-hash);
+# when an image with that name and that label exists, nothing is done.
 set -euo pipefail
 
 log() { printf 'build-test-image: %s\n' "$*" >&2; }
@@ -25,17 +31,27 @@ die() { log "ERROR: $*"; exit 1; }
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$script_dir/.." && pwd)
 self="$script_dir/$(basename "${BASH_SOURCE[0]}")"
-entrypoint="$repo_root/docker/postgres13/docker-entrypoint.sh"
+entrypoint="$repo_root/docker/postgres/docker-entrypoint.sh"
 
-IMAGE=${1:-${DEVENV_TEST_IMAGE:-devenv-test/postgres:13}}
+PG_MAJOR=${1:-13}
+PGDATA_DIR=/var/lib/postgresql/data
+VOLUME_DIR=$PGDATA_DIR
+case $PG_MAJOR in
+    13) SUITE=bullseye ;;
+    15) SUITE=bookworm ;;
+    17) SUITE=trixie ;;
+    # From 18 on the official image keeps PGDATA in a directory per major version under
+    # the volume, so that pg_upgrade --link can work within one volume.
+    18) SUITE=sid; PGDATA_DIR=/var/lib/postgresql/18/docker; VOLUME_DIR=/var/lib/postgresql ;;
+    *) die "no Debian suite known for PostgreSQL '$PG_MAJOR' (13, 15, 17 or 18)" ;;
+esac
+IMAGE=${2:-devenv-test/postgres:$PG_MAJOR}
 case ${IMAGE##*/} in *:*|*@*) ;; *) IMAGE=$IMAGE:latest ;; esac
-SUITE=bullseye
-PG_MAJOR=13
 PACKAGES=postgresql-$PG_MAJOR,libnss-wrapper
 HASH_LABEL=devenv.build-hash
 
 [ -f "$entrypoint" ] || die "missing $entrypoint"
-build_hash=$(cat "$self" "$entrypoint" | sha256sum | cut -c1-64)
+build_hash=$( (cat "$self" "$entrypoint"; echo "$PG_MAJOR") | sha256sum | cut -c1-64)
 
 "$script_dir/ensure-docker.sh"
 
@@ -55,7 +71,7 @@ fi
 
 # Serialise concurrent builds (e.g. parallel test binaries); the second one
 # finds the image built by the first.
-lock=/run/lock/devenv-build-test-image.lock
+lock=/run/lock/devenv-build-test-image-$PG_MAJOR.lock
 mkdir -p "$(dirname "$lock")"
 exec 9>"$lock"
 if ! flock -n 9; then
@@ -98,7 +114,7 @@ detect_mirror() {
 MIRROR=${DEVENV_DEBIAN_MIRROR:-$(detect_mirror)}
 
 started=$SECONDS
-workdir=$(mktemp -d /var/tmp/devenv-pg13-image.XXXXXX)
+workdir=$(mktemp -d "/var/tmp/devenv-pg$PG_MAJOR-image.XXXXXX")
 rootfs=$workdir/rootfs
 
 # Kill processes whose root is inside the rootfs (e.g. a server a maintainer
@@ -176,11 +192,11 @@ sed -ri "s!^#?(listen_addresses)\s*=\s*\S+.*!\1 = '*'!" "$sample"
 # that would resolve on the HOST: touch them only from inside the chroot.
 in_root sh -ec '
     rm -rf /run/postgresql
-    mkdir -p /docker-entrypoint-initdb.d /run/postgresql /var/lib/postgresql/data
-    chown postgres:postgres /run/postgresql /var/lib/postgresql/data
+    mkdir -p /docker-entrypoint-initdb.d /run/postgresql "$1" "$2"
+    chown postgres:postgres /run/postgresql "$1" "$2"
     chmod 3777 /run/postgresql
-    chmod 1777 /var/lib/postgresql/data
-'
+    chmod 1777 "$1" "$2"
+' sh "$VOLUME_DIR" "$PGDATA_DIR"
 install -m 0755 "$entrypoint" "$rootfs/usr/local/bin/docker-entrypoint.sh"
 in_root setpriv --version >/dev/null || die "setpriv missing in the rootfs"
 
@@ -195,7 +211,7 @@ rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin \
 rm -rf "$rootfs/usr/lib/postgresql/$PG_MAJOR/lib/llvmjit.so" \
     "$rootfs/usr/lib/postgresql/$PG_MAJOR/lib/llvmjit_types.bc" \
     "$rootfs/usr/lib/postgresql/$PG_MAJOR/lib/bitcode" \
-    "$rootfs"/usr/lib/*-linux-gnu/libLLVM-*.so* "$rootfs"/usr/lib/*-linux-gnu/libz3.so*
+    "$rootfs"/usr/lib/*-linux-gnu/libLLVM*.so* "$rootfs"/usr/lib/*-linux-gnu/libz3.so*
 rm -f "$rootfs/etc/resolv.conf" "$rootfs/etc/hostname"
 : >"$rootfs/etc/resolv.conf"
 echo localhost >"$rootfs/etc/hostname"
@@ -225,12 +241,12 @@ cat >"$imgdir/config.json" <<JSON
       "LANG=C.UTF-8",
       "PG_MAJOR=$PG_MAJOR",
       "PG_VERSION=$pg_version",
-      "PGDATA=/var/lib/postgresql/data"
+      "PGDATA=$PGDATA_DIR"
     ],
     "Entrypoint": ["docker-entrypoint.sh"],
     "Cmd": ["postgres"],
     "ExposedPorts": { "5432/tcp": {} },
-    "Volumes": { "/var/lib/postgresql/data": {} },
+    "Volumes": { "$VOLUME_DIR": {} },
     "StopSignal": "SIGINT",
     "Labels": {
       "$HASH_LABEL": "$build_hash",

@@ -4,8 +4,9 @@
 #
 #   - native clusters: /dev/shm/devenv-*, $TMPDIR/devenv-*, the fixture's shared test servers
 #     (their postmasters are stopped first, recognised by postmaster.pid + data directory);
-#   - docker: containers, volumes and networks labelled dev.devenv.managed=true (everything
-#     devenv creates carries that label, the fixture's shared servers included);
+#   - docker, Podman's API service and Docker 26: containers, volumes and networks labelled
+#     dev.devenv.managed=true (everything devenv creates carries that label, the fixture's
+#     shared servers included); data directories of tests on the reflink filesystem;
 #   - `devenv up` processes of debug builds (the tests' supervisors).
 #
 # The toolchain's caches (cargo, apt, the built test image) stay. The initdb cache is not
@@ -43,26 +44,42 @@ for dir in /dev/shm/devenv-* "$tmp"/devenv-* /var/lib/devenv/*; do
     rm -rf "$dir"
 done
 
-if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
-    for label in dev.devenv.managed=true; do
-        ids=$(docker ps -aq --filter "label=$label")
-        if [ -n "$ids" ]; then
-            log "removing containers ($label): $(echo "$ids" | tr '\n' ' ')"
-            # shellcheck disable=SC2086
-            docker rm -f $ids >/dev/null
-        fi
-    done
-    vols=$(docker volume ls -q --filter label=dev.devenv.managed=true)
+# Containers, volumes and networks labelled dev.devenv.managed=true on the engine at $1 (a
+# DOCKER_HOST value), when it answers.
+clean_engine() {
+    local engine=$1 ids vols nets
+    DOCKER_HOST=$engine docker info >/dev/null 2>&1 || return 0
+    ids=$(DOCKER_HOST=$engine docker ps -aq --filter label=dev.devenv.managed=true)
+    if [ -n "$ids" ]; then
+        log "removing containers on $engine: $(echo "$ids" | tr '\n' ' ')"
+        # shellcheck disable=SC2086
+        DOCKER_HOST=$engine docker rm -f $ids >/dev/null
+    fi
+    vols=$(DOCKER_HOST=$engine docker volume ls -q --filter label=dev.devenv.managed=true)
     if [ -n "$vols" ]; then
-        log "removing volumes: $(echo "$vols" | tr '\n' ' ')"
+        log "removing volumes on $engine: $(echo "$vols" | tr '\n' ' ')"
         # shellcheck disable=SC2086
-        docker volume rm -f $vols >/dev/null
+        DOCKER_HOST=$engine docker volume rm -f $vols >/dev/null
     fi
-    nets=$(docker network ls -q --filter label=dev.devenv.managed=true)
+    nets=$(DOCKER_HOST=$engine docker network ls -q --filter label=dev.devenv.managed=true)
     if [ -n "$nets" ]; then
-        log "removing networks: $(echo "$nets" | tr '\n' ' ')"
+        log "removing networks on $engine: $(echo "$nets" | tr '\n' ' ')"
         # shellcheck disable=SC2086
-        docker network rm $nets >/dev/null || true
+        DOCKER_HOST=$engine docker network rm $nets >/dev/null || true
     fi
+}
+
+if command -v docker >/dev/null 2>&1; then
+    # Docker (20.10), rootful Podman's API service (scripts/ensure-podman.sh), Docker 26
+    # (scripts/ensure-docker26.sh).
+    clean_engine "${DOCKER_HOST:-unix:///var/run/docker.sock}"
+    clean_engine "unix://${DEVENV_PODMAN_SOCK:-/run/devenv-podman/podman.sock}"
+    clean_engine "unix://${DEVENV_DOCKER26_SOCK:-/run/devenv-docker26/docker.sock}"
 fi
+# The PostgreSQL 18 test's data directories on the reflink filesystem (scripts/ensure-reflink-fs.sh).
+for dir in "${DEVENV_REFLINK_DIR:-/mnt/devenv-reflink}"/devenv-*; do
+    [ -e "$dir" ] || continue
+    log "removing $dir"
+    rm -rf "$dir"
+done
 log "done"

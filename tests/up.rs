@@ -247,33 +247,6 @@ fn down_after_kill_9_removes_what_up_left() {
     );
 }
 
-/// testcontainers does not negotiate the API version; this pins that the engine installed
-/// here (Debian's docker.io, Docker 20.10) still accepts what it sends.
-#[test]
-fn engine_version_is_reported_and_accepted() {
-    if !docker_ready() {
-        return;
-    }
-    let out = Command::new("docker")
-        .args([
-            "version",
-            "--format",
-            "{{.Server.Version}} {{.Server.APIVersion}}",
-        ])
-        .output()
-        .unwrap();
-    let version = String::from_utf8_lossy(&out.stdout);
-    eprintln!("Docker engine: {version}");
-    assert!(!version.trim().is_empty());
-    // The start through testcontainers is what must work against it.
-    let project = Project::new();
-    let mut up = project.spawn_up();
-    project.wait_env(&mut up);
-    up.signal("TERM");
-    assert!(up.wait().success(), "{}", up.stderr());
-    assert!(project.containers().is_empty());
-}
-
 /// `devenv down` from another terminal stops a running `devenv up`, which cleans up after
 /// itself and exits 0. (Here `up` is our child, so it stays a zombie until we reap it: `down`
 /// must not mistake that for a live process.)

@@ -118,7 +118,10 @@ async fn check_docker(config: &Config, checks: &mut Vec<Check>, found: &mut Fact
             checks.push(Check {
                 name: "docker engine",
                 ok: true,
-                detail: format!("Docker {} answered ({})", engine.version, engine.host),
+                detail: format!(
+                    "{} answered at {}; ports are published on {}",
+                    engine.which, engine.address, engine.published
+                ),
             });
             found.engine = true;
             found.image = engine.image_present;

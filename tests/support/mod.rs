@@ -21,8 +21,23 @@ pub fn test_image() -> String {
 
 /// False only when the explicit opt-out is set and no engine answers.
 pub fn docker_ready() -> bool {
-    let ok = Command::new("docker")
-        .args(["image", "inspect", &test_image()])
+    engine_ready(
+        None,
+        &test_image(),
+        "scripts/ensure-docker.sh and scripts/build-test-image.sh",
+    )
+}
+
+/// Whether the engine at `engine` (a DOCKER_HOST value; `None`: the environment's) answers
+/// and holds `image`: false only when the explicit opt-out is set, else a failure naming
+/// `how` to get them.
+pub fn engine_ready(engine: Option<&str>, image: &str, how: &str) -> bool {
+    let mut inspect = Command::new("docker");
+    if let Some(engine) = engine {
+        inspect.env("DOCKER_HOST", engine);
+    }
+    let ok = inspect
+        .args(["image", "inspect", image])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -30,14 +45,16 @@ pub fn docker_ready() -> bool {
     if ok {
         return true;
     }
+    let at = engine.map_or_else(String::new, |e| format!(" at {e}"));
     if std::env::var("DEVENV_SKIP_DOCKER_TESTS").as_deref() == Ok("1") {
-        skipped("DEVENV_SKIP_DOCKER_TESTS=1 and no Docker engine with the test image");
+        skipped(&format!(
+            "DEVENV_SKIP_DOCKER_TESTS=1 and no engine{at} with the image {image}"
+        ));
         return false;
     }
     panic!(
-        "these tests need a Docker engine and the image {} (run scripts/ensure-docker.sh and \
-         scripts/build-test-image.sh, or set DEVENV_SKIP_DOCKER_TESTS=1 to skip them)",
-        test_image()
+        "these tests need a Docker engine{at} and the image {image} (run {how}, or set \
+         DEVENV_SKIP_DOCKER_TESTS=1 to skip them)"
     );
 }
 
@@ -64,6 +81,9 @@ pub struct Project {
     pub network: String,
     /// DEVENV_BACKEND for every command; `None` leaves the config's (`auto`).
     pub backend: Option<&'static str>,
+    /// DOCKER_HOST for every command (devenv's and the `docker` client's); `None` leaves the
+    /// environment's.
+    pub engine: Option<String>,
 }
 
 impl Project {
@@ -87,6 +107,7 @@ impl Project {
             dir,
             network,
             backend: Some("docker"),
+            engine: None,
         }
     }
 
@@ -136,6 +157,18 @@ impl Project {
             .env("DEVENV_BACKEND", self.backend.unwrap_or("auto"))
             .env("DEVENV_NETWORK", &self.network)
             .env_remove("GITPOD_WORKSPACE_ID");
+        if let Some(engine) = &self.engine {
+            cmd.env("DOCKER_HOST", engine);
+        }
+        cmd
+    }
+
+    /// The `docker` client, talking to this project's engine.
+    pub fn docker(&self) -> Command {
+        let mut cmd = Command::new("docker");
+        if let Some(engine) = &self.engine {
+            cmd.env("DOCKER_HOST", engine);
+        }
         cmd
     }
 
@@ -229,7 +262,8 @@ impl Project {
 
     fn labelled(&self, list: &[&str]) -> Vec<String> {
         let root = self.path().canonicalize().unwrap();
-        let out = Command::new("docker")
+        let out = self
+            .docker()
             .args(list)
             .args([
                 "--filter",
@@ -256,7 +290,7 @@ impl Project {
     }
 
     pub fn network_exists(&self) -> bool {
-        Command::new("docker")
+        self.docker()
             .args(["network", "inspect", &self.network])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -272,9 +306,10 @@ impl Drop for Project {
         // data (volumes, data directories), containers and the test network.
         let _ = self.command(&["down", "--volumes"]).output();
         for id in self.containers() {
-            let _ = Command::new("docker").args(["rm", "-f", &id]).output();
+            let _ = self.docker().args(["rm", "-f", &id]).output();
         }
-        let _ = Command::new("docker")
+        let _ = self
+            .docker()
             .args(["network", "rm", &self.network])
             .output();
     }

@@ -28,7 +28,7 @@ pub struct State {
     pub ready: bool,
     /// What it started (or is starting): recorded before creation.
     pub server: Option<Record>,
-    /// The server's port (127.0.0.1's, or the external server's).
+    /// Port on [`State::host`] (or the external server's).
     pub port: Option<u16>,
     /// How to reach the server, once ready: its URL without a database, password included
     /// (the file is 0600), as `devenv up` connects to it. Read back only through
@@ -60,6 +60,14 @@ impl State {
     /// The backend it records.
     pub fn backend(&self) -> Option<Backend> {
         self.server.as_ref().map(Record::backend)
+    }
+
+    /// The host its server is reached on (with [`State::port`]): 127.0.0.1, or the host of
+    /// the Docker engine the container runs on ([`Record::host`]).
+    pub fn host(&self) -> String {
+        self.server
+            .as_ref()
+            .map_or_else(|| "127.0.0.1".to_owned(), Record::host)
     }
 }
 

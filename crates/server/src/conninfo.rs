@@ -76,13 +76,15 @@ pub fn url_escaped(text: &str) -> String {
 }
 
 impl Server {
-    /// A server on 127.0.0.1:`port` (every server devenv starts).
+    /// A server on 127.0.0.1:`port` (every server devenv starts on this machine).
     pub fn local(port: u16, user: &str, password: &str) -> Server {
+        Server::on("127.0.0.1", port, user, password)
+    }
+
+    /// A server on `host`:`port` (a container of an engine on another address).
+    pub fn on(host: &str, port: u16, user: &str, password: &str) -> Server {
         let mut base = tokio_postgres::Config::new();
-        base.host("127.0.0.1")
-            .port(port)
-            .user(user)
-            .password(password);
+        base.host(host).port(port).user(user).password(password);
         Server {
             base,
             tls: Tls::plain(),

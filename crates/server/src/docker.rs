@@ -75,8 +75,8 @@ fn engine(
 /// What the engine address resolves from, for error messages.
 pub fn tried_hosts() -> String {
     match std::env::var("DOCKER_HOST") {
-        Ok(host) if !host.is_empty() => format!("DOCKER_HOST={host}"),
-        _ => "DOCKER_HOST unset, unix:///var/run/docker.sock".to_owned(),
+        Ok(host) if !host.trim().is_empty() => format!("DOCKER_HOST={host}"),
+        _ => format!("DOCKER_HOST unset, {}", crate::engine::DEFAULT_ADDRESS),
     }
 }
 
@@ -94,11 +94,6 @@ pub async fn engine_client() -> Result<Docker, ServerError> {
         Ok(Err(e)) => Err(no_engine(Box::new(e))),
         Err(_) => Err(no_engine("no answer within 5 s".into())),
     }
-}
-
-/// The engine's version (`20.10.24`), for `doctor`.
-pub async fn engine_version(docker: &Docker) -> Option<String> {
-    docker.version().await.ok().and_then(|v| v.version)
 }
 
 /// Whether an image is present locally.
@@ -169,11 +164,26 @@ pub struct DockerRecord {
     pub network: Option<String>,
     /// Volume name (kept data).
     pub volume: Option<String>,
+    /// The engine it was created on (`DOCKER_HOST`'s value, else the default socket): where
+    /// its published port is reached ([`crate::engine::reach`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     /// Whether the volume was created by this start and its server has not answered yet: it
     /// holds at most half an `initdb` and nothing of the user's, so cleaning up after a start
     /// killed at that moment removes it (the next start initialises a new one).
     #[serde(default)]
     pub volume_new: bool,
+}
+
+impl DockerRecord {
+    /// Where its published port is reached from this machine.
+    pub fn reach(&self) -> crate::engine::Reach {
+        crate::engine::reach(
+            self.engine
+                .as_deref()
+                .unwrap_or(crate::engine::DEFAULT_ADDRESS),
+        )
+    }
 }
 
 /// A network, found by exact name and used by id.
@@ -289,6 +299,8 @@ pub struct DockerServer {
     pub network: Option<NetworkRef>,
     /// The volume holding its data (kept data).
     pub volume: Option<String>,
+    /// The engine it runs on (see [`DockerRecord::engine`]).
+    pub engine: String,
 }
 
 impl DockerServer {
@@ -300,7 +312,10 @@ impl DockerServer {
     ) -> Result<Self, ServerError> {
         spec.progress.report(Step::Connecting);
         let docker = engine_client().await?;
-        if spec.port != 0 && crate::ports::port_in_use(spec.port) {
+        let engine = crate::engine::address();
+        let reach = crate::engine::reach(&engine);
+        // A port on another host's engine cannot be checked from here: the engine says.
+        if spec.port != 0 && reach.is_local() && crate::ports::port_in_use(spec.port) {
             return Err(ServerError::PortTaken { port: spec.port });
         }
         let mut rec = DockerRecord {
@@ -308,6 +323,7 @@ impl DockerServer {
             container_id: None,
             network: spec.network.clone(),
             volume: (spec.storage == Storage::Persistent).then(|| spec.identity.volume_name()),
+            engine: Some(engine.clone()),
             volume_new: false,
         };
         let recorded =
@@ -339,29 +355,8 @@ impl DockerServer {
             }
         }
         spec.progress.report(Step::Starting);
-        let mut network = network;
-        let mut attempts = 0;
-        let id = loop {
-            let created =
-                create_container(&docker, spec, rec.volume.as_deref(), network.as_ref()).await;
-            let Some(net) = network
-                .as_ref()
-                .filter(|_| created.is_err() && attempts < 5)
-            else {
-                break created?;
-            };
-            // The engine resolves the network by name at start: another `up` creating the
-            // same name at this moment makes it ambiguous, and another project's
-            // `down --volumes` may have removed it. Settle the name again and retry.
-            let names = networks_named(&docker, &net.name).await?;
-            let settled = names.len() == 1 && names[0].id.as_deref() == Some(net.id.as_str());
-            if settled && !created.as_ref().is_err_and(about_the_network) {
-                break created?;
-            }
-            attempts += 1;
-            tokio::time::sleep(Duration::from_millis(50 * attempts)).await;
-            network = Some(ensure_network(&docker, &net.name).await?);
-        };
+        let (id, network) =
+            create_on_network(&docker, spec, &reach, rec.volume.as_deref(), network).await?;
         rec.container_id = Some(id.clone());
         recorded(&rec, record)?;
         if let Some(net) = &network {
@@ -379,11 +374,12 @@ impl DockerServer {
         }
         let mut this = DockerServer {
             docker,
-            server: Server::local(0, &spec.user, &spec.password),
+            server: Server::on(&reach.host, 0, &spec.user, &spec.password),
             id,
             name: rec.container.clone(),
             network,
             volume: rec.volume.clone(),
+            engine,
         };
         if let Err(e) = this.finish_start(spec).await {
             this.stop().await;
@@ -403,6 +399,9 @@ impl DockerServer {
     }
 
     async fn finish_start(&mut self, spec: &Spec) -> Result<(), ServerError> {
+        if let Some(network) = &self.network {
+            answer_as_db(&self.docker, &self.id, network).await?;
+        }
         let port = self
             .published_port()
             .await
@@ -410,7 +409,7 @@ impl DockerServer {
                 what: "reading the published port",
                 source: "the container publishes no port for 5432/tcp".into(),
             })?;
-        self.server = Server::local(port, &spec.user, &spec.password);
+        self.server = Server::on(&self.server.host(), port, &spec.user, &spec.password);
         spec.progress.report(Step::WaitingReady);
         // The container's death during the wait comes from the engine's events.
         let state = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
@@ -572,16 +571,17 @@ impl DockerServer {
         }
         let mut this = DockerServer {
             docker: docker.clone(),
-            server: Server::local(0, user, password),
+            server: Server::on(&record.reach().host, 0, user, password),
             id: info.id.clone().unwrap_or_default(),
             name: record.container.clone(),
             network: None,
             volume: record.volume.clone(),
+            engine: record.engine.clone().unwrap_or_else(crate::engine::address),
         };
         let Some(port) = this.published_port().await else {
             return Ok(None);
         };
-        this.server = Server::local(port, user, password);
+        this.server = Server::on(&this.server.host(), port, user, password);
         if let Some(name) = &record.network {
             this.network = networks_named(&docker, name)
                 .await?
@@ -594,7 +594,9 @@ impl DockerServer {
         Ok(Some(this))
     }
 
-    /// Resolves when the container stops running, with how it ended.
+    /// Resolves when the container stops running, with how it ended. Every event of the
+    /// container is a cue to look: an `event` filter would be exact on Docker, but Podman
+    /// (4.3) matches it against its own names (`died`) and never sends a `die`.
     pub async fn exited(&self) -> String {
         container_exited(&self.docker, &self.id).await
     }
@@ -672,15 +674,14 @@ impl DockerServer {
 const ENGINE_GONE: &str = "the Docker engine stopped (it does not answer); the container stays until `devenv down` finds the engine back";
 
 /// Resolves when the container `id` stops running, with how it ended: on the engine's event
-/// stream (a `die`, `destroy` or `oom` event, or the stream ending with the engine).
+/// stream (any event of the container, or the stream ending with the engine).
 async fn container_exited(docker: &Docker, id: &str) -> String {
+    // Every event of the container is a cue to look: an `event` filter would be exact on
+    // Docker, but Podman (4.3) matches it against its own names (`died`) and never sends a
+    // `die`.
     let filters = HashMap::from([
         ("container".to_owned(), vec![id.to_owned()]),
         ("type".to_owned(), vec!["container".to_owned()]),
-        (
-            "event".to_owned(),
-            vec!["die".to_owned(), "destroy".to_owned(), "oom".to_owned()],
-        ),
     ]);
     let mut events = docker.events(Some(
         EventsOptionsBuilder::default().filters(&filters).build(),
@@ -807,7 +808,8 @@ async fn answering_as_db(
             .and_then(|n| n.get(&network.name))
             .and_then(|e| e.aliases.clone())
             .unwrap_or_default();
-        let as_db = config.hostname.as_deref() == Some("db") || aliases.iter().any(|a| a == "db");
+        let as_db =
+            config.hostname.as_deref() == Some(DB_ALIAS) || aliases.iter().any(|a| a == DB_ALIAS);
         if !as_db || ours.as_ref().is_some_and(|o| created_of(&other) > *o) {
             continue;
         }
@@ -854,6 +856,7 @@ fn about_the_network(e: &ServerError) -> bool {
 async fn create_container(
     docker: &Docker,
     spec: &Spec,
+    reach: &crate::engine::Reach,
     volume: Option<&str>,
     network: Option<&NetworkRef>,
 ) -> Result<String, ServerError> {
@@ -867,6 +870,7 @@ async fn create_container(
     let ephemeral = volume.is_none();
     let tmpfs_at = pgdata.clone();
     let network_id = network.map(|n| n.id.clone());
+    let bind = reach.bind.to_string();
     let mut request = Postgres::default()
         .with_user(&spec.user)
         .with_password(&spec.password)
@@ -886,7 +890,7 @@ async fn create_container(
             host.port_bindings = Some(HashMap::from([(
                 "5432/tcp".to_owned(),
                 Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".into()),
+                    host_ip: Some(bind.clone()),
                     host_port: Some(host_port.clone()),
                 }]),
             )]));
@@ -905,11 +909,11 @@ async fn create_container(
         request = request.with_mount(Mount::volume_mount(volume, pgdata));
     }
     if network.is_some() {
-        request = request.with_hostname("db");
+        request = request.with_hostname(DB_ALIAS);
     }
     match request.start().await {
         Ok(container) => Ok(container.id().to_owned()),
-        Err(e) if spec.port != 0 && crate::ports::port_in_use(spec.port) => {
+        Err(e) if spec.port != 0 && reach.is_local() && crate::ports::port_in_use(spec.port) => {
             remove_named(docker, &spec.identity.name).await;
             drop(e);
             Err(ServerError::PortTaken { port: spec.port })
@@ -923,6 +927,89 @@ async fn create_container(
         }
     }
 }
+
+/// Creates and starts the container on `network`, settling the network's name again and
+/// retrying when a race made it ambiguous or removed it; returns the id and the network used.
+async fn create_on_network(
+    docker: &Docker,
+    spec: &Spec,
+    reach: &crate::engine::Reach,
+    volume: Option<&str>,
+    network: Option<NetworkRef>,
+) -> Result<(String, Option<NetworkRef>), ServerError> {
+    let mut network = network;
+    let mut attempts = 0;
+    let id = loop {
+        let created = create_container(docker, spec, reach, volume, network.as_ref()).await;
+        let Some(net) = network
+            .as_ref()
+            .filter(|_| created.is_err() && attempts < 5)
+        else {
+            break created?;
+        };
+        // The engine resolves the network by name at start: another `up` creating the
+        // same name at this moment makes it ambiguous, and another project's
+        // `down --volumes` may have removed it. Settle the name again and retry.
+        let names = networks_named(docker, &net.name).await?;
+        let settled = names.len() == 1 && names[0].id.as_deref() == Some(net.id.as_str());
+        if settled && !created.as_ref().is_err_and(about_the_network) {
+            break created?;
+        }
+        attempts += 1;
+        tokio::time::sleep(Duration::from_millis(50 * attempts)).await;
+        network = Some(ensure_network(docker, &net.name).await?);
+    };
+    Ok((id, network))
+}
+
+/// Makes sure the container answers as `db` on `network`. Docker makes the host name an alias
+/// on the network the container is created on; Podman (4.3) does not, and testcontainers
+/// passes no endpoint settings at creation, so there the container is connected again with
+/// the alias (its published port stays).
+async fn answer_as_db(docker: &Docker, id: &str, network: &NetworkRef) -> Result<(), ServerError> {
+    use testcontainers::bollard::models::{
+        EndpointSettings, NetworkConnectRequest, NetworkDisconnectRequest,
+    };
+    let info = docker
+        .inspect_container(id, None)
+        .await
+        .map_err(engine("inspecting the container"))?;
+    let has_alias = info
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|mut n| n.remove(&network.name))
+        .and_then(|endpoint| endpoint.aliases)
+        .is_some_and(|aliases| aliases.iter().any(|a| a == DB_ALIAS));
+    if has_alias {
+        return Ok(());
+    }
+    docker
+        .disconnect_network(
+            &network.id,
+            NetworkDisconnectRequest {
+                container: id.to_owned(),
+                force: Some(true),
+            },
+        )
+        .await
+        .map_err(engine("joining the network as `db`"))?;
+    docker
+        .connect_network(
+            &network.id,
+            NetworkConnectRequest {
+                container: id.to_owned(),
+                endpoint_config: Some(EndpointSettings {
+                    aliases: Some(vec![DB_ALIAS.to_owned()]),
+                    ..Default::default()
+                }),
+            },
+        )
+        .await
+        .map_err(engine("joining the network as `db`"))
+}
+
+/// The name the container answers to on its network (`COMPOSE_CONNECTION_URL`'s host).
+pub const DB_ALIAS: &str = "db";
 
 /// Removes a devenv-made container by name (a half-started one).
 async fn remove_named(docker: &Docker, name: &str) {

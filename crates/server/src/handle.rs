@@ -39,6 +39,17 @@ impl Record {
         }
     }
 
+    /// The host its server is reached on from this machine: 127.0.0.1, or for a container
+    /// the host of the engine it runs on ([`crate::engine::reach`]). An external server's
+    /// host is its URL's.
+    pub fn host(&self) -> String {
+        match self {
+            #[cfg(feature = "docker")]
+            Record::Docker(r) => r.reach().host,
+            Record::Native(_) | Record::External => "127.0.0.1".to_owned(),
+        }
+    }
+
     /// The last `n` lines of the server's log, when devenv can read it (the container's
     /// output, the native log file); `None` for an external server or an engine that does not
     /// answer.
@@ -182,6 +193,7 @@ impl Handle {
                 container_id: Some(d.id.clone()),
                 network: d.network.as_ref().map(|n| n.name.clone()),
                 volume: d.volume.clone(),
+                engine: Some(d.engine.clone()),
                 volume_new: false,
             }),
             Handle::Native(n) => Record::Native(n.layout.clone()),

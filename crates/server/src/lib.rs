@@ -18,8 +18,9 @@
 //!   containers, its network.
 //! - [`mod@plan`]: the one decision of which backend runs, used by `up` and `devenv doctor`;
 //!   [`probe`]: what the machine offers (engine and image, binaries, account).
-//! - Backends: [`docker`] (cargo feature `docker`, on by default), [`native`], and external
-//!   servers, which are never started or stopped.
+//! - Backends: [`docker`] (cargo feature `docker`, on by default; [`engine`] says which
+//!   engine answers and where its servers are reached), [`native`], and external servers,
+//!   which are never started or stopped.
 //! - [`conninfo`]: how to reach a server, connection strings parsed and masked, local or not.
 //! - [`tls`]: libpq's `sslmode`/`sslrootcert`/`sslcert`/`PGSSL*` on every connection, over
 //!   rustls, with Amazon's RDS CA bundle for RDS hosts.
@@ -30,6 +31,8 @@
 pub mod conninfo;
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "docker")]
+pub mod engine;
 pub mod error;
 pub mod files;
 pub mod handle;

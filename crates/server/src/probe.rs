@@ -10,10 +10,13 @@ use crate::native;
 /// A Docker engine that answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Engine {
-    /// Its version (`20.10.24`), `?` when it did not say.
-    pub version: String,
-    /// Where it was reached (`DOCKER_HOST=...`, or the default socket).
-    pub host: String,
+    /// Which engine, its version and API range (`Docker Engine 20.10.24 (API 1.12 to 1.41)`).
+    pub which: String,
+    /// Its address (`DOCKER_HOST`, or the default socket).
+    pub address: String,
+    /// Where the servers it runs publish their port, and, for an engine on another host,
+    /// the host they are reached at (`127.0.0.1`; `0.0.0.0 of that host, reached as box`).
+    pub published: String,
     /// Whether it has the image asked about.
     pub image_present: bool,
 }
@@ -26,13 +29,22 @@ pub struct Engine {
 pub async fn engine(image: &str) -> Result<Engine, ServerError> {
     #[cfg(feature = "docker")]
     {
-        use crate::docker;
+        use crate::{docker, engine};
         let client = docker::engine_client().await?;
+        let address = engine::address();
         Ok(Engine {
-            version: docker::engine_version(&client)
+            which: engine::info(&client)
                 .await
-                .unwrap_or_else(|| "?".into()),
-            host: docker::tried_hosts(),
+                .map_or_else(|| "an engine".to_owned(), |i| i.to_string()),
+            published: {
+                let reach = engine::reach(&address);
+                if reach.is_local() {
+                    reach.bind.to_string()
+                } else {
+                    format!("{} of that host, reached as {}", reach.bind, reach.host)
+                }
+            },
+            address,
             image_present: docker::image_present(&client, image).await,
         })
     }

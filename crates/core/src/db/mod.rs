@@ -103,13 +103,18 @@ pub async fn create(client: &Client, name: &str) -> Result<(), CoreError> {
     create_from(client, name, None).await
 }
 
-/// Creates `name` as a copy of `template` (or empty), with `FILE_COPY` on 15+.
+/// Creates `name` as a copy of `template` (or empty), with `FILE_COPY` on 15+, which clones
+/// the files on 18+ where the data directory's filesystem can ([`crate::clone`]).
 pub async fn create_from(
     client: &Client,
     name: &str,
     template: Option<&str>,
 ) -> Result<(), CoreError> {
-    let strategy = if server_version_num(client).await? >= 150_000 {
+    let version = server_version_num(client).await?;
+    if version >= 180_000 {
+        crate::clone::enable(client).await;
+    }
+    let strategy = if version >= 150_000 {
         " STRATEGY = FILE_COPY"
     } else {
         ""

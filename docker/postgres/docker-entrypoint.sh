@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Entrypoint of the local devenv-test/postgres:13 image (built by
-# scripts/build-test-image.sh from Debian bullseye's postgresql-13).
+# Entrypoint of the local devenv-test/postgres:VERSION images (built by
+# scripts/build-test-image.sh from Debian's postgresql-VERSION: 13 from bullseye,
+# 15 bookworm, 17 trixie, 18 sid).
 #
 # Mirrors the behaviour of the official postgres image's docker-entrypoint.sh
 # (https://github.com/docker-library/postgres) for everything the tests use:
@@ -13,7 +14,8 @@
 #   POSTGRES_INITDB_WALDIR     separate WAL directory
 #   POSTGRES_HOST_AUTH_METHOD  pg_hba.conf method for `host all all all`
 #                              (default: scram-sha-256)
-#   PGDATA                     data directory (default: /var/lib/postgresql/data)
+#   PGDATA                     data directory (the image's: /var/lib/postgresql/data,
+#                              /var/lib/postgresql/18/docker from 18 on, as upstream)
 #   *_FILE variants of POSTGRES_{USER,PASSWORD,DB,INITDB_ARGS} (Docker secrets)
 #
 # On an empty PGDATA: initdb, a temporary unix-socket-only server, database
@@ -274,7 +276,7 @@ pg_setup_hba_conf() {
 		printf '\n'
 		if [ 'trust' = "$POSTGRES_HOST_AUTH_METHOD" ]; then
 			printf '# warning trust is enabled for all connections\n'
-			printf '# see https://www.postgresql.org/docs/13/auth-trust.html\n'
+			printf '# see https://www.postgresql.org/docs/%s/auth-trust.html\n' "${PG_MAJOR:-current}"
 		fi
 		printf 'host all all all %s\n' "$POSTGRES_HOST_AUTH_METHOD"
 	} >> "$PGDATA/pg_hba.conf"
