@@ -28,6 +28,9 @@ pub struct StatusArgs {
 /// Runs `devenv status`.
 pub async fn run(root: &Path, args: &StatusArgs, ui: &Ui) -> anyhow::Result<()> {
     let environment = Environment::open(root)?;
+    if let Some(e) = environment.corrupt_record() {
+        ui.warn(e.to_string());
+    }
     let running = environment.supervisor();
     let left_by = environment.stale().map(|s| s.pid);
     let server = environment.server()?;

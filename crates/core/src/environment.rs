@@ -25,6 +25,7 @@ pub struct Environment {
     dir: StateDir,
     supervisor: Option<Supervisor>,
     stale: Option<State>,
+    corrupt: Option<CoreError>,
 }
 
 /// The live supervisor: the lock's holder and the record it wrote.
@@ -68,7 +69,12 @@ impl Environment {
     pub fn of(project: Project) -> Result<Environment, CoreError> {
         let dir = project.state_dir();
         let holder = lock::holder(&dir.dir);
-        let recorded = dir.read()?;
+        // A record that does not parse is no record: reported by those who show it, cleaned
+        // by `down` and the next `up`.
+        let (recorded, corrupt) = match dir.read() {
+            Ok(recorded) => (recorded, None),
+            Err(e) => (None, Some(e)),
+        };
         let (supervisor, stale) = match (holder, recorded) {
             (Some(holder), Some(state)) if state.pid == holder.pid => {
                 (Some(Supervisor { holder, state }), None)
@@ -82,6 +88,7 @@ impl Environment {
             dir,
             supervisor,
             stale,
+            corrupt,
         })
     }
 
@@ -112,6 +119,12 @@ impl Environment {
     /// next `up` to clean up.
     pub fn stale(&self) -> Option<&State> {
         self.stale.as_ref()
+    }
+
+    /// Why the record could not be read, when it is corrupt (then there is no supervisor and
+    /// no stale record to act on).
+    pub fn corrupt_record(&self) -> Option<&CoreError> {
+        self.corrupt.as_ref()
     }
 
     /// How to reach the server of the ready supervisor: the server it recorded, with the
