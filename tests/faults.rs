@@ -13,6 +13,16 @@ use std::time::{Duration, Instant};
 
 use support::{docker_ready, eventually, psql_count, query, stderr, var, Project};
 
+/// Runs `devenv ARGS` with `env`; it must succeed.
+fn ok_with(project: &Project, env: &[(&str, &str)], args: &[&str]) {
+    let out = project
+        .command(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+}
+
 fn url_of(project: &Project, up: &mut support::Up) -> String {
     var(&project.wait_env(up), "CONNECTION_URL").to_owned()
 }
@@ -370,19 +380,9 @@ fn a_full_disk_during_snapshot_save_is_named_and_keeps_the_database_native() {
         psql_count(&url, "SELECT count(*) FROM users WHERE handle = 'typed'"),
         "1"
     );
-    let save = project
-        .command(&["snapshot", "save", "roomy"])
-        .envs(env)
-        .output()
-        .unwrap();
-    assert!(save.status.success(), "{}", stderr(&save));
+    ok_with(&project, &env, &["snapshot", "save", "roomy"]);
     up.stop();
-    let down = project
-        .command(&["down", "--volumes"])
-        .envs(env)
-        .output()
-        .unwrap();
-    assert!(down.status.success(), "{}", stderr(&down));
+    ok_with(&project, &env, &["down", "--volumes"]);
 }
 
 fn nix_is_root() -> bool {
@@ -407,12 +407,7 @@ fn an_early_sigkill_of_a_native_up_leaves_no_half_copied_cluster() {
     project.wait_env(&mut up);
     up.stop();
     for ms in [20, 50, 80, 120, 200, 400] {
-        let down = project
-            .command(&["down", "--volumes"])
-            .envs(env)
-            .output()
-            .unwrap();
-        assert!(down.status.success(), "{}", stderr(&down));
+        ok_with(&project, &env, &["down", "--volumes"]);
         let mut up = project.spawn_up_with(&env);
         std::thread::sleep(Duration::from_millis(ms));
         up.signal("KILL");
@@ -437,12 +432,7 @@ fn an_early_sigkill_of_a_native_up_leaves_no_half_copied_cluster() {
             "after a SIGKILL at {ms} ms: {partial:?}"
         );
     }
-    let down = project
-        .command(&["down", "--volumes"])
-        .envs(env)
-        .output()
-        .unwrap();
-    assert!(down.status.success(), "{}", stderr(&down));
+    ok_with(&project, &env, &["down", "--volumes"]);
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -572,19 +562,9 @@ fn database_names_of_45_to_63_bytes_keep_snapshots_working() {
                 && all.iter().filter(|s| s["kind"] == "manual").count() == 1
         });
         psql_count(&url, "DELETE FROM activities");
-        let restore = project
-            .command(&["snapshot", "restore", "kept"])
-            .envs(env)
-            .output()
-            .unwrap();
-        assert!(restore.status.success(), "{}", stderr(&restore));
+        ok_with(&project, &env, &["snapshot", "restore", "kept"]);
         assert_ne!(psql_count(&url, "SELECT count(*) FROM activities"), "0");
-        let rm = project
-            .command(&["snapshot", "rm", "kept"])
-            .envs(env)
-            .output()
-            .unwrap();
-        assert!(rm.status.success(), "{}", stderr(&rm));
+        ok_with(&project, &env, &["snapshot", "rm", "kept"]);
         up.stop();
     }
 }

@@ -251,18 +251,9 @@ impl Handle {
         }
     }
 
-    /// The server's log, when devenv can read it: the last `n` lines.
-    #[cfg_attr(
-        not(feature = "docker"),
-        expect(clippy::unused_async, reason = "only the docker backend awaits here")
-    )]
+    /// The server's log, when devenv can read it: the last `n` lines ([`Record::log_tail`]).
     pub async fn log_tail(&self, n: usize) -> Option<String> {
-        match self {
-            #[cfg(feature = "docker")]
-            Handle::Docker(d) => Some(d.logs_tail(n).await),
-            Handle::Native(n_) => Some(native::log_tail(&n_.layout.log, n)),
-            Handle::External(_) => None,
-        }
+        self.record().log_tail(n).await
     }
 }
 
