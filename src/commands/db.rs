@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
+use devenv_core::files::{self, Part};
 use devenv_core::project::parse_url;
 use devenv_core::rebuild::{Rebuilder, Target};
 use devenv_core::{db, CoreError, Environment, Project};
@@ -227,17 +228,18 @@ fn loader(project: &Project, target: &Resolved, ui: &'static Ui) -> Loader {
 async fn load(
     project: &Project,
     target: &Resolved,
-    files: &[PathBuf],
+    part: Part,
     ui: &'static Ui,
 ) -> anyhow::Result<()> {
-    let names = files
+    let steps = files::steps(&project.config, part)?;
+    let names = steps
         .iter()
-        .map(|p| p.display().to_string())
+        .map(|s| s.path.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
     ui.loading(format!("loading {names}"));
     let loaded = loader(project, target, ui)
-        .load_files(&target.database, files)
+        .load_steps(&target.database, &steps)
         .await;
     ui.done();
     let summary = loaded?;
@@ -299,13 +301,13 @@ pub async fn run(root: &Path, command: DbCommand, ui: &'static Ui) -> anyhow::Re
             let t = resolve(&project, &args)?;
             project.config.check_files()?;
             guard(&t, &project, "load the schema into", args.yes).await?;
-            load(&project, &t, &project.config.schema, ui).await?;
+            load(&project, &t, Part::Schema, ui).await?;
         }
         DbCommand::Seed(LoadArgs { target: args, .. }) => {
             let t = resolve(&project, &args)?;
             project.config.check_files()?;
             guard(&t, &project, "load the seed into", args.yes).await?;
-            load(&project, &t, &project.config.seed, ui).await?;
+            load(&project, &t, Part::Seed, ui).await?;
         }
         DbCommand::Setup(LoadArgs { target: args, .. })
         | DbCommand::Reset(LoadArgs { target: args, .. }) => setup(&project, &args, ui).await?,
@@ -349,7 +351,7 @@ async fn setup(project: &Project, args: &TargetArgs, ui: &'static Ui) -> anyhow:
         .rebuild(
             &loader(project, &t, ui),
             &target,
-            &project.config.sql_files(),
+            &files::steps(&project.config, Part::All)?,
         )
         .await;
     ui.done();

@@ -104,7 +104,11 @@ impl Reloader {
         };
         let rebuilt = self
             .rebuilder
-            .rebuild(&loader, &target, &self.project.config.sql_files())
+            .rebuild(
+                &loader,
+                &target,
+                &devenv_core::files::steps(self.config(), devenv_core::files::Part::All)?,
+            )
             .await?;
         self.included.clone_from(&rebuilt.summary.files);
         Ok(rebuilt)

@@ -29,6 +29,7 @@ struct Raw {
     port: Option<u16>,
     schema: Option<Vec<PathBuf>>,
     seed: Option<Vec<PathBuf>>,
+    migrations: Option<PathBuf>,
     #[serde(default, deserialize_with = "de_watch")]
     watch: Option<Vec<String>>,
     #[serde(default, deserialize_with = "de_network")]
@@ -143,6 +144,9 @@ pub struct Config {
     pub schema: Vec<PathBuf>,
     /// Seed files, in order, relative to root.
     pub seed: Vec<PathBuf>,
+    /// A migrations directory (sqlx, diesel or plain `*.sql`), relative to root, applied
+    /// between schema and seed ([`crate::migrations`]); none by default.
+    pub migrations: Option<PathBuf>,
     /// Globs of files to watch.
     pub watch: Vec<String>,
     /// Docker network.
@@ -170,6 +174,7 @@ impl std::fmt::Debug for Config {
             .field("port", &self.port)
             .field("schema", &self.schema)
             .field("seed", &self.seed)
+            .field("migrations", &self.migrations)
             .field("watch", &self.watch)
             .field("network", &self.network)
             .field("backend", &self.backend)
@@ -304,6 +309,7 @@ impl Config {
                 .map(paths)
                 .or(raw.seed)
                 .unwrap_or_else(|| vec![PathBuf::from("db/seed.sql")]),
+            migrations: var("migrations").map(PathBuf::from).or(raw.migrations),
             watch: watch.unwrap_or_else(|| vec!["db/**/*.sql".into()]),
             network: checked("network", check_network)?
                 .or(raw.network)
@@ -315,6 +321,14 @@ impl Config {
         };
         if config.backend == Choice::External && config.url.is_none() {
             return Err(ConfigError::NoUrl);
+        }
+        let mut config = config;
+        // A migration added while `up` runs is a change like an edited schema file.
+        if let Some(dir) = &config.migrations {
+            let glob = format!("{}/**/*.sql", dir.display());
+            if !config.watch.contains(&glob) {
+                config.watch.push(glob);
+            }
         }
         Ok(config)
     }
@@ -331,6 +345,24 @@ impl Config {
         for (key, files) in [("schema", &self.schema), ("seed", &self.seed)] {
             for path in files {
                 check_file(&self.root.join(path), path, key)?;
+            }
+        }
+        if let Some(dir) = &self.migrations {
+            match std::fs::metadata(self.root.join(dir)) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(ConfigError::BadFile {
+                        path: dir.clone(),
+                        key: "migrations",
+                        what: "is not a directory".into(),
+                    })
+                }
+                Err(_) => {
+                    return Err(ConfigError::MissingFile {
+                        path: dir.clone(),
+                        key: "migrations",
+                    })
+                }
             }
         }
         Ok(())

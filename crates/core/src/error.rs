@@ -20,6 +20,14 @@ pub enum CoreError {
     /// Starting, finding or stopping a server failed.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// The `migrations` directory cannot be applied as it is.
+    #[error("migrations in {}: {problem}", dir.display())]
+    Migrations {
+        /// The directory as configured.
+        dir: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// A connection string does not parse.
     #[error("`url` in devenv.yaml (or DEVENV_URL)")]
     Url {

@@ -1,5 +1,5 @@
-//! The files a project's database is built from: the schema and seed files with everything
-//! they read (includes and `\copy` data, as the loader itself lists them), and their content
+//! The files a project's database is built from, in load order ([`steps`]: schema files,
+//! the `migrations` directory's migrations, seed files), with everything they read (includes and `\copy` data, as the loader itself lists them), and their content
 //! hash, which covers the psql variables they start with (`vars:`, `--set`) too; and the
 //! loader that runs them. The hash is recorded on the databases `up` builds (a kept
 //! database built from the same files is reused as is) and names the fixture's templates.
@@ -63,10 +63,14 @@ pub struct Sources {
 impl Sources {
     /// Reads and hashes the SQL files of `config` (which must exist: [`Config::check_files`]).
     pub fn read(config: &Config) -> Result<Self, CoreError> {
-        let inputs = collect_inputs(config);
-        // Stamp first: a file written while we hash is seen as changed next time.
+        let steps = steps(config, Part::All)?;
+        let listed: Vec<PathBuf> = steps.iter().map(|s| s.path.clone()).collect();
+        let inputs = collect_inputs(config, &listed);
+        // Stamp first: a file written while we hash is seen as changed next time. The
+        // migrations directory's own stamp changes when a migration is added or removed.
         let stamp = Stamp::take(
             std::iter::once(config.root.join(crate::config::FILE_NAME))
+                .chain(config.migrations.iter().map(|d| config.root.join(d)))
                 .chain(inputs.iter().map(|i| i.path.clone())),
         );
         let mut hash = Sha256::new();
@@ -94,16 +98,43 @@ impl Sources {
     }
 }
 
+/// Which of a project's files a load runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The schema files, then the migrations (`db schema-load`).
+    Schema,
+    /// The seed files (`db seed`).
+    Seed,
+    /// All of them: schema, migrations, seed (every build of the database).
+    All,
+}
+
+/// The loader's steps for `part` of `config`'s files: schema files, the migrations with their
+/// records ([`crate::migrations`]), seed files.
+pub fn steps(config: &Config, part: Part) -> Result<Vec<devenv_sql::Step>, CoreError> {
+    let mut steps = Vec::new();
+    if part != Part::Seed {
+        steps.extend(config.schema.iter().map(devenv_sql::Step::file));
+        if let Some(dir) = &config.migrations {
+            steps.extend(crate::migrations::Migrations::read(&config.root, dir)?.steps());
+        }
+    }
+    if part != Part::Schema {
+        steps.extend(config.seed.iter().map(devenv_sql::Step::file));
+    }
+    Ok(steps)
+}
+
 /// The loader for `config`'s files on `server`: its TLS rules ([`crate::db::loader`]),
 /// relative paths from the project root, the `vars` set before the first file.
 pub fn loader(config: &Config, server: &devenv_server::Server) -> devenv_sql::Loader {
     crate::db::loader(server, &config.root).vars(config.vars.values())
 }
 
-/// The schema and seed files with everything they read (`\i`, `\ir`, `\copy ... FROM
-/// 'file'`), each once, in load order: the loader's own answer ([`devenv_sql::files_read`]).
-fn collect_inputs(config: &Config) -> Vec<Input> {
-    devenv_sql::files_read(&config.root, &config.sql_files(), &config.vars.values())
+/// The `listed` files with everything they read (`\i`, `\ir`, `\copy ... FROM 'file'`),
+/// each once, in load order: the loader's own answer ([`devenv_sql::files_read`]).
+fn collect_inputs(config: &Config, listed: &[PathBuf]) -> Vec<Input> {
+    devenv_sql::files_read(&config.root, listed, &config.vars.values())
         .into_iter()
         .map(|i| Input {
             shown: i.shown,

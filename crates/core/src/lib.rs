@@ -24,6 +24,7 @@ pub mod environment;
 pub mod error;
 pub mod files;
 pub mod lock;
+pub mod migrations;
 pub mod project;
 pub mod rebuild;
 pub mod snapshot;

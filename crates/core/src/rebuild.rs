@@ -13,7 +13,6 @@
 //! files it was built from, and when. A database without the project's mark is never replaced.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use devenv_server::Server;
@@ -130,18 +129,18 @@ impl Rebuilder {
         }
     }
 
-    /// Builds `target.live` anew from `files` and swaps it in, keeping the replaced database
-    /// as an automatic snapshot.
+    /// Builds `target.live` anew from `steps` ([`crate::files::steps`]) and swaps it in,
+    /// keeping the replaced database as an automatic snapshot.
     pub async fn rebuild(
         &mut self,
         loader: &Loader,
         target: &Target<'_>,
-        files: &[PathBuf],
+        steps: &[devenv_sql::Step],
     ) -> Result<Rebuilt, CoreError> {
         let next = next_name(target.live);
         self.run(target, next, |admin, next| async move {
             prepare_next(&admin, &next).await?;
-            match loader.load_files(&next, files).await {
+            match loader.load_steps(&next, steps).await {
                 Ok(summary) => Ok(summary),
                 Err(e) => {
                     let _ = db::drop_if_exists(&admin, &next).await;

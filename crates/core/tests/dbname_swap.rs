@@ -3,8 +3,6 @@
 //! its comment, grants, per-role settings in it) must still hold on `<db>` after the rename,
 //! rebuild after rebuild. Against a real PostgreSQL server (native backend in a temp directory).
 
-use std::path::PathBuf;
-
 use devenv_core::rebuild::{next_name, Rebuilder};
 use devenv_server::native::TempServer;
 use devenv_sql::Loader;
@@ -32,7 +30,7 @@ async fn what_a_file_does_through_dbname_survives_the_swap() {
     let server = temp.server().clone();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("schema.sql"), SCHEMA).unwrap();
-    let files = [PathBuf::from("schema.sql")];
+    let files = [devenv_sql::Step::file("schema.sql")];
     let echoes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = echoes.clone();
     let loader = Loader::new(server.config("postgres"), dir.path()).events(std::sync::Arc::new(

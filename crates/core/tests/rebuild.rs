@@ -1,8 +1,6 @@
 //! Build-then-swap, marks and snapshots against a real PostgreSQL server (native backend in a
 //! temp directory).
 
-use std::path::PathBuf;
-
 use devenv_core::rebuild::{next_name, Rebuilder, Target};
 use devenv_core::{db, snapshot, CoreError};
 use devenv_server::native::TempServer;
@@ -33,7 +31,7 @@ async fn builds_swaps_keeps_the_old_on_error_and_never_waits_for_idle_clients() 
     let server = temp.server().clone();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("schema.sql");
-    let files = [PathBuf::from("schema.sql")];
+    let files = [devenv_sql::Step::file("schema.sql")];
     let loader = Loader::new(server.config("postgres"), dir.path());
     let mut rebuilder = Rebuilder::new(server.clone());
 
@@ -158,7 +156,7 @@ async fn a_database_devenv_did_not_make_is_never_replaced_unless_asked() {
         ..target("h1")
     };
     let refused = rebuilder
-        .rebuild(&loader, &guarded, &[PathBuf::from("schema.sql")])
+        .rebuild(&loader, &guarded, &[devenv_sql::Step::file("schema.sql")])
         .await;
     assert!(
         matches!(refused, Err(CoreError::NotOurs { .. })),
@@ -196,7 +194,11 @@ async fn snapshots_save_restore_and_keep_database_attributes() {
     let loader = Loader::new(server.config("postgres"), dir.path());
     let mut rebuilder = Rebuilder::new(server.clone());
     rebuilder
-        .rebuild(&loader, &target("h1"), &[PathBuf::from("schema.sql")])
+        .rebuild(
+            &loader,
+            &target("h1"),
+            &[devenv_sql::Step::file("schema.sql")],
+        )
         .await
         .unwrap();
     let admin = db::admin(&server).await.unwrap();

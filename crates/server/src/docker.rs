@@ -56,7 +56,7 @@ use testcontainers_modules::postgres::Postgres;
 use crate::conninfo::Server;
 use crate::error::{Cause, ServerError};
 use crate::ready::{wait_ready, NotReady};
-use crate::spec::{Progress, Spec, Step, Storage};
+use crate::spec::{PasswordAuth, Progress, Spec, Step, Storage};
 
 pub use crate::spec::{MANAGED_LABEL, PROJECT_LABEL, ROLE_LABEL, ROOT_LABEL};
 
@@ -432,9 +432,10 @@ impl DockerServer {
         .await;
         watcher.abort();
         match ready {
-            Ok(_) => Ok(()),
+            Ok(_) => self.quicken_password(spec).await,
             Err(NotReady::Refused(e)) if self.volume.is_some() => {
-                self.repair_password(spec, e).await
+                self.repair_password(spec, e).await?;
+                self.quicken_password(spec).await
             }
             Err(NotReady::Refused(source)) => Err(ServerError::Connect {
                 what: "logging in",
@@ -453,6 +454,38 @@ impl DockerServer {
                 source: last,
             }),
         }
+    }
+
+    /// For [`PasswordAuth::QuickScram`], gives the superuser a quick verifier of its password
+    /// ([`crate::scram`]); this one login pays the image's 4096 rounds, the later ones do not.
+    async fn quicken_password(&self, spec: &Spec) -> Result<(), ServerError> {
+        if spec.password_auth != PasswordAuth::QuickScram {
+            return Ok(());
+        }
+        let failed = |source| ServerError::Db {
+            what: "giving the superuser a quick SCRAM verifier",
+            server: self.server.masked_url("postgres"),
+            source,
+        };
+        let config = self.server.config("postgres");
+        let (client, connection) =
+            self.server
+                .tls()
+                .connect(&config)
+                .await
+                .map_err(|source| ServerError::Connect {
+                    what: "logging in",
+                    server: self.server.masked_url("postgres"),
+                    source,
+                })?;
+        let task = tokio::spawn(connection);
+        let result = client
+            .batch_execute(&crate::scram::alter_role_sql(&spec.user, &spec.password))
+            .await
+            .map_err(failed);
+        drop(client);
+        let _ = task.await;
+        result
     }
 
     /// Kept data made with another password: the image trusts local connections inside the

@@ -43,6 +43,7 @@ pub mod ports;
 pub mod probe;
 pub mod process;
 pub mod ready;
+pub mod scram;
 pub mod spec;
 pub mod sql;
 pub mod tls;

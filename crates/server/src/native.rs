@@ -572,8 +572,7 @@ fn give(path: &Path, owner: Option<(u32, u32)>) -> Result<(), ServerError> {
 /// TCP on loopback asks for the password.
 fn write_hba(layout: &Layout, auth: PasswordAuth) -> Result<(), ServerError> {
     let method = match auth {
-        PasswordAuth::Scram => "scram-sha-256",
-        PasswordAuth::Md5 => "md5",
+        PasswordAuth::Scram | PasswordAuth::QuickScram => "scram-sha-256",
     };
     let hba = layout.data_dir.join("pg_hba.conf");
     let text = format!(
@@ -725,8 +724,9 @@ fn spawn_postmaster(
     Ok((pid, rx))
 }
 
-/// Gives the superuser its password (md5-hashed for [`PasswordAuth::Md5`]: SCRAM's 4096
-/// PBKDF2 rounds run in the client, about 100 ms per connection in a debug test build).
+/// Gives the superuser its password (a quick verifier for [`PasswordAuth::QuickScram`]:
+/// SCRAM's 4096 PBKDF2 rounds run in the client, a few hundred ms per connection in a debug
+/// build; [`crate::scram`]).
 async fn set_password(
     socket: &tokio_postgres::Config,
     user: &str,
@@ -743,15 +743,14 @@ async fn set_password(
                 source,
             })?;
     let task = tokio::spawn(connection);
-    let encryption = match auth {
-        PasswordAuth::Scram => "scram-sha-256",
-        PasswordAuth::Md5 => "md5",
+    let sql = match auth {
+        PasswordAuth::Scram => format!(
+            "SET password_encryption = 'scram-sha-256'; ALTER ROLE {} PASSWORD {}",
+            crate::sql::quote_ident(user),
+            crate::sql::quote_literal(password)
+        ),
+        PasswordAuth::QuickScram => crate::scram::alter_role_sql(user, password),
     };
-    let sql = format!(
-        "SET password_encryption = '{encryption}'; ALTER ROLE {} PASSWORD {}",
-        crate::sql::quote_ident(user),
-        crate::sql::quote_literal(password)
-    );
     let result = client
         .batch_execute(&sql)
         .await

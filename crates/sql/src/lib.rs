@@ -24,6 +24,6 @@ pub use error::{ErrorKind, LoadError, Location};
 pub use inputs::{files_read, Input, InputKind};
 pub use load::{
     stderr_events, Connect, Connected, Durability, Event, EventHandler, Line, LoadSummary, Loader,
-    Plain, PROGRESS_EVERY,
+    Plain, Step, PROGRESS_EVERY,
 };
 pub use scan::{split, Item, Scanner};

@@ -12,8 +12,9 @@
 //! - Start-or-reuse runs under an exclusive `flock` of the directory's `lock` file, so 16
 //!   processes starting at once start one server: the first starts it, the others wait, then
 //!   find it alive. The lock goes with its process, even on `kill -9`.
-//! - It is started through [`devenv_server::start`] (role `fixture`, throw-away data, md5
-//!   passwords for cheap connections in debug test builds) and kept running when the handle is
+//! - It is started through [`devenv_server::start`] (role `fixture`, throw-away data, a
+//!   quick SCRAM verifier for cheap logins in the user's debug test builds:
+//!   [`devenv_server::scram`]) and kept running when the handle is
 //!   dropped; [`stop_shared_server`] stops it (`devenv test-dbs --stop-server`, `devenv down`).
 //! - The backend: `DEVENV_FIXTURE_BACKEND` (`native` or `docker`), else the config's `backend`
 //!   (`auto`: docker when an engine answers, else native). A live server of another backend
@@ -112,7 +113,7 @@ pub(crate) async fn resolve(project: &Project) -> Result<(Server, Source), Error
         image: config.image.clone(),
         network: None,
         storage: Storage::Ephemeral,
-        password_auth: PasswordAuth::Md5,
+        password_auth: PasswordAuth::QuickScram,
         timeout: START_TIMEOUT,
         progress: Progress::default(),
     };

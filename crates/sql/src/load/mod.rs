@@ -51,6 +51,38 @@ mod session;
 use session::Session;
 pub use session::{Connect, Connected, Plain};
 
+/// A file to run and how: [`Loader::load_steps`]. Plain files are steps with nothing around
+/// them; a migration runs inside a transaction (unless it asks not to) with the statement that
+/// records it after it, in the same transaction, so a migration is recorded if and only if it
+/// committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The file, as listed (relative to the loader's root) or absolute.
+    pub path: PathBuf,
+    /// Run inside one transaction: `BEGIN` before the file, `COMMIT` after `after`.
+    pub transaction: bool,
+    /// Statements run in the file's session before it (outside its transaction).
+    pub before: Option<String>,
+    /// Statements run in the file's session after it (inside its transaction).
+    pub after: Option<String>,
+    /// What errors of `before`, `after` and the transaction name it ("migration 3 (add
+    /// users)").
+    pub label: Option<String>,
+}
+
+impl Step {
+    /// A plain file, run as psql runs it.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Step {
+            path: path.into(),
+            transaction: false,
+            before: None,
+            after: None,
+            label: None,
+        }
+    }
+}
+
 /// How far a session's commits must reach before they return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -293,6 +325,17 @@ impl Loader {
         database: &str,
         files: &[P],
     ) -> Result<LoadSummary, LoadError> {
+        let steps: Vec<Step> = files.iter().map(|f| Step::file(f.as_ref())).collect();
+        self.load_steps(database, &steps).await
+    }
+
+    /// Runs `steps` in order into `database`, stopping at the first error: each a file, with
+    /// statements around it and in a transaction when asked (migrations: [`Step`]).
+    pub async fn load_steps(
+        &self,
+        database: &str,
+        steps: &[Step],
+    ) -> Result<LoadSummary, LoadError> {
         let started = Instant::now();
         let mut run = Run {
             loader: self,
@@ -307,12 +350,24 @@ impl Loader {
             top: PathBuf::new(),
         };
         let outcome = async {
-            for file in files {
-                let listed = file.as_ref().to_path_buf();
+            for step in steps {
+                let listed = step.path.clone();
                 let (path, src) = run.read(&[(listed, "as listed")], "file", None).await?;
                 run.top.clone_from(&path);
                 run.start_session().await?;
+                if let Some(sql) = &step.before {
+                    run.step_sql(step, sql).await?;
+                }
+                if step.transaction {
+                    run.step_sql(step, "BEGIN").await?;
+                }
                 run.run_file(path, src, 0).await?;
+                if let Some(sql) = &step.after {
+                    run.step_sql(step, sql).await?;
+                }
+                if step.transaction {
+                    run.step_sql(step, "COMMIT").await?;
+                }
                 run.end_of_file_session().await?;
             }
             Ok(())
@@ -477,6 +532,32 @@ impl Run<'_> {
             self.session = Some(session);
         }
         Ok(self.session.as_mut().expect("session opened above"))
+    }
+
+    /// Runs a step's own statements (its `before`, `after`, or the transaction around it) in
+    /// the session; an error names the step.
+    async fn step_sql(&mut self, step: &Step, sql: &str) -> Result<(), LoadError> {
+        let label = step.label.as_deref().unwrap_or("the file");
+        let result = match self.session.as_mut() {
+            Some(session) => session.client.batch_execute(sql).await,
+            None => {
+                return Err(LoadError {
+                    location: None,
+                    kind: ErrorKind::Client(format!(
+                        "{}: {label}: the session ended (\\c in a migration?)",
+                        step.path.display()
+                    )),
+                })
+            }
+        };
+        result.map_err(|e| LoadError {
+            location: None,
+            kind: ErrorKind::Client(format!(
+                "{}: {label}: {}",
+                step.path.display(),
+                client_error_text(&e)
+            )),
+        })
     }
 
     /// Resets the session for the next file, or drops it when `\c` moved it elsewhere.
