@@ -441,3 +441,62 @@ async fn test_dbs_lists_prunes_and_stops_the_fixture_server() {
         stderr(&out)
     );
 }
+
+#[test]
+fn migrations_load_between_schema_and_seed_and_a_new_one_reloads_up() {
+    let project = Project::native();
+    let dir = project.path();
+    std::fs::create_dir_all(dir.join("migrations")).unwrap();
+    project.write(
+        "migrations/20240101000000_add_bio.sql",
+        "ALTER TABLE users ADD COLUMN bio text DEFAULT 'from a migration';\n",
+    );
+    let yaml = std::fs::read_to_string(dir.join("devenv.yaml")).unwrap();
+    project.write("devenv.yaml", &format!("{yaml}\nmigrations: migrations\n"));
+    let mut up = project.spawn_up();
+    let vars = project.wait_env(&mut up);
+    let url = var(&vars, "CONNECTION_URL").to_owned();
+    // The seed's rows came after the migration's column (its default filled them).
+    assert_eq!(
+        query(
+            &url,
+            "SELECT count(*) FROM users WHERE bio = 'from a migration'"
+        )
+        .as_deref(),
+        Some("3")
+    );
+    assert_eq!(
+        query(
+            &url,
+            "SELECT version || ' ' || description FROM _sqlx_migrations"
+        )
+        .as_deref(),
+        Some("20240101000000 add bio")
+    );
+    // A migration added while `up` runs reloads it.
+    project.write(
+        "migrations/20240102000000_add_table.sql",
+        "CREATE TABLE added_later (id int);\n",
+    );
+    wait_until(&up, "the added migration", Duration::from_secs(20), || {
+        query(&url, "SELECT count(*) FROM _sqlx_migrations").as_deref() == Some("2")
+    });
+    // A broken one keeps the database and says where.
+    project.write(
+        "migrations/20240103000000_broken.sql",
+        "CREATE TABLE fine (id int);\nSELECT nope;\n",
+    );
+    wait_until(
+        &up,
+        "the broken migration's report",
+        Duration::from_secs(20),
+        || {
+            up.stderr()
+                .contains("migrations/20240103000000_broken.sql:2:8")
+        },
+    );
+    assert_eq!(
+        query(&url, "SELECT count(*) FROM _sqlx_migrations").as_deref(),
+        Some("2")
+    );
+}

@@ -322,15 +322,19 @@ impl Config {
         if config.backend == Choice::External && config.url.is_none() {
             return Err(ConfigError::NoUrl);
         }
-        let mut config = config;
-        // A migration added while `up` runs is a change like an edited schema file.
-        if let Some(dir) = &config.migrations {
+        Ok(config.with_migrations_watched())
+    }
+
+    /// The watch globs with the migrations directory's: a migration added while `up` runs is a
+    /// change like an edited schema file.
+    fn with_migrations_watched(mut self) -> Self {
+        if let Some(dir) = &self.migrations {
             let glob = format!("{}/**/*.sql", dir.display());
-            if !config.watch.contains(&glob) {
-                config.watch.push(glob);
+            if !self.watch.contains(&glob) {
+                self.watch.push(glob);
             }
         }
-        Ok(config)
+        self
     }
 
     /// Schema then seed files, in load order.

@@ -92,7 +92,14 @@ impl Migrations {
             .iter()
             .filter(|d| root.join(dir).join(d).join("up.sql").is_file())
             .collect();
-        let sql_files: Vec<&String> = files.iter().filter(|f| f.ends_with(".sql")).collect();
+        let sql_files: Vec<&String> = files
+            .iter()
+            .filter(|f| {
+                Path::new(f.as_str())
+                    .extension()
+                    .is_some_and(|e| e == "sql")
+            })
+            .collect();
         let (layout, mut list) = if !diesel_dirs.is_empty() && sql_files.is_empty() {
             (Layout::Diesel, diesel(root, dir, &diesel_dirs)?)
         } else if !sql_files.is_empty() && sql_files.iter().all(|f| sqlx_name(f).is_some()) {

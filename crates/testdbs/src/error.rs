@@ -48,6 +48,13 @@ pub enum Error {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// The shared test server is not what the configuration now asks for, and other test
+    /// processes still use it.
+    #[error("the shared test server runs with another {differences} than devenv.yaml now asks for, and other test processes use it; run `devenv test-dbs --stop-server` once they end (the next test starts a new one)")]
+    ServerChanged {
+        /// What differs ("image postgres:13 (now postgres:17)").
+        differences: String,
+    },
     /// A record of the shared server is not what devenv wrote.
     #[error("{} is not valid (`devenv test-dbs --stop-server` cleans up)", path.display())]
     Corrupt {

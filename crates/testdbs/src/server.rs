@@ -52,6 +52,117 @@ pub struct SharedServer {
     pub user: String,
     /// The process that started it.
     pub started_by: u32,
+    /// What it was started as, compared with the configuration at every reuse (a record
+    /// without it, written by an older devenv, is taken as different).
+    #[serde(default)]
+    pub made_of: Option<MadeOf>,
+}
+
+/// What the configuration makes of the shared server: a change means another server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MadeOf {
+    /// The image (docker).
+    pub image: Option<String>,
+    /// SHA-256 of the password, hex (the record is private, but needs no password).
+    pub password: String,
+    /// How logins are checked.
+    pub auth: String,
+}
+
+impl MadeOf {
+    fn of(config: &devenv_core::Config, backend: Backend) -> Self {
+        use sha2::Digest as _;
+        MadeOf {
+            image: (backend == Backend::Docker).then(|| config.image.clone()),
+            password: devenv_server::files::hex(&sha2::Sha256::digest(config.password.as_bytes())),
+            auth: "scram-sha-256 (quick)".into(),
+        }
+    }
+}
+
+impl SharedServer {
+    /// What differs between this server and what `config` asks for, in words.
+    fn differences(&self, config: &devenv_core::Config) -> Vec<String> {
+        let wanted = MadeOf::of(config, self.backend());
+        let mut found = Vec::new();
+        if self.user != config.user {
+            found.push(format!("user {} (now {})", self.user, config.user));
+        }
+        let Some(made) = &self.made_of else {
+            found.push("devenv version (its record predates this check)".into());
+            return found;
+        };
+        if made.image != wanted.image {
+            found.push(format!(
+                "image {} (now {})",
+                made.image.as_deref().unwrap_or("-"),
+                wanted.image.as_deref().unwrap_or("-")
+            ));
+        }
+        if made.password != wanted.password {
+            found.push("password".into());
+        }
+        if made.auth != wanted.auth {
+            found.push(format!(
+                "authentication {} (now {})",
+                made.auth, wanted.auth
+            ));
+        }
+        found
+    }
+}
+
+/// The file test processes hold a shared `flock` of while they use the shared server: a
+/// server nobody holds it for may be replaced.
+pub const USERS_FILE: &str = "users";
+
+/// This process's shared locks of [`USERS_FILE`] (one per shared directory it used), held
+/// until it exits.
+type Held = Vec<(PathBuf, nix::fcntl::Flock<std::fs::File>)>;
+static IN_USE: std::sync::Mutex<Held> = std::sync::Mutex::new(Vec::new());
+
+fn users_lock(dir: &Path, arg: nix::fcntl::FlockArg) -> Option<nix::fcntl::Flock<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join(USERS_FILE))
+        .ok()?;
+    nix::fcntl::Flock::lock(file, arg).ok()
+}
+
+/// Marks the shared server in use by this process until it exits.
+fn hold_in_use(dir: &Path) {
+    let mut held = IN_USE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !held.iter().any(|(d, _)| d == dir) {
+        let lock = users_lock(dir, nix::fcntl::FlockArg::LockSharedNonblock)
+            .or_else(|| users_lock(dir, nix::fcntl::FlockArg::LockShared));
+        if let Some(lock) = lock {
+            held.push((dir.to_path_buf(), lock));
+        }
+    }
+}
+
+/// Whether another process uses the shared server (holds its [`USERS_FILE`] lock), this
+/// process's own use aside.
+fn used_by_others(dir: &Path) -> bool {
+    let mut held = IN_USE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Our own shared lock would stand in the way of the exclusive one asked for below.
+    let before = held.len();
+    held.retain(|(d, _)| d != dir);
+    let ours = held.len() != before;
+    let others = users_lock(dir, nix::fcntl::FlockArg::LockExclusiveNonblock).is_none();
+    drop(held);
+    if ours {
+        hold_in_use(dir);
+    }
+    others
 }
 
 impl SharedServer {
@@ -72,7 +183,7 @@ pub enum Source {
     /// `backend: external` and its `url`.
     External,
     /// The shared test server.
-    Shared(SharedServer),
+    Shared(Box<SharedServer>),
 }
 
 /// The shared directory of the project with id `project_id`.
@@ -96,10 +207,25 @@ pub(crate) async fn resolve(project: &Project) -> Result<(Server, Source), Error
     let config = &project.config;
     if let Some(record) = read_record(&dir)? {
         let backend_ok = wanted == Choice::Auto || choice_of(record.backend()) == wanted;
-        if backend_ok && record.user == config.user {
+        let differences = record.differences(config);
+        if backend_ok && differences.is_empty() {
             if let Some(handle) = attach(&record, &config.password).await? {
-                return Ok((handle.server().clone(), Source::Shared(record)));
+                hold_in_use(&dir);
+                return Ok((handle.server().clone(), Source::Shared(Box::new(record))));
             }
+        } else if !differences.is_empty() && used_by_others(&dir) {
+            return Err(Error::ServerChanged {
+                differences: differences.join(", "),
+            });
+        }
+        if !differences.is_empty() {
+            log_event(
+                &dir,
+                &format!(
+                    "replacing the shared test server: devenv.yaml now asks for another {}",
+                    differences.join(", ")
+                ),
+            );
         }
         devenv_server::clean(&record.record, true).await?;
         remove_record(&dir);
@@ -124,6 +250,7 @@ pub(crate) async fn resolve(project: &Project) -> Result<(Server, Source), Error
             port: 0,
             user: spec.user.clone(),
             started_by,
+            made_of: Some(MadeOf::of(config, record.backend())),
         };
         write_record(&dir, &shared).map_err(std::io::Error::other)
     };
@@ -134,8 +261,10 @@ pub(crate) async fn resolve(project: &Project) -> Result<(Server, Source), Error
         port: server.port(),
         user: spec.user.clone(),
         started_by,
+        made_of: Some(MadeOf::of(config, handle.record().backend())),
     };
     write_record(&dir, &record)?;
+    hold_in_use(&dir);
     log_event(
         &dir,
         &format!(
@@ -145,7 +274,7 @@ pub(crate) async fn resolve(project: &Project) -> Result<(Server, Source), Error
     );
     // Other test processes use it after this one ends: dropping the handle leaves it running.
     drop(handle);
-    Ok((server, Source::Shared(record)))
+    Ok((server, Source::Shared(Box::new(record))))
 }
 
 fn choice_of(backend: Backend) -> Choice {
