@@ -903,7 +903,7 @@ fn chars(bytes: &[u8]) -> usize {
 }
 
 /// Lines longer than this many bytes are shown around the column only.
-const SHOWN_LINE: usize = 1_000;
+pub const SHOWN_LINE: usize = 1_000;
 
 /// The line holding byte `offset`, for a caret display (without its line ending or a BOM),
 /// and the caret's 1-based column in that text. A line longer than [`SHOWN_LINE`] bytes is
