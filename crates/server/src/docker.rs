@@ -972,14 +972,8 @@ async fn create_on_network(
 ) -> Result<(String, Option<NetworkRef>), ServerError> {
     let mut network = network;
     let mut attempts = 0;
-    let mut transient_retries = 0;
     let id = loop {
         let created = create_container(docker, spec, reach, volume, network.as_ref()).await;
-        if transient_retries < 2 && created.as_ref().is_err_and(is_transient) {
-            transient_retries += 1;
-            tokio::time::sleep(Duration::from_millis(250 * transient_retries)).await;
-            continue;
-        }
         let Some(net) = network
             .as_ref()
             .filter(|_| created.is_err() && attempts < 5)
@@ -999,24 +993,6 @@ async fn create_on_network(
         network = Some(ensure_network(docker, &net.name).await?);
     };
     Ok((id, network))
-}
-
-/// A start the engine failed for a passing reason: Podman 4.3 answers a start now and then
-/// with HTTP 500 "write child: broken pipe" (its runtime's sync pipe), and the same start
-/// succeeds when tried again (testcontainers-java issue 6640). The container of the failed
-/// start is removed before the retry ([`create_container`]).
-fn is_transient(e: &ServerError) -> bool {
-    let ServerError::Engine { source, .. } = e else {
-        return false;
-    };
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
-    while let Some(c) = cause {
-        if c.to_string().contains("write child: broken pipe") {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
 }
 
 /// Makes sure the container answers as `db` on `network`. Docker makes the host name an alias
