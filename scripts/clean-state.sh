@@ -76,6 +76,13 @@ if command -v docker >/dev/null 2>&1; then
     clean_engine "unix://${DEVENV_PODMAN_SOCK:-/run/devenv-podman/podman.sock}"
     clean_engine "unix://${DEVENV_DOCKER26_SOCK:-/run/devenv-docker26/docker.sock}"
 fi
+# Podman's API services (scripts/ensure-podman.sh starts new ones): a service that outlived
+# the run that started it answers every later container start with HTTP 500 "write child:
+# broken pipe" (seen twice in a row here; a restarted service starts the same container).
+if pkill -f 'podman system service --time=0' 2>/dev/null; then
+    log "stopped Podman's API services of an earlier run"
+    for _ in $(seq 1 50); do pgrep -f 'podman system service --time=0' >/dev/null || break; sleep 0.1; done
+fi
 # The PostgreSQL 18 test's data directories on the reflink filesystem (scripts/ensure-reflink-fs.sh).
 for dir in "${DEVENV_REFLINK_DIR:-/mnt/devenv-reflink}"/devenv-*; do
     [ -e "$dir" ] || continue

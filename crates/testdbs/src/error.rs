@@ -55,6 +55,15 @@ pub enum Error {
         /// What differs ("image postgres:13 (now postgres:17)").
         differences: String,
     },
+    /// A client library the test uses (sqlx, diesel) failed on the test database.
+    #[error("{what}")]
+    Driver {
+        /// Which step.
+        what: String,
+        /// The library's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A record of the shared server is not what devenv wrote.
     #[error("{} is not valid (`devenv test-dbs --stop-server` cleans up)", path.display())]
     Corrupt {
