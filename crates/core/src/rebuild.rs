@@ -138,8 +138,9 @@ impl Rebuilder {
         steps: &[devenv_sql::Step],
     ) -> Result<Rebuilt, CoreError> {
         let next = next_name(target.live);
+        let project = target.project;
         self.run(target, next, |admin, next| async move {
-            prepare_next(&admin, &next).await?;
+            prepare_next(&admin, &next, project).await?;
             match loader.load_steps(&next, steps).await {
                 Ok(summary) => Ok(summary),
                 Err(e) => {
@@ -363,9 +364,10 @@ async fn check_ownership(
     }
 }
 
-/// Makes `next` an empty database to load into: the spare when there is one, else a new one
-/// (after removing a leftover of an interrupted run).
-async fn prepare_next(admin: &Admin, next: &str) -> Result<(), CoreError> {
+/// Makes `next` an empty database to load into, marked `Building` for `project` (so that a
+/// cancelled or dead rebuild's leftover is known for what it is and dropped): the spare when
+/// there is one, else a new one (after removing a leftover of an interrupted run).
+async fn prepare_next(admin: &Admin, next: &str, project: &str) -> Result<(), CoreError> {
     match Marks::read(admin, next).await? {
         Some(marks) if marks.role == Some(Role::Spare) => {
             Marks {
@@ -377,10 +379,15 @@ async fn prepare_next(admin: &Admin, next: &str) -> Result<(), CoreError> {
         }
         Some(_) => {
             db::drop_if_exists(admin, next).await?;
-            db::create(admin, next).await
+            create_building(admin, next, project).await
         }
-        None => db::create(admin, next).await,
+        None => create_building(admin, next, project).await,
     }
+}
+
+async fn create_building(admin: &Admin, next: &str, project: &str) -> Result<(), CoreError> {
+    db::create(admin, next).await?;
+    Marks::new(project, Role::Building).write(admin, next).await
 }
 
 async fn create_spare(admin: &Admin, next: &str, project: &str) {

@@ -1,0 +1,3 @@
+INSERT INTO accounts (handle) VALUES ('andrewbrown'), ('bayko');
+INSERT INTO posts (account_id, body)
+SELECT id, 'hello from ' || handle FROM accounts WHERE kind = 'person';

@@ -1,0 +1,1 @@
+ALTER TYPE account_kind ADD VALUE 'bot';

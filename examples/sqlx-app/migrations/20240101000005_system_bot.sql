@@ -1,0 +1,1 @@
+INSERT INTO accounts (handle, kind) VALUES ('system', 'bot');

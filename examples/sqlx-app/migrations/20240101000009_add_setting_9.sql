@@ -1,0 +1,1 @@
+ALTER TABLE accounts ADD COLUMN setting_9 integer NOT NULL DEFAULT 9;

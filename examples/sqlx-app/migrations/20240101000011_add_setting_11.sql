@@ -1,0 +1,1 @@
+ALTER TABLE accounts ADD COLUMN setting_11 integer NOT NULL DEFAULT 11;

@@ -1,0 +1,1 @@
+ALTER TABLE accounts ADD COLUMN setting_18 integer NOT NULL DEFAULT 18;

@@ -1,0 +1,1 @@
+ALTER TABLE accounts ADD COLUMN setting_20 integer NOT NULL DEFAULT 20;

@@ -1,0 +1,1 @@
+ALTER TABLE accounts ADD COLUMN setting_27 integer NOT NULL DEFAULT 27;

@@ -1,0 +1,1 @@
+ALTER TABLE accounts ADD COLUMN setting_28 integer NOT NULL DEFAULT 28;
