@@ -231,7 +231,17 @@ async fn load(
     part: Part,
     ui: &'static Ui,
 ) -> anyhow::Result<()> {
-    let steps = files::steps(&project.config, part)?;
+    // Onto the database as it is: the migrations it recorded are not run again.
+    let client = db::connect(&target.server, &target.database).await?;
+    let steps = files::steps_onto(&project.config, part, &client, &target.database).await?;
+    drop(client);
+    if steps.is_empty() {
+        ui.result(format!(
+            "nothing to load into \"{}\" on {}: its migrations are all recorded there",
+            target.database, target.label
+        ));
+        return Ok(());
+    }
     let names = steps
         .iter()
         .map(|s| s.path.display().to_string())

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::error::{io, CoreError};
+use crate::migrations::Migrations;
 
 /// One SQL file that goes into the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,17 +113,44 @@ pub enum Part {
 /// The loader's steps for `part` of `config`'s files: schema files, the migrations with their
 /// records ([`crate::migrations`]), seed files.
 pub fn steps(config: &Config, part: Part) -> Result<Vec<devenv_sql::Step>, CoreError> {
+    let migrations = match &config.migrations {
+        Some(dir) => Some(Migrations::read(&config.root, dir)?),
+        None => None,
+    };
+    Ok(assemble(config, part, migrations))
+}
+
+/// [`steps`] for a load onto `database` as it is (`db schema-load`, `db seed`): only the
+/// migrations it has not recorded yet ([`Migrations::pending`]).
+pub async fn steps_onto(
+    config: &Config,
+    part: Part,
+    client: &tokio_postgres::Client,
+    database: &str,
+) -> Result<Vec<devenv_sql::Step>, CoreError> {
+    let migrations = match &config.migrations {
+        Some(dir) if part != Part::Seed => Some(
+            Migrations::read(&config.root, dir)?
+                .pending(client, database)
+                .await?,
+        ),
+        _ => None,
+    };
+    Ok(assemble(config, part, migrations))
+}
+
+fn assemble(config: &Config, part: Part, migrations: Option<Migrations>) -> Vec<devenv_sql::Step> {
     let mut steps = Vec::new();
     if part != Part::Seed {
         steps.extend(config.schema.iter().map(devenv_sql::Step::file));
-        if let Some(dir) = &config.migrations {
-            steps.extend(crate::migrations::Migrations::read(&config.root, dir)?.steps());
+        if let Some(migrations) = migrations {
+            steps.extend(migrations.steps());
         }
     }
     if part != Part::Schema {
         steps.extend(config.seed.iter().map(devenv_sql::Step::file));
     }
-    Ok(steps)
+    steps
 }
 
 /// The loader for `config`'s files on `server`: its TLS rules ([`crate::db::loader`]),

@@ -132,6 +132,54 @@ impl Migrations {
         })
     }
 
+    /// The migrations `client`'s database has not recorded yet (all of them when it has no
+    /// table), for a load onto a database that exists (`db schema-load`). A recorded sqlx or
+    /// plain migration whose file changed since is an error, as sqlx's migrator makes it.
+    pub async fn pending(
+        mut self,
+        client: &tokio_postgres::Client,
+        database: &str,
+    ) -> Result<Self, CoreError> {
+        let read = crate::error::db("reading the migrations recorded in", database);
+        let table = self.table();
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+            .await
+            .map_err(read)?
+            .get(0);
+        if !exists {
+            return Ok(self);
+        }
+        let sql = match self.layout {
+            Layout::Sqlx => "SELECT version::text, checksum FROM _sqlx_migrations WHERE success",
+            Layout::Diesel => "SELECT version::text, NULL::bytea FROM __diesel_schema_migrations",
+            Layout::Plain => "SELECT name, checksum FROM _devenv_migrations",
+        };
+        let rows = client.query(sql, &[]).await.map_err(crate::error::db(
+            "reading the migrations recorded in",
+            database,
+        ))?;
+        let recorded: std::collections::BTreeMap<String, Option<Vec<u8>>> =
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        for m in &self.list {
+            if let Some(Some(checksum)) = recorded.get(&m.version) {
+                if *checksum != m.checksum {
+                    return Err(problem(
+                        &self.dir,
+                        format!(
+                            "migration {} ({}) was applied to \"{database}\" but {} has changed since",
+                            m.version,
+                            m.description,
+                            m.path.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        self.list.retain(|m| !recorded.contains_key(&m.version));
+        Ok(self)
+    }
+
     /// The table the migrations are recorded in.
     pub fn table(&self) -> &'static str {
         match self.layout {

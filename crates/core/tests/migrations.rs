@@ -317,3 +317,62 @@ async fn a_broken_migration_points_at_its_file_line_and_column_and_is_not_record
         ["0"]
     );
 }
+
+#[tokio::test]
+async fn onto_an_existing_database_only_unrecorded_migrations_run_and_a_changed_one_is_refused() {
+    let temp = TempServer::start("pw").await.expect("PostgreSQL binaries");
+    let server = temp.server().clone();
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            (
+                "devenv.yaml",
+                "schema: []\nseed: []\nmigrations: migrations\n",
+            ),
+            ("migrations/1_a.sql", "CREATE TABLE a (x int);\n"),
+        ],
+    );
+    let admin = db::admin(&server).await.unwrap();
+    admin.batch_execute("CREATE DATABASE e").await.unwrap();
+    let config = config_of(dir.path());
+    let client = db::connect(&server, "e").await.unwrap();
+    let onto = |client| files::steps_onto(&config, Part::Schema, client, "e");
+    // A database without the table gets them all.
+    assert_eq!(onto(&client).await.unwrap().len(), 1);
+    files::loader(&config, &server)
+        .load_steps("e", &onto(&client).await.unwrap())
+        .await
+        .unwrap();
+    assert!(onto(&client).await.unwrap().is_empty(), "all recorded");
+    write(
+        dir.path(),
+        &[("migrations/2_b.sql", "CREATE TABLE b (y int);\n")],
+    );
+    let pending = onto(&client).await.unwrap();
+    let paths: Vec<_> = pending.iter().map(|s| s.path.clone()).collect();
+    assert_eq!(paths, [Path::new("migrations/2_b.sql")]);
+    files::loader(&config, &server)
+        .load_steps("e", &pending)
+        .await
+        .unwrap();
+    assert_eq!(
+        records(
+            &server,
+            "e",
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM _sqlx_migrations"
+        )
+        .await,
+        ["1,2"]
+    );
+    // An applied migration edited since: refused, as sqlx's migrator refuses it.
+    write(
+        dir.path(),
+        &[("migrations/1_a.sql", "CREATE TABLE a (x bigint);\n")],
+    );
+    let e = onto(&client).await.unwrap_err().to_string();
+    assert!(
+        e.contains("migration 1 (a) was applied to \"e\" but migrations/1_a.sql has changed since"),
+        "{e}"
+    );
+}
