@@ -202,9 +202,23 @@ fn interrupting_snapshot_save_never_leaves_the_live_database_closed(project: &Pr
         }
         after_interruption(project, &url, &name, &rows, &what);
     }
-    // The server crashes during the copy: the backend that copies is killed, and postgres
-    // restarts every session. A copy can finish between being seen and the kill (the kill
-    // goes through `docker exec`); then that save is whole, and another is cut, five at most.
+    crash_a_save(project, &url, &rows);
+    // And after a restart.
+    up.stop();
+    let mut up = project.spawn_up();
+    let url = url_of(project, &mut up);
+    assert_eq!(
+        query(&url, "SELECT count(*) FROM big").as_deref(),
+        Some(rows.as_str())
+    );
+    assert_eq!(unlisted(project, &url, "cruddur"), Vec::<String>::new());
+    up.stop();
+}
+
+/// The server crashes during a save's copy: the backend that copies is killed, and postgres
+/// restarts every session. A copy can finish between being seen and the kill (the kill goes
+/// through `docker exec`); then that save is whole, and another is cut, five at most.
+fn crash_a_save(project: &Project, url: &str, rows: &str) {
     let mut attempt = 0;
     let (name, out) = loop {
         attempt += 1;
@@ -215,7 +229,7 @@ fn interrupting_snapshot_save_never_leaves_the_live_database_closed(project: &Pr
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let backend = wait_for_the_copy(&url);
+        let backend = wait_for_the_copy(url);
         // The backend may be gone by now; the save's outcome says whether the kill landed.
         let _ = match project.container_id() {
             Some(container) => Command::new("docker")
@@ -241,30 +255,14 @@ fn interrupting_snapshot_save_never_leaves_the_live_database_closed(project: &Pr
             attempt < 5,
             "five copies all finished before the kill reached them"
         );
-        after_interruption(
-            project,
-            &url,
-            &name,
-            &rows,
-            "a copy finished before its kill",
-        );
+        after_interruption(project, url, &name, rows, "a copy finished before its kill");
     };
     assert!(
         stderr(&out).contains("the server went away"),
         "{}",
         stderr(&out)
     );
-    after_interruption(project, &url, &name, &rows, "a server crash during a save");
-    // And after a restart.
-    up.stop();
-    let mut up = project.spawn_up();
-    let url = url_of(project, &mut up);
-    assert_eq!(
-        query(&url, "SELECT count(*) FROM big").as_deref(),
-        Some(rows.as_str())
-    );
-    assert_eq!(unlisted(project, &url, "cruddur"), Vec::<String>::new());
-    up.stop();
+    after_interruption(project, url, &name, rows, "a server crash during a save");
 }
 
 #[test]
