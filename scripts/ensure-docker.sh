@@ -53,8 +53,11 @@ fi
 PATH=$PATH:/usr/sbin:/sbin
 command -v dockerd >/dev/null 2>&1 || die "dockerd still missing after installing docker.io"
 
-if pgrep -x dockerd >/dev/null 2>&1; then
-    log "dockerd is already running (pid $(pgrep -x dockerd | tr '\n' ' ')); waiting for it to answer"
+# The machine's engine, not another dockerd (Docker 26 of scripts/ensure-docker26.sh, a
+# test's private one): those run with arguments, this one runs bare.
+running() { pgrep -fx dockerd; }
+if running >/dev/null 2>&1; then
+    log "dockerd is already running (pid $(running | tr '\n' ' ')); waiting for it to answer"
 else
     log "starting dockerd (log: $DOCKERD_LOG)"
     mkdir -p "$(dirname "$DOCKERD_LOG")"
@@ -78,7 +81,7 @@ until docker_ok; do
         tail -n 30 "$DOCKERD_LOG" >&2 2>/dev/null || true
         die "docker daemon not available"
     fi
-    if ! pgrep -x dockerd >/dev/null 2>&1; then
+    if ! running >/dev/null 2>&1; then
         log "dockerd exited; last lines of $DOCKERD_LOG:"
         tail -n 30 "$DOCKERD_LOG" >&2 2>/dev/null || true
         die "dockerd failed to start"

@@ -9,7 +9,9 @@
 #   - the engine does not answer      -> mounts (the rootfs on itself, /proc, /sys, /dev, the
 #                                        socket directory), the bridge devenv26br, one iptables
 #                                        rule letting its own subnets talk (20.10 set FORWARD
-#                                        to DROP), then dockerd, detached; wait (bounded)
+#                                        to DROP), its network store removed (see below: its
+#                                        start would delete docker0), then dockerd, detached;
+#                                        wait (bounded); docker0 must still be there
 #   - a test image missing or older than 20.10's copy (label devenv.build-hash) -> load it
 #
 # Usage: scripts/ensure-docker26.sh [IMAGE...]   (default devenv-test/postgres:13)
@@ -71,6 +73,13 @@ if ! ping_ok; then
     iptables -C FORWARD -s "$SUBNETS" -d "$SUBNETS" -j ACCEPT 2>/dev/null \
         || iptables -I FORWARD 1 -s "$SUBNETS" -d "$SUBNETS" -j ACCEPT
     rm -f "$SOCK"
+    # It shares the machine's network namespace, and a dockerd that finds a default "bridge"
+    # network in its store at start deletes it, and with --default-address-pool the link
+    # docker0 too (moby's "clear stale bridge network", which names docker0 whatever
+    # --bridge says): 20.10's bridge, and every container on it. Without the store there is
+    # nothing stale to clear (its networks are remade on demand; its images stay).
+    rm -f "$rootfs/var/lib/docker/network/files/local-kv.db"
+    docker0=$(ip -o -4 addr show dev docker0 2>/dev/null | awk '{print $4}' | head -n 1)
     log "starting dockerd 26 (log: $LOG)"
     (
         for fd in /proc/self/fd/*; do
@@ -92,6 +101,9 @@ if ! ping_ok; then
         fi
         sleep 0.2
     done
+    if [ -n "$docker0" ] && ! ip link show docker0 >/dev/null 2>&1; then
+        die "starting Docker 26 removed 20.10's bridge docker0 ($docker0); restart 20.10's dockerd"
+    fi
 fi
 
 for image in "${images[@]}"; do

@@ -199,7 +199,10 @@ async fn an_engine_on_tcp_at_a_loopback_address_is_reached_at_that_address() {
         .build()
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(db.server().host(), host);
+    assert_eq!(
+        db.config().get_hosts(),
+        [tokio_postgres::config::Host::Tcp(host.clone())]
+    );
     assert_eq!(
         db.query_json_array("SELECT handle FROM users", &[])
             .await

@@ -196,7 +196,7 @@ fn param_kind(arg: &FnArg) -> Result<Param, TokenStream2> {
         Some("PgPool" | "PgConnection" | "PoolConnection") => Ok(Param::Sqlx(typed.ty.clone())),
         _ => Err(error(
             typed.ty.span(),
-            "expected `TestDb` (devenv_fixture::TestDb, or devenv_fixture::blocking::TestDb in a blocking test) , `Client` (tokio_postgres::Client, or postgres::Client in a blocking test), or with feature `sqlx` a `PgPool`, `PgConnection` or `PoolConnection<Postgres>`",
+            "expected `TestDb` (devenv_fixture::TestDb, or devenv_fixture::blocking::TestDb in a blocking test), `Client` (tokio_postgres::Client, or postgres::Client in a blocking test), or with feature `sqlx` a `PgPool`, `PgConnection` or `PoolConnection<Postgres>`",
         )),
     }
 }

@@ -17,15 +17,15 @@ use devenv_core::files::Sources;
 use devenv_core::Project;
 
 use crate::error::Error;
-use crate::registry::ServerCtx;
 use crate::registry::Template;
+use crate::registry::TestServer;
 use crate::server::{self, shared_dir};
 use crate::template;
 
 /// What a process knows about one project.
 #[derive(Default)]
 struct ProjectState {
-    server: Option<Arc<ServerCtx>>,
+    server: Option<Arc<TestServer>>,
     resolved: Option<(Sources, Template)>,
 }
 
@@ -43,7 +43,7 @@ fn project_state(root: &Path) -> Arc<tokio::sync::Mutex<ProjectState>> {
 }
 
 /// The server and the current template of the project at `root`.
-async fn prepare(root: &Path) -> Result<(Arc<ServerCtx>, Template), Error> {
+async fn prepare(root: &Path) -> Result<(Arc<TestServer>, Template), Error> {
     let state = project_state(root);
     let mut state = state.lock().await;
     if let (Some(server), Some((sources, template))) = (&state.server, &state.resolved) {
@@ -58,7 +58,7 @@ async fn prepare(root: &Path) -> Result<(Arc<ServerCtx>, Template), Error> {
         server.clone()
     } else {
         let (server, source) = server::resolve(&project).await?;
-        let ctx = ServerCtx::open(server, source, shared_dir(&project.id)).await?;
+        let ctx = TestServer::open(server, source, shared_dir(&project.id)).await?;
         state.server = Some(ctx.clone());
         ctx
     };
@@ -82,7 +82,7 @@ async fn forget(root: &Path, server_too: bool) {
 static TOP_UPS: Mutex<Vec<tokio::task::JoinHandle<()>>> = Mutex::new(Vec::new());
 
 /// Clones the next test's database while this test runs (see [`crate::registry`]).
-fn top_up_in_background(ctx: &Arc<ServerCtx>, template: &Template) {
+fn top_up_in_background(ctx: &Arc<TestServer>, template: &Template) {
     let (ctx, template) = (ctx.clone(), template.clone());
     let handle = tokio::spawn(async move {
         // A failure only costs the next test the clone it would have had ready.
@@ -110,7 +110,7 @@ pub async fn wait_for_top_ups() {
 #[derive(Debug, Clone)]
 pub struct Claimed {
     /// The server it lives on, as this process uses it.
-    pub ctx: Arc<ServerCtx>,
+    pub ctx: Arc<TestServer>,
     /// The template it was cloned from.
     pub template: String,
     /// Its name.

@@ -14,6 +14,7 @@ use tokio_postgres::error::SqlState;
 
 /// Why a test database could not be had (or a test-database command failed).
 #[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// No `devenv.yaml` above the crate.
     #[error("no devenv.yaml found in {} or any parent directory; create one at the project root (every key is optional) or pass the root with TestDb::builder().root(..)", start.display())]

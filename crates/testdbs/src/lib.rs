@@ -20,7 +20,7 @@ pub mod template;
 pub use acquire::{acquire, wait_for_top_ups, Claimed};
 pub use error::Error;
 pub use registry::unique_name;
-pub use registry::ServerCtx;
+pub use registry::TestServer;
 pub use server::{shared_dir, shared_server, stop_shared_server, SharedServer, Source};
 
 /// Prefix of every test database's name.

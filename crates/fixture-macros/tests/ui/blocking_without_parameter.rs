@@ -1,0 +1,4 @@
+#[devenv_fixture_macros::test]
+fn nothing_to_hand() {}
+
+fn main() {}

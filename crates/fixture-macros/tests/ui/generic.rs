@@ -1,0 +1,4 @@
+#[devenv_fixture_macros::test]
+async fn generic<T: Default>(db: TestDb) {}
+
+fn main() {}
