@@ -25,6 +25,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use support::reflink::{create_bound_volume, reflink_dir};
 use support::{engine_ready, psql_count, stderr, var, Project};
 
 /// Docker 20.10's socket, whatever DOCKER_HOST says (the Podman runs of the suite set it).
@@ -226,25 +227,6 @@ async fn an_engine_on_tcp_at_a_loopback_address_is_reached_at_that_address() {
     assert!(project.run(&["down", "--volumes"]).status.success());
 }
 
-/// The reflink filesystem (`scripts/ensure-reflink-fs.sh`).
-fn reflink_dir() -> PathBuf {
-    let dir = PathBuf::from(
-        std::env::var("DEVENV_REFLINK_DIR").unwrap_or_else(|_| "/mnt/devenv-reflink".into()),
-    );
-    let fs = Command::new("findmnt")
-        .args(["-n", "-o", "FSTYPE", "--target"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&fs.stdout).trim(),
-        "xfs",
-        "{} is not on XFS: run scripts/ensure-reflink-fs.sh",
-        dir.display()
-    );
-    dir
-}
-
 fn pg18_image() -> String {
     std::env::var("DEVENV_TEST_IMAGE_18").unwrap_or_else(|_| "devenv-test/postgres:18".into())
 }
@@ -295,22 +277,12 @@ async fn pg18_copies_share_blocks_on_a_reflink_filesystem() {
         .unwrap();
     let core = devenv_core::Project::open(project.path()).unwrap();
     let identity = core.up_identity();
-    let mut create = project.docker();
-    create.args([
-        "volume",
-        "create",
-        "--driver",
-        "local",
-        "--opt",
-        "type=none",
-    ]);
-    create.args(["--opt", "o=bind", "--opt"]);
-    create.arg(format!("device={}", data.path().display()));
-    for (k, v) in identity.labels() {
-        create.args(["--label", &format!("{k}={v}")]);
-    }
-    let created = create.arg(identity.volume_name()).output().unwrap();
-    assert!(created.status.success(), "{}", stderr(&created));
+    create_bound_volume(
+        project.docker(),
+        &identity.volume_name(),
+        data.path(),
+        &identity.labels(),
+    );
 
     let mut up = project.spawn_up_with(&[("DEVENV_IMAGE", image.as_str())]);
     let vars = project.wait_env(&mut up);

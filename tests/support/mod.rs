@@ -8,6 +8,8 @@
     dead_code,
     reason = "each test binary uses a different part of this module"
 )]
+pub mod reflink;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
