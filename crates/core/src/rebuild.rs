@@ -22,6 +22,7 @@ use crate::db::lock::{self, Key};
 use crate::db::{self, Admin, Marks, Role};
 use crate::error::CoreError;
 use crate::snapshot::{self, Kind};
+use devenv_server::quote_ident;
 
 /// A successful rebuild.
 #[derive(Debug)]
@@ -427,15 +428,15 @@ async fn swap(
         let _ = write!(
             sql,
             "ALTER DATABASE {} RENAME TO {};",
-            db::ident(live),
-            db::ident(&snap.database)
+            quote_ident(live),
+            quote_ident(&snap.database)
         );
     }
     let _ = write!(
         sql,
         "ALTER DATABASE {} RENAME TO {}; COMMIT;",
-        db::ident(next),
-        db::ident(live)
+        quote_ident(next),
+        quote_ident(live)
     );
     if let Err(e) = admin.batch_execute(&sql).await {
         let _ = admin.batch_execute("ROLLBACK").await;

@@ -21,6 +21,8 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+
 use crate::cond::{Branch, Conditions};
 use crate::slash;
 
@@ -168,28 +170,6 @@ fn is_var_char(b: u8) -> bool {
 /// Whether `name` is a valid psql variable name (ASCII letters, digits, `_`, non-ASCII).
 pub fn valid_variable_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(is_var_char)
-}
-
-/// Quotes a value as a SQL literal, as libpq's `PQescapeLiteral` does.
-pub fn quote_literal(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    if value.contains('\\') {
-        out.push_str(" E");
-    }
-    out.push('\'');
-    for c in value.chars() {
-        if c == '\'' || c == '\\' {
-            out.push(c);
-        }
-        out.push(c);
-    }
-    out.push('\'');
-    out
-}
-
-/// Quotes a value as a SQL identifier.
-pub fn quote_ident(value: &str) -> String {
-    format!("\"{}\"", value.replace('"', "\"\""))
 }
 
 /// The incremental splitter. The executor pulls one [`Item`] at a time and may change
@@ -652,9 +632,9 @@ impl<'a> Scanner<'a> {
                 let name = std::str::from_utf8(&rest[1..=len]).ok()?;
                 let value = self.vars.get(name)?;
                 let text = if *q == b'\'' {
-                    quote_literal(value)
+                    escape_literal(value)
                 } else {
-                    quote_ident(value)
+                    escape_identifier(value)
                 };
                 Some((start..start + len + 3, text))
             }

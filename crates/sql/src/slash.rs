@@ -17,7 +17,8 @@
 //!   error), `:name`, `:'name'`, `:"name"` and `:{?name}`. An argument ends at whitespace or a
 //!   backslash; a quote left open at the end of the line is an error.
 
-use crate::scan::{quote_ident, quote_literal, Variables};
+use crate::scan::Variables;
+use postgres_protocol::escape::{escape_identifier, escape_literal};
 
 /// How a command reads one argument (psql's `enum slash_option_type`, with `semicolon`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,8 +385,8 @@ fn variable(
             }
             let total = len + 3;
             let text = match vars.get(&rest[1..=len]) {
-                Some(value) if *q == b'\'' => quote_literal(value),
-                Some(value) => quote_ident(value),
+                Some(value) if *q == b'\'' => escape_literal(value),
+                Some(value) => escape_identifier(value),
                 None => raw(total),
             };
             Some((at + total, text, true))

@@ -30,11 +30,6 @@ pub use marks::{Kind, Marks, Role};
 /// An admin connection, shared with the locks taken on its session.
 pub type Admin = Arc<Client>;
 
-/// Quotes an identifier.
-pub fn ident(name: &str) -> String {
-    quote_ident(name)
-}
-
 /// Connects to `database` with the server's TLS rules (the connection runs on the current
 /// runtime).
 pub async fn connect(server: &Server, database: &str) -> Result<Client, CoreError> {
@@ -119,11 +114,11 @@ pub async fn create_from(
     } else {
         ""
     };
-    let template = template.map_or_else(String::new, |t| format!(" TEMPLATE {}", ident(t)));
+    let template = template.map_or_else(String::new, |t| format!(" TEMPLATE {}", quote_ident(t)));
     client
         .batch_execute(&format!(
             "CREATE DATABASE {}{template}{strategy}",
-            ident(name)
+            quote_ident(name)
         ))
         .await
         .map_err(db("creating", name))
@@ -161,7 +156,7 @@ pub async fn close(client: &Client, name: &str) -> Result<(), CoreError> {
     match client
         .batch_execute(&format!(
             "ALTER DATABASE {} ALLOW_CONNECTIONS false",
-            ident(name)
+            quote_ident(name)
         ))
         .await
     {
@@ -175,7 +170,7 @@ pub async fn open(client: &Client, name: &str) -> Result<(), CoreError> {
     client
         .batch_execute(&format!(
             "ALTER DATABASE {} ALLOW_CONNECTIONS true",
-            ident(name)
+            quote_ident(name)
         ))
         .await
         .map_err(db("opening to connections", name))
@@ -185,7 +180,7 @@ pub async fn open(client: &Client, name: &str) -> Result<(), CoreError> {
 /// (13+) for a session that slips in between. Two round trips when nobody is connected.
 pub async fn drop_if_exists(client: &Client, name: &str) -> Result<(), CoreError> {
     terminate_sessions(client, name).await?;
-    let drop = format!("DROP DATABASE IF EXISTS {}", ident(name));
+    let drop = format!("DROP DATABASE IF EXISTS {}", quote_ident(name));
     match client.batch_execute(&format!("{drop} WITH (FORCE)")).await {
         // PostgreSQL 12 and older have no FORCE.
         Err(e) if e.code() == Some(&SqlState::SYNTAX_ERROR) => client.batch_execute(&drop).await,
@@ -199,8 +194,8 @@ pub async fn rename(client: &Client, from: &str, to: &str) -> Result<(), CoreErr
     client
         .batch_execute(&format!(
             "ALTER DATABASE {} RENAME TO {}",
-            ident(from),
-            ident(to)
+            quote_ident(from),
+            quote_ident(to)
         ))
         .await
         .map_err(db("renaming", from))
@@ -245,12 +240,12 @@ pub async fn copy_attributes(client: &Client, from: &str, to: &str) -> Result<()
         (row.get(0), row.get(1), row.get(2));
     let (settings, grants, default_acl): (Vec<String>, Vec<String>, bool) =
         (row.get(3), row.get(4), row.get(5));
-    let target = ident(to);
+    let target = quote_ident(to);
     let mut sql =
         format!(
         "ALTER DATABASE {target} OWNER TO {}; ALTER DATABASE {target} CONNECTION LIMIT {limit}; \
          COMMENT ON DATABASE {target} IS {};",
-        ident(&owner),
+        quote_ident(&owner),
         comment.as_deref().map_or_else(|| "NULL".to_owned(), quote_literal)
     );
     for setting in &settings {

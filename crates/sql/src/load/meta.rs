@@ -6,7 +6,8 @@ use tokio_postgres::{Config, SimpleQueryMessage};
 use super::{Event, File, FileEnd, Run, Session, MAX_INCLUDE_DEPTH};
 use crate::cond::{parse_bool, Branch};
 use crate::error::{ErrorKind, LoadError};
-use crate::scan::{quote_literal, valid_variable_name, Meta, Scanner, Statement, Variables};
+use crate::scan::{valid_variable_name, Meta, Scanner, Statement, Variables};
+use postgres_protocol::escape::escape_literal;
 
 /// Display-only commands, accepted and ignored: the loader prints no query results.
 const DISPLAY_ONLY: [&str; 8] = ["timing", "pset", "x", "a", "t", "f", "C", "H"];
@@ -415,7 +416,7 @@ impl Run<'_> {
         let session = self.session(file, meta.span.start).await?;
         let sql = format!(
             "SET client_encoding TO {}; SHOW client_encoding",
-            quote_literal(encoding)
+            escape_literal(encoding)
         );
         let messages = session.client.simple_query(&sql).await.map_err(|e| {
             let message = e
