@@ -126,24 +126,19 @@ pub async fn create_from(
 
 /// Ends every other session on `name` and waits until they are gone (polled every 5 ms:
 /// `pg_terminate_backend(pid, timeout)` and `DROP ... WITH (FORCE)` wait in 100 ms steps).
-/// One simple-protocol round trip per poll.
+/// One round trip per poll (the name a bound parameter, sent with the statement).
 pub async fn terminate_sessions(client: &Client, name: &str) -> Result<(), CoreError> {
-    let sql = format!(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE datname = {} AND pid <> pg_backend_pid()",
-        quote_literal(name)
-    );
     for _ in 0..400 {
-        let left = client
-            .simple_query(&sql)
+        let left: i64 = client
+            .query_typed_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[(&name, tokio_postgres::types::Type::TEXT)],
+            )
             .await
             .map_err(db("ending the sessions of", name))?
-            .iter()
-            .find_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-                _ => None,
-            });
-        if left.as_deref() == Some("0") {
+            .get(0);
+        if left == 0 {
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
