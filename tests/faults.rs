@@ -130,6 +130,9 @@ fn after_interruption(project: &Project, url: &str, name: &str, rows: &str, what
             Some(rows),
             "{what}"
         );
+        // Checked: its few hundred MB go (the next cuts need the disk).
+        let rm = project.run(&["snapshot", "rm", name]);
+        assert!(rm.status.success(), "{what}: {}", stderr(&rm));
     }
 }
 
@@ -171,6 +174,8 @@ fn interrupting_snapshot_save_never_leaves_the_live_database_closed(project: &Pr
                 .and_then(|(_, t)| t.trim().strip_suffix(" ms"))
                 .and_then(|t| t.parse().ok())
                 .unwrap_or_else(|| panic!("{}", stderr(&whole)));
+            let rm = project.run(&["snapshot", "rm", &format!("whole-{k}")]);
+            assert!(rm.status.success(), "{}", stderr(&rm));
             Duration::from_millis(ms)
         })
         .min()
