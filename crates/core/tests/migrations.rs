@@ -17,6 +17,21 @@ fn write(root: &Path, files: &[(&str, &str)]) {
     }
 }
 
+/// A project whose devenv.yaml has no schema or seed and `migrations: migrations`, holding
+/// `files` besides.
+fn migrations_project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[(
+            "devenv.yaml",
+            "schema: []\nseed: []\nmigrations: migrations\n",
+        )],
+    );
+    write(dir.path(), files);
+    dir
+}
+
 fn config_of(root: &Path) -> Config {
     Config::load_with_env(root, |_| None).unwrap()
 }
@@ -184,40 +199,32 @@ async fn diesel_and_plain_directories_are_recorded_their_way() {
     let server = temp.server().clone();
     let admin = db::admin(&server).await.unwrap();
 
-    let diesel = tempfile::tempdir().unwrap();
-    write(
-        diesel.path(),
-        &[
-            (
-                "devenv.yaml",
-                "schema: []\nseed: []\nmigrations: migrations\n",
-            ),
-            (
-                "migrations/00000000000000_diesel_initial_setup/up.sql",
-                "CREATE FUNCTION diesel_ok() RETURNS int AS 'SELECT 1' LANGUAGE sql;\n",
-            ),
-            (
-                "migrations/00000000000000_diesel_initial_setup/down.sql",
-                "DROP FUNCTION diesel_ok();\n",
-            ),
-            (
-                "migrations/2024-01-02-000000_create_posts/up.sql",
-                "CREATE TABLE posts (id int);\n",
-            ),
-            (
-                "migrations/2024-01-02-000000_create_posts/down.sql",
-                "DROP TABLE posts;\n",
-            ),
-            (
-                "migrations/2024-01-03-000000_index/up.sql",
-                "CREATE INDEX CONCURRENTLY posts_id ON posts (id);\n",
-            ),
-            (
-                "migrations/2024-01-03-000000_index/metadata.toml",
-                "run_in_transaction = false\n",
-            ),
-        ],
-    );
+    let diesel = migrations_project(&[
+        (
+            "migrations/00000000000000_diesel_initial_setup/up.sql",
+            "CREATE FUNCTION diesel_ok() RETURNS int AS 'SELECT 1' LANGUAGE sql;\n",
+        ),
+        (
+            "migrations/00000000000000_diesel_initial_setup/down.sql",
+            "DROP FUNCTION diesel_ok();\n",
+        ),
+        (
+            "migrations/2024-01-02-000000_create_posts/up.sql",
+            "CREATE TABLE posts (id int);\n",
+        ),
+        (
+            "migrations/2024-01-02-000000_create_posts/down.sql",
+            "DROP TABLE posts;\n",
+        ),
+        (
+            "migrations/2024-01-03-000000_index/up.sql",
+            "CREATE INDEX CONCURRENTLY posts_id ON posts (id);\n",
+        ),
+        (
+            "migrations/2024-01-03-000000_index/metadata.toml",
+            "run_in_transaction = false\n",
+        ),
+    ]);
     admin.batch_execute("CREATE DATABASE d").await.unwrap();
     let config = config_of(diesel.path());
     files::loader(&config, &server)
@@ -273,21 +280,13 @@ async fn diesel_and_plain_directories_are_recorded_their_way() {
 async fn a_broken_migration_points_at_its_file_line_and_column_and_is_not_recorded() {
     let temp = TempServer::start("pw").await.expect("PostgreSQL binaries");
     let server = temp.server().clone();
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        &[
-            (
-                "devenv.yaml",
-                "schema: []\nseed: []\nmigrations: migrations\n",
-            ),
-            ("migrations/1_ok.sql", "CREATE TABLE a (x int);\n"),
-            (
-                "migrations/2_broken.sql",
-                "CREATE TABLE b (y int);\nSELECT nope FROM a;\n",
-            ),
-        ],
-    );
+    let dir = migrations_project(&[
+        ("migrations/1_ok.sql", "CREATE TABLE a (x int);\n"),
+        (
+            "migrations/2_broken.sql",
+            "CREATE TABLE b (y int);\nSELECT nope FROM a;\n",
+        ),
+    ]);
     let admin = db::admin(&server).await.unwrap();
     admin.batch_execute("CREATE DATABASE m").await.unwrap();
     let config = config_of(dir.path());
@@ -322,17 +321,7 @@ async fn a_broken_migration_points_at_its_file_line_and_column_and_is_not_record
 async fn onto_an_existing_database_only_unrecorded_migrations_run_and_a_changed_one_is_refused() {
     let temp = TempServer::start("pw").await.expect("PostgreSQL binaries");
     let server = temp.server().clone();
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        &[
-            (
-                "devenv.yaml",
-                "schema: []\nseed: []\nmigrations: migrations\n",
-            ),
-            ("migrations/1_a.sql", "CREATE TABLE a (x int);\n"),
-        ],
-    );
+    let dir = migrations_project(&[("migrations/1_a.sql", "CREATE TABLE a (x int);\n")]);
     let admin = db::admin(&server).await.unwrap();
     admin.batch_execute("CREATE DATABASE e").await.unwrap();
     let config = config_of(dir.path());
