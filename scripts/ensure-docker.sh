@@ -53,11 +53,12 @@ fi
 PATH=$PATH:/usr/sbin:/sbin
 command -v dockerd >/dev/null 2>&1 || die "dockerd still missing after installing docker.io"
 
-# The machine's engine, not another dockerd (Docker 26 of scripts/ensure-docker26.sh, a
-# test's private one): those run with arguments, this one runs bare.
-running() { pgrep -fx dockerd; }
-if running >/dev/null 2>&1; then
-    log "dockerd is already running (pid $(running | tr '\n' ' ')); waiting for it to answer"
+# The machine's engine (however it was started: here, by systemd), not another dockerd
+# (Docker 26 of scripts/ensure-docker26.sh, a test's private one, each with a pidfile of its
+# own): the one whose pid is in the default pidfile.
+running() { [ -s /var/run/docker.pid ] && kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; }
+if running; then
+    log "dockerd is already running (pid $(cat /var/run/docker.pid)); waiting for it to answer"
 else
     log "starting dockerd (log: $DOCKERD_LOG)"
     mkdir -p "$(dirname "$DOCKERD_LOG")"
@@ -81,7 +82,7 @@ until docker_ok; do
         tail -n 30 "$DOCKERD_LOG" >&2 2>/dev/null || true
         die "docker daemon not available"
     fi
-    if ! running >/dev/null 2>&1; then
+    if ! running && ! pgrep -fx dockerd >/dev/null 2>&1; then
         log "dockerd exited; last lines of $DOCKERD_LOG:"
         tail -n 30 "$DOCKERD_LOG" >&2 2>/dev/null || true
         die "dockerd failed to start"
