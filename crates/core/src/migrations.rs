@@ -197,6 +197,7 @@ impl Migrations {
             .enumerate()
             .map(|(i, m)| Step {
                 path: m.path.clone(),
+                text: None,
                 transaction: m.transaction,
                 before: (i == 0).then(|| self.create_table_sql()),
                 after: Some(self.record_sql(m)),

@@ -13,11 +13,16 @@
 //! | `fn t(client: Client)` | `run_blocking_with_client`: a `postgres::Client` |
 //! | `async fn t(pool: PgPool)`, `PgConnection`, `PoolConnection<Postgres>` | `run_with_sqlx` (feature `sqlx`): sqlx's types, as `#[sqlx::test]` hands them |
 //!
-//! Arguments, for sqlx tests: `fixtures("users", "../data/posts.sql")` runs sqlx fixture
-//! scripts on the test's database before it, found as `#[sqlx::test]` finds them: a name
-//! without `.sql` is `fixtures/<name>.sql` beside the test's source file, a path ending in
-//! `.sql` is relative to that file (both read at compile time). `migrations` and `migrator`
-//! are refused: devenv.yaml (`schema`, `migrations:`, `seed`) builds every test's database.
+//! Arguments, for sqlx tests, as `#[sqlx::test]` takes them:
+//! - `fixtures("users", "../data/posts.sql")`: sqlx fixture scripts on the test's database,
+//!   found as `#[sqlx::test]` finds them: a name without `.sql` is `fixtures/<name>.sql` beside
+//!   the test's source file, a path ending in `.sql` is relative to that file (both read at
+//!   compile time);
+//! - `migrations = false`: an empty database instead of devenv.yaml's (`schema`,
+//!   `migrations:`, `seed`); `migrations = "dir"`: what `sqlx::migrate!("dir")` leaves;
+//!   `migrator = "path::TO::MIGRATOR"`: what that `Migrator` leaves.
+//!
+//! Each distinct set is built once into a template of its own, and every test pays a clone.
 //!
 //! The parameter's type is matched by its last path segment (`TestDb`, `Client`); the compiler
 //! checks the rest. The return type is kept: `()` or a `Result`, whose `Err` counts as a failure
@@ -44,58 +49,112 @@ fn error(span: Span, message: &str) -> TokenStream2 {
     syn::Error::new(span, message).to_compile_error()
 }
 
-/// The paths of `fixtures("a", "b.sql")`, as `include_str!` arguments.
-fn fixtures(args: &TokenStream2) -> Result<Vec<(String, String)>, TokenStream2> {
-    if args.is_empty() {
-        return Ok(Vec::new());
-    }
-    let parsed: syn::Meta = syn::parse2(args.clone()).map_err(|e| e.to_compile_error())?;
-    let syn::Meta::List(list) = &parsed else {
-        return Err(error(args.span(), USAGE));
-    };
-    if list.path.is_ident("migrations") || list.path.is_ident("migrator") {
-        return Err(error(args.span(), NO_MIGRATOR));
-    }
-    if !list.path.is_ident("fixtures") {
-        return Err(error(args.span(), USAGE));
-    }
-    let names = list
-        .parse_args_with(
-            syn::punctuated::Punctuated::<syn::LitStr, syn::Token![,]>::parse_terminated,
-        )
-        .map_err(|e| error(e.span(), USAGE))?;
-    Ok(names
-        .iter()
-        .map(|lit| {
-            let name = lit.value();
-            let path = if std::path::Path::new(&name)
-                .extension()
-                .is_some_and(|e| e == "sql")
-            {
-                name.clone()
-            } else {
-                format!("fixtures/{name}.sql")
-            };
-            (name, path)
-        })
-        .collect())
+/// What a sqlx test's attribute asks for, as `#[sqlx::test(...)]` takes it.
+#[derive(Default)]
+struct Args {
+    /// `fixtures("a", "b.sql")`: paths relative to the test's file, as `include_str!` takes them.
+    fixtures: Vec<String>,
+    /// `migrations = false`, `migrations = "dir"` or `migrator = "path"`, as the runner's
+    /// `Migrations` value.
+    migrations: Option<TokenStream2>,
+    /// Where the first argument is, for errors about the arguments as a whole.
+    span: Option<Span>,
 }
 
-const USAGE: &str = "#[devenv_fixture::test] takes no arguments but `fixtures(\"name\", \"path/file.sql\", ...)` (for sqlx tests): the test's parameter chooses what it gets, and devenv.yaml says what the database holds";
-const NO_MIGRATOR: &str = "`migrations` and `migrator` are #[sqlx::test]'s; with #[devenv_fixture::test] devenv.yaml builds the database (`schema`, `migrations: <dir>`, `seed`), and the app's own migrator finds it all applied";
+fn parse_args(args: &TokenStream2) -> Result<Args, TokenStream2> {
+    let mut parsed = Args::default();
+    if args.is_empty() {
+        return Ok(parsed);
+    }
+    let metas = syn::parse::Parser::parse2(
+        syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated,
+        args.clone(),
+    )
+    .map_err(|e| error(e.span(), USAGE))?;
+    parsed.span = Some(args.span());
+    for meta in metas {
+        match &meta {
+            syn::Meta::List(list) if list.path.is_ident("fixtures") => {
+                let names = list
+                    .parse_args_with(
+                        syn::punctuated::Punctuated::<syn::LitStr, syn::Token![,]>::parse_terminated,
+                    )
+                    .map_err(|e| error(e.span(), FIXTURES))?;
+                parsed.fixtures.extend(names.iter().map(|lit| {
+                    let name = lit.value();
+                    if std::path::Path::new(&name)
+                        .extension()
+                        .is_some_and(|e| e == "sql")
+                    {
+                        name
+                    } else {
+                        format!("fixtures/{name}.sql")
+                    }
+                }));
+            }
+            syn::Meta::NameValue(nv) if nv.path.is_ident("migrations") => {
+                let tokens = match &nv.value {
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Bool(b),
+                        ..
+                    }) if !b.value => quote!(::devenv_fixture::runner::Migrations::None),
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(dir),
+                        ..
+                    }) => quote! {
+                        ::devenv_fixture::runner::Migrations::Migrator({
+                            static MIGRATOR: ::sqlx::migrate::Migrator = ::sqlx::migrate!(#dir);
+                            &MIGRATOR
+                        })
+                    },
+                    other => return Err(error(other.span(), MIGRATIONS)),
+                };
+                set_migrations(&mut parsed, tokens, meta.span())?;
+            }
+            syn::Meta::NameValue(nv) if nv.path.is_ident("migrator") => {
+                let syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(path),
+                    ..
+                }) = &nv.value
+                else {
+                    return Err(error(nv.value.span(), MIGRATOR));
+                };
+                let path: syn::Path = path
+                    .parse()
+                    .map_err(|e| error(path.span(), &format!("{MIGRATOR}: {e}")))?;
+                set_migrations(
+                    &mut parsed,
+                    quote!(::devenv_fixture::runner::Migrations::Migrator(&#path)),
+                    meta.span(),
+                )?;
+            }
+            _ if meta.path().is_ident("migrator") => return Err(error(meta.span(), MIGRATOR)),
+            _ if meta.path().is_ident("migrations") => return Err(error(meta.span(), MIGRATIONS)),
+            _ if meta.path().is_ident("fixtures") => return Err(error(meta.span(), FIXTURES)),
+            _ => return Err(error(meta.span(), USAGE)),
+        }
+    }
+    Ok(parsed)
+}
+
+fn set_migrations(args: &mut Args, tokens: TokenStream2, span: Span) -> Result<(), TokenStream2> {
+    if args.migrations.is_some() {
+        return Err(error(
+            span,
+            "give one of `migrations = false`, `migrations = \"dir\"` and `migrator = \"path\"`",
+        ));
+    }
+    args.migrations = Some(tokens);
+    Ok(())
+}
+
+const USAGE: &str = "#[devenv_fixture::test] takes, for sqlx tests, #[sqlx::test]'s arguments: `fixtures(\"name\", \"path/file.sql\", ...)`, `migrations = false`, `migrations = \"dir\"`, `migrator = \"path::TO::MIGRATOR\"`; otherwise none: the test's parameter chooses what it gets, and devenv.yaml says what the database holds";
+const FIXTURES: &str = "write `fixtures(\"name\", \"path/file.sql\", ...)`: a name is `fixtures/<name>.sql` beside the test's file, a path ending in `.sql` is relative to it";
+const MIGRATIONS: &str = "write `migrations = false` (an empty database) or `migrations = \"dir\"` (what sqlx::migrate!(\"dir\") leaves); without it the database is devenv.yaml's (`schema`, `migrations:`, `seed`)";
+const MIGRATOR: &str = "write `migrator = \"path::TO::MIGRATOR\"`: a `static sqlx::migrate::Migrator` the database is built with, instead of devenv.yaml's files";
 
 fn expand(args: &TokenStream2, mut item: ItemFn) -> Result<TokenStream2, TokenStream2> {
-    let args_ts = args.clone();
-    // `migrations = false` is a name-value pair, not a list.
-    if let Ok(syn::Meta::NameValue(nv)) = syn::parse2::<syn::Meta>(args_ts) {
-        let message = if nv.path.is_ident("migrations") || nv.path.is_ident("migrator") {
-            NO_MIGRATOR
-        } else {
-            USAGE
-        };
-        return Err(error(args.span(), message));
-    }
-    let fixtures = fixtures(args)?;
+    let parsed = parse_args(args)?;
     let sig = &item.sig;
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         return Err(error(
@@ -114,11 +173,13 @@ fn expand(args: &TokenStream2, mut item: ItemFn) -> Result<TokenStream2, TokenSt
             ))
         }
     };
-    if !fixtures.is_empty() && !matches!(param, Some(Param::Sqlx(_))) {
-        return Err(error(
-            args.span(),
-            "`fixtures(...)` is for sqlx tests (a `PgPool`, `PgConnection` or `PoolConnection<Postgres>` parameter)",
-        ));
+    if let Some(span) = parsed.span {
+        if !matches!(param, Some(Param::Sqlx(_))) {
+            return Err(error(
+                span,
+                "`fixtures(...)`, `migrations` and `migrator` are for sqlx tests (a `PgPool`, `PgConnection` or `PoolConnection<Postgres>` parameter)",
+            ));
+        }
     }
     let runner = match (is_async, param.clone()) {
         (true, None) => quote!(run_async),
@@ -153,11 +214,23 @@ fn expand(args: &TokenStream2, mut item: ItemFn) -> Result<TokenStream2, TokenSt
         }
     };
     let call = if let Some(Param::Sqlx(ty)) = param {
-        let scripts = fixtures
+        let scripts = parsed
+            .fixtures
             .iter()
-            .map(|(name, path)| quote!((#name, ::core::include_str!(#path))));
+            .map(|path| quote!((#path, ::core::include_str!(#path))));
+        let migrations = parsed
+            .migrations
+            .unwrap_or_else(|| quote!(::devenv_fixture::runner::Migrations::Project));
         quote_spanned! {span=>
-            ::devenv_fixture::runner::#runner::<#ty, _, _>(#info, &[#(#scripts),*], #name)
+            ::devenv_fixture::runner::#runner::<#ty, _, _>(
+                #info,
+                ::devenv_fixture::runner::SqlxArgs {
+                    file: ::core::file!(),
+                    fixtures: &[#(#scripts),*],
+                    migrations: #migrations,
+                },
+                #name,
+            )
         }
     } else {
         quote_spanned! {span=>

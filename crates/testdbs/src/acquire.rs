@@ -17,6 +17,7 @@ use devenv_core::files::Sources;
 use devenv_core::Project;
 
 use crate::error::Error;
+use crate::layers::{Base, Recipe};
 use crate::registry::Template;
 use crate::registry::TestServer;
 use crate::server::{self, shared_dir};
@@ -27,6 +28,11 @@ use crate::template;
 struct ProjectState {
     server: Option<Arc<TestServer>>,
     resolved: Option<(Sources, Template)>,
+    /// The empty template, once resolved.
+    empty: Option<Template>,
+    /// The templates of the recipes resolved so far (by [`recipe_key`]); cleared with
+    /// `resolved`, as the project's variants change with its files.
+    recipes: HashMap<Vec<u8>, Template>,
 }
 
 type Projects = Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<ProjectState>>>>;
@@ -42,18 +48,34 @@ fn project_state(root: &Path) -> Arc<tokio::sync::Mutex<ProjectState>> {
         .clone()
 }
 
-/// The server and the current template of the project at `root`.
-async fn prepare(root: &Path) -> Result<(Arc<TestServer>, Template), Error> {
+/// What tells recipes apart in [`ProjectState::recipes`].
+fn recipe_key(recipe: &Recipe) -> Vec<u8> {
+    let mut key = vec![u8::from(recipe.base == Base::Empty)];
+    for layer in &recipe.layers {
+        let layer_key = layer.key();
+        key.extend_from_slice(&layer_key.len().to_le_bytes());
+        key.extend_from_slice(&layer_key);
+    }
+    key
+}
+
+/// The server of the project at `root`, and the template of `recipe` on it. The project's
+/// own template is resolved whatever the recipe: its files say when variants are stale, and a
+/// broken devenv.yaml is reported the same way by every test.
+async fn prepare(root: &Path, recipe: &Recipe) -> Result<(Arc<TestServer>, Template), Error> {
     let state = project_state(root);
     let mut state = state.lock().await;
-    if let (Some(server), Some((sources, template))) = (&state.server, &state.resolved) {
-        if sources.stamp.retake() == sources.stamp {
+    let key = recipe_key(recipe);
+    let fresh = state
+        .resolved
+        .as_ref()
+        .is_some_and(|(sources, _)| sources.stamp.retake() == sources.stamp);
+    if fresh {
+        if let (Some(server), Some(template)) = (&state.server, state.recipes.get(&key)) {
             return Ok((server.clone(), template.clone()));
         }
     }
     let project = Project::open(root)?;
-    project.config.check_files()?;
-    let sources = Sources::read(&project.config)?;
     let server = if let Some(server) = &state.server {
         server.clone()
     } else {
@@ -62,8 +84,31 @@ async fn prepare(root: &Path) -> Result<(Arc<TestServer>, Template), Error> {
         state.server = Some(ctx.clone());
         ctx
     };
-    let template = template::ensure(&server, &project, &sources).await?;
-    state.resolved = Some((sources, template.clone()));
+    let project_template = if let (Some((_, template)), true) = (&state.resolved, fresh) {
+        template.clone()
+    } else {
+        state.recipes.clear();
+        project.config.check_files()?;
+        let sources = Sources::read(&project.config)?;
+        let template = template::ensure(&server, &project, &sources).await?;
+        state.resolved = Some((sources, template.clone()));
+        template
+    };
+    let base = match (recipe.base, &state.empty) {
+        (Base::Project, _) => project_template,
+        (Base::Empty, Some(empty)) => empty.clone(),
+        (Base::Empty, None) => {
+            let empty = template::ensure_empty(&server).await?;
+            state.empty = Some(empty.clone());
+            empty
+        }
+    };
+    let template = if recipe.layers.is_empty() {
+        base
+    } else {
+        template::ensure_variant(&server, &project, &base, &recipe.layers).await?
+    };
+    state.recipes.insert(key, template.clone());
     Ok((server, template))
 }
 
@@ -73,6 +118,8 @@ async fn forget(root: &Path, server_too: bool) {
     let state = project_state(root);
     let mut state = state.lock().await;
     state.resolved = None;
+    state.empty = None;
+    state.recipes.clear();
     if server_too {
         state.server = None;
     }
@@ -121,12 +168,16 @@ pub struct Claimed {
 /// from the template (built if missing). A stopped shared server or a template collected
 /// under a long-running process is resolved again, once. Run it on one long-lived runtime:
 /// the connections it keeps live there.
-pub async fn acquire(root: PathBuf, test: Option<String>) -> Result<Claimed, Error> {
+pub async fn acquire(
+    root: PathBuf,
+    test: Option<String>,
+    recipe: &Recipe,
+) -> Result<Claimed, Error> {
     let name = crate::registry::unique_name(crate::TEST_DB_PREFIX, test.as_deref());
     let mut attempt = 0;
     loop {
         let result = async {
-            let (ctx, template) = prepare(&root).await?;
+            let (ctx, template) = prepare(&root, recipe).await?;
             let claimed = ctx.claim(&name, &template.name, test.as_deref()).await?;
             let name = if let Some(claimed) = claimed {
                 claimed

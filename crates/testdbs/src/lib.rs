@@ -5,6 +5,8 @@
 //!   external `url`, else the shared test server it starts once and keeps running).
 //! - [`template`]: one template database per content hash of the SQL files, built once under
 //!   an advisory lock.
+//! - [`layers`]: what a test's database holds beyond the project's template (sqlx fixtures, a
+//!   migrator of its own), each distinct set built once into a template variant.
 //! - [`registry`]: the bookkeeping tables, the pool of ready clones, creating, dropping and
 //!   sweeping test databases.
 //! - [`mod@acquire`]: a test database for one test, from the pool or cloned.
@@ -13,12 +15,14 @@
 pub mod acquire;
 pub mod error;
 pub mod inventory;
+pub mod layers;
 pub mod registry;
 pub mod server;
 pub mod template;
 
 pub use acquire::{acquire, wait_for_top_ups, Claimed};
 pub use error::Error;
+pub use layers::{Base, Layer, Recipe, Script};
 pub use registry::unique_name;
 pub use registry::TestServer;
 pub use server::{shared_dir, shared_server, stop_shared_server, SharedServer, Source};

@@ -1,4 +1,4 @@
-#[devenv_fixture_macros::test(migrations = "db/migrations")]
-async fn brings_its_own_migrations(pool: PgPool) {}
+#[devenv_fixture_macros::test(migrations = true)]
+async fn says_the_default(pool: PgPool) {}
 
 fn main() {}

@@ -57,8 +57,12 @@ pub use session::{Connect, Connected, Plain};
 /// committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
-    /// The file, as listed (relative to the loader's root) or absolute.
+    /// The file, as listed (relative to the loader's root) or absolute; with `text`, only the
+    /// name errors show.
     pub path: PathBuf,
+    /// The file's text when it is already in hand (a fixture compiled into a test); else it is
+    /// read from `path`.
+    pub text: Option<Bytes>,
     /// Run inside one transaction: `BEGIN` before the file, `COMMIT` after `after`.
     pub transaction: bool,
     /// Statements run in the file's session before it (outside its transaction).
@@ -75,10 +79,19 @@ impl Step {
     pub fn file(path: impl Into<PathBuf>) -> Self {
         Step {
             path: path.into(),
+            text: None,
             transaction: false,
             before: None,
             after: None,
             label: None,
+        }
+    }
+
+    /// A file whose text is in hand, run as psql runs it; errors name it `path`.
+    pub fn text(path: impl Into<PathBuf>, text: impl Into<Bytes>) -> Self {
+        Step {
+            text: Some(text.into()),
+            ..Step::file(path)
         }
     }
 }
@@ -352,7 +365,10 @@ impl Loader {
         let outcome = async {
             for step in steps {
                 let listed = step.path.clone();
-                let (path, src) = run.read(&[(listed, "as listed")], "file", None).await?;
+                let (path, src) = match &step.text {
+                    Some(text) => (listed, text.clone()),
+                    None => run.read(&[(listed, "as listed")], "file", None).await?,
+                };
                 run.top.clone_from(&path);
                 run.start_session().await?;
                 if let Some(sql) = &step.before {
