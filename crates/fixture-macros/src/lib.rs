@@ -12,6 +12,8 @@
 //! | `fn t(db: TestDb)` | `run_blocking_with_db`: a `devenv_fixture::blocking::TestDb` |
 //! | `fn t(client: Client)` | `run_blocking_with_client`: a `postgres::Client` |
 //! | `async fn t(pool: PgPool)`, `PgConnection`, `PoolConnection<Postgres>` | `run_with_sqlx` (feature `sqlx`): sqlx's types, as `#[sqlx::test]` hands them |
+//! | `fn t(conn: PgConnection)` | `run_blocking_with_diesel` (feature `diesel`): a `diesel::PgConnection` |
+//! | `async fn t(conn: AsyncPgConnection)` | `run_with_diesel_async` (feature `diesel-async`): a `diesel_async::AsyncPgConnection` |
 //!
 //! Arguments, for sqlx tests, as `#[sqlx::test]` takes them:
 //! - `fixtures("users", "../data/posts.sql")`: sqlx fixture scripts on the test's database,
@@ -25,7 +27,8 @@
 //! Each distinct set is built once into a template of its own, and every test pays a clone.
 //!
 //! The parameter's type is matched by its last path segment (`TestDb`, `Client`); the compiler
-//! checks the rest. The return type is kept: `()` or a `Result`, whose `Err` counts as a failure
+//! checks the rest. A `PgConnection` is sqlx's in an async test and diesel's in a blocking one
+//! (sqlx's is async, diesel's blocking); a path starting `sqlx::` or `diesel::` says which. The return type is kept: `()` or a `Result`, whose `Err` counts as a failure
 //! (the database is then kept, as for a panic).
 
 use proc_macro::TokenStream;
@@ -165,7 +168,7 @@ fn expand(args: &TokenStream2, mut item: ItemFn) -> Result<TokenStream2, TokenSt
     let is_async = sig.asyncness.is_some();
     let param = match sig.inputs.len() {
         0 => None,
-        1 => Some(param_kind(&sig.inputs[0])?),
+        1 => Some(param_kind(&sig.inputs[0], is_async)?),
         _ => {
             return Err(error(
                 sig.inputs.span(),
@@ -181,26 +184,7 @@ fn expand(args: &TokenStream2, mut item: ItemFn) -> Result<TokenStream2, TokenSt
             ));
         }
     }
-    let runner = match (is_async, param.clone()) {
-        (true, None) => quote!(run_async),
-        (true, Some(Param::Db)) => quote!(run_with_db),
-        (true, Some(Param::Client)) => quote!(run_with_client),
-        (true, Some(Param::Sqlx(_))) => quote!(run_with_sqlx),
-        (false, Some(Param::Sqlx(_))) => {
-            return Err(error(
-                sig.ident.span(),
-                "a sqlx #[devenv_fixture::test] function is async",
-            ))
-        }
-        (false, Some(Param::Db)) => quote!(run_blocking_with_db),
-        (false, Some(Param::Client)) => quote!(run_blocking_with_client),
-        (false, None) => {
-            return Err(error(
-                sig.ident.span(),
-                "a blocking #[devenv_fixture::test] function takes `db: devenv_fixture::blocking::TestDb` or `client: postgres::Client`",
-            ))
-        }
-    };
+    let runner = runner(is_async, param.as_ref(), sig.ident.span())?;
     // The outer #[test] keeps the attributes (#[should_panic], docs, cfgs); the inner function
     // is the user's, unchanged, so errors in its body point where they should.
     let attrs = std::mem::take(&mut item.attrs);
@@ -247,29 +231,80 @@ fn expand(args: &TokenStream2, mut item: ItemFn) -> Result<TokenStream2, TokenSt
     })
 }
 
+/// The runner function a test of this kind calls (see the table in the crate's docs).
+fn runner(is_async: bool, param: Option<&Param>, span: Span) -> Result<TokenStream2, TokenStream2> {
+    Ok(match (is_async, param) {
+        (true, None) => quote!(run_async),
+        (true, Some(Param::Db)) => quote!(run_with_db),
+        (true, Some(Param::Client)) => quote!(run_with_client),
+        (true, Some(Param::Sqlx(_))) => quote!(run_with_sqlx),
+        (false, Some(Param::Sqlx(_))) => {
+            return Err(error(
+                span,
+                "a sqlx #[devenv_fixture::test] function is async",
+            ))
+        }
+        (false, Some(Param::Diesel)) => quote!(run_blocking_with_diesel),
+        (true, Some(Param::Diesel)) => {
+            return Err(error(
+                span,
+                "diesel's `PgConnection` is blocking: make the test a plain `fn`, or take diesel_async's `AsyncPgConnection` in an async test",
+            ))
+        }
+        (true, Some(Param::DieselAsync)) => quote!(run_with_diesel_async),
+        (false, Some(Param::DieselAsync)) => {
+            return Err(error(
+                span,
+                "an `AsyncPgConnection` #[devenv_fixture::test] function is async (or take diesel's blocking `PgConnection`)",
+            ))
+        }
+        (false, Some(Param::Db)) => quote!(run_blocking_with_db),
+        (false, Some(Param::Client)) => quote!(run_blocking_with_client),
+        (false, None) => {
+            return Err(error(
+                span,
+                "a blocking #[devenv_fixture::test] function takes `db: devenv_fixture::blocking::TestDb`, `client: postgres::Client` or, with feature `diesel`, `conn: PgConnection`",
+            ))
+        }
+    })
+}
+
 #[derive(Clone)]
 enum Param {
     Db,
     Client,
     /// sqlx's `PgPool`, `PgConnection`, `PoolConnection<Postgres>`: the type as written.
     Sqlx(Box<Type>),
+    /// diesel's blocking `PgConnection`.
+    Diesel,
+    /// diesel_async's `AsyncPgConnection`.
+    DieselAsync,
 }
 
-fn param_kind(arg: &FnArg) -> Result<Param, TokenStream2> {
+fn param_kind(arg: &FnArg, is_async: bool) -> Result<Param, TokenStream2> {
     let FnArg::Typed(typed) = arg else {
         return Err(error(arg.span(), "a test function has no `self`"));
     };
-    let last = match &*typed.ty {
-        Type::Path(path) => path.path.segments.last().map(|s| s.ident.to_string()),
-        _ => None,
+    let (first, last) = match &*typed.ty {
+        Type::Path(path) => (
+            path.path.segments.first().map(|s| s.ident.to_string()),
+            path.path.segments.last().map(|s| s.ident.to_string()),
+        ),
+        _ => (None, None),
     };
-    match last.as_deref() {
-        Some("TestDb") => Ok(Param::Db),
-        Some("Client") => Ok(Param::Client),
-        Some("PgPool" | "PgConnection" | "PoolConnection") => Ok(Param::Sqlx(typed.ty.clone())),
+    match (first.as_deref(), last.as_deref()) {
+        (_, Some("TestDb")) => Ok(Param::Db),
+        (_, Some("Client")) => Ok(Param::Client),
+        (Some("diesel"), Some("PgConnection")) => Ok(Param::Diesel),
+        (Some("sqlx"), Some("PgConnection")) => Ok(Param::Sqlx(typed.ty.clone())),
+        (_, Some("PgConnection")) if !is_async => Ok(Param::Diesel),
+        (_, Some("AsyncPgConnection")) => Ok(Param::DieselAsync),
+        (_, Some("PgPool" | "PgConnection" | "PoolConnection")) => {
+            Ok(Param::Sqlx(typed.ty.clone()))
+        }
         _ => Err(error(
             typed.ty.span(),
-            "expected `TestDb` (devenv_fixture::TestDb, or devenv_fixture::blocking::TestDb in a blocking test), `Client` (tokio_postgres::Client, or postgres::Client in a blocking test), or with feature `sqlx` a `PgPool`, `PgConnection` or `PoolConnection<Postgres>`",
+            "expected `TestDb` (devenv_fixture::TestDb, or devenv_fixture::blocking::TestDb in a blocking test), `Client` (tokio_postgres::Client, or postgres::Client in a blocking test), with feature `sqlx` a `PgPool`, `PgConnection` or `PoolConnection<Postgres>` (async), with feature `diesel` a `PgConnection` (blocking), or with feature `diesel-async` an `AsyncPgConnection`",
         )),
     }
 }

@@ -1,0 +1,1 @@
+-- an enum value cannot be dropped
