@@ -11,7 +11,7 @@
 //! | `async fn t()` | `run_async`: just the runtime |
 //! | `fn t(db: TestDb)` | `run_blocking_with_db`: a `devenv_fixture::blocking::TestDb` |
 //! | `fn t(client: Client)` | `run_blocking_with_client`: a `postgres::Client` |
-//! | `async fn t(pool: PgPool)`, `PgConnection`, `PoolConnection<Postgres>` | `run_with_sqlx` (feature `sqlx`): sqlx's types, as `#[sqlx::test]` hands them |
+//! | `async fn t(pool: PgPool)`, `PgConnection`, `PoolConnection<Postgres>` | `run_with_sqlx` (feature `sqlx`, or `sqlx-0-9` for sqlx 0.9): sqlx's types, as `#[sqlx::test]` hands them |
 //! | `fn t(conn: PgConnection)` | `run_blocking_with_diesel` (feature `diesel`): a `diesel::PgConnection` |
 //! | `async fn t(conn: AsyncPgConnection)` | `run_with_diesel_async` (feature `diesel-async`): a `diesel_async::AsyncPgConnection` |
 //!
