@@ -14,6 +14,8 @@
 //! 3. A 200-test suite's wall time under `cargo nextest run` (nextest's default jobs), both
 //!    ways (`tests/suite_*.rs`, feature `bench-suite`, built first, build excluded),
 //!    alternating, `BENCH_SUITE_RUNS` each (default 2), best shown; `BENCH_SUITE=0` skips it.
+//!    Beside them the floor, 200 tests that do nothing (`tests/suite_floor.rs`): nextest's own
+//!    time, which neither harness can go below.
 
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
@@ -298,15 +300,17 @@ fn main() {
     if std::env::var("BENCH_SUITE").is_ok_and(|v| v == "0") {
         return;
     }
-    if let Err(e) = nextest("suite_fixture", &database_url, true)
-        .and_then(|_| nextest("suite_sqlx", &database_url, true))
+    const SUITES: [&str; 3] = ["suite_fixture", "suite_sqlx", "suite_floor"];
+    if let Err(e) = SUITES
+        .iter()
+        .try_for_each(|test| nextest(test, &database_url, true).map(drop))
     {
         println!("\n3. 200-test suite: the build failed:\n{e}");
         return;
     }
-    let mut best = [Duration::MAX, Duration::MAX];
+    let mut best = [Duration::MAX; 3];
     for _ in 0..suite_runs {
-        for (i, test) in ["suite_fixture", "suite_sqlx"].iter().enumerate() {
+        for (i, test) in SUITES.iter().enumerate() {
             match nextest(test, &database_url, false) {
                 Ok(t) => best[i] = best[i].min(t),
                 Err(e) => {
@@ -323,8 +327,16 @@ fn main() {
     println!("| --- | --- |");
     println!("| devenv-fixture | {} |", ms(best[0]));
     println!("| #[sqlx::test] | {} |", ms(best[1]));
+    println!("| floor: 200 empty tests | {} |", ms(best[2]));
     println!(
         "suite ratio (#[sqlx::test] / devenv-fixture): {:.1}x (target >= 3x)",
         best[1].as_secs_f64() / best[0].as_secs_f64()
+    );
+    let above = |t: Duration| t.saturating_sub(best[2]).as_secs_f64().max(1e-3);
+    println!(
+        "above the floor (what the databases cost): devenv-fixture {}, #[sqlx::test] {}: {:.1}x",
+        ms(best[0].saturating_sub(best[2])),
+        ms(best[1].saturating_sub(best[2])),
+        above(best[1]) / above(best[0])
     );
 }
