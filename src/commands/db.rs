@@ -48,6 +48,18 @@ pub struct LoadArgs {
     pub vars: crate::vars::SetArgs,
 }
 
+/// `db setup` and `db reset` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct SetupArgs {
+    /// Where, and the psql variables.
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Carry the rows of the database it replaces that the new one lacks (as `up`'s reload
+    /// does by default); devenv's own server only.
+    #[arg(long)]
+    pub keep_rows: bool,
+}
+
 /// Named targets.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum NamedTarget {
@@ -77,12 +89,13 @@ pub enum DbCommand {
     /// Rebuild the database from schema and seed (db-setup), under a temporary name swapped
     /// in only when everything loaded: a broken file keeps the working database.
     ///
-    /// Example: `devenv db setup`, `devenv db setup --url postgresql://... --yes`
-    Setup(LoadArgs),
+    /// Example: `devenv db setup`, `devenv db setup --keep-rows`,
+    /// `devenv db setup --url postgresql://... --yes`
+    Setup(SetupArgs),
     /// Same as `setup`.
     ///
     /// Example: `devenv db reset`
-    Reset(LoadArgs),
+    Reset(SetupArgs),
     /// Open psql on the database (db-connect): psql on PATH, else `docker exec -it` into the
     /// container.
     ///
@@ -269,8 +282,8 @@ pub async fn run(root: &Path, command: DbCommand, ui: &'static Ui) -> anyhow::Re
     crate::ui::secret(&project.config.password);
     if let DbCommand::SchemaLoad(args)
     | DbCommand::Seed(args)
-    | DbCommand::Setup(args)
-    | DbCommand::Reset(args) = &command
+    | DbCommand::Setup(SetupArgs { load: args, .. })
+    | DbCommand::Reset(SetupArgs { load: args, .. }) = &command
     {
         crate::vars::apply(&mut project.config.vars, &args.vars.set);
     }
@@ -319,8 +332,14 @@ pub async fn run(root: &Path, command: DbCommand, ui: &'static Ui) -> anyhow::Re
             guard(&t, &project, "load the seed into", args.yes).await?;
             load(&project, &t, Part::Seed, ui).await?;
         }
-        DbCommand::Setup(LoadArgs { target: args, .. })
-        | DbCommand::Reset(LoadArgs { target: args, .. }) => setup(&project, &args, ui).await?,
+        DbCommand::Setup(SetupArgs {
+            load: LoadArgs { target: args, .. },
+            keep_rows,
+        })
+        | DbCommand::Reset(SetupArgs {
+            load: LoadArgs { target: args, .. },
+            keep_rows,
+        }) => setup(&project, &args, keep_rows, ui).await?,
         DbCommand::Connect(args) => {
             let t = resolve(&project, &args)?;
             connect(&t)?;
@@ -342,8 +361,22 @@ pub async fn run(root: &Path, command: DbCommand, ui: &'static Ui) -> anyhow::Re
 
 /// `db setup`: build-then-swap on every target. On devenv's own server the database it
 /// replaces is kept as an automatic snapshot; elsewhere it is dropped once the new one is in.
-async fn setup(project: &Project, args: &TargetArgs, ui: &'static Ui) -> anyhow::Result<()> {
+async fn setup(
+    project: &Project,
+    args: &TargetArgs,
+    keep_rows: bool,
+    ui: &'static Ui,
+) -> anyhow::Result<()> {
     let t = resolve(project, args)?;
+    if keep_rows && !t.owned {
+        return Err(CliError::Refused {
+            what: format!("keep the rows of \"{}\" on {}", t.database, t.label),
+            why: "--keep-rows carries rows on devenv's own server only (a running `devenv up`); \
+                  leave it out to rebuild from the files"
+                .into(),
+        }
+        .into());
+    }
     project.config.check_files()?;
     guard(&t, project, "drop and rebuild", args.yes).await?;
     let sources = devenv_core::files::Sources::read(&project.config)?;
@@ -354,6 +387,7 @@ async fn setup(project: &Project, args: &TargetArgs, ui: &'static Ui) -> anyhow:
         // Asked for explicitly and confirmed by the guard.
         replace_unmarked: true,
         keep_replaced: t.owned,
+        carry: keep_rows,
     };
     let mut rebuilder = Rebuilder::new(t.server.clone()).one_shot();
     ui.loading(format!("rebuilding \"{}\"", t.database));
@@ -379,10 +413,15 @@ async fn setup(project: &Project, args: &TargetArgs, ui: &'static Ui) -> anyhow:
         t.label,
         rebuilt.summary.statements,
         rebuilt.total.as_millis(),
-        match (&rebuilt.kept, t.owned) {
-            (Some(kept), true) => format!("; the database it replaced is snapshot {kept}"),
-            _ => String::new(),
-        }
+        rebuilt
+            .carried
+            .as_ref()
+            .map(|c| format!("; {c}"))
+            .unwrap_or_default()
+            + &match (&rebuilt.kept, t.owned) {
+                (Some(kept), true) => format!("; the database it replaced is snapshot {kept}"),
+                _ => String::new(),
+            }
     ));
     Ok(())
 }

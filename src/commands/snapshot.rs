@@ -120,6 +120,8 @@ pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()>
                 files_hash: &files,
                 replace_unmarked: project.external_server()?.is_none(),
                 keep_replaced: true,
+                // A restore gives back the snapshot as it was.
+                carry: false,
             };
             let restored = on
                 .guarded(

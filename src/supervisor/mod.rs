@@ -356,13 +356,18 @@ async fn prepare(
         .collect::<Vec<_>>()
         .join(", ");
     ui.loading(format!("loading {files} ({why})"));
-    let rebuilt = reloader.build().await?;
+    let rebuilt = reloader.build(options.fresh).await?;
     ui.done();
     ui.result(format!(
-        "loaded {files} ({} statements, {} COPY rows) in {} ms ({why}){}",
+        "loaded {files} ({} statements, {} COPY rows) in {} ms ({why}){}{}",
         rebuilt.summary.statements,
         rebuilt.summary.copy_rows,
         rebuilt.total.as_millis(),
+        rebuilt
+            .carried
+            .as_ref()
+            .map(|c| format!("; {c}"))
+            .unwrap_or_default(),
         rebuilt
             .kept
             .map(|s| format!("; the database it replaced is snapshot {s}"))

@@ -67,7 +67,7 @@ impl Reloader {
     ) -> (Self, mpsc::UnboundedReceiver<Trigger>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let reloader = Reloader {
-            rebuilder: Rebuilder::new(server.clone()),
+            rebuilder: Rebuilder::new(server.clone()).carry_progress(ui.carry_progress()),
             project,
             server,
             ui,
@@ -91,8 +91,9 @@ impl Reloader {
             .progress(true)
     }
 
-    /// Builds the database from the files now (at start-up, or on a reload).
-    pub async fn build(&mut self) -> anyhow::Result<devenv_core::rebuild::Rebuilt> {
+    /// Builds the database from the files now (at start-up, or on a reload), carrying over
+    /// the rows of the one it replaces unless `reload: fresh` or `fresh`.
+    pub async fn build(&mut self, fresh: bool) -> anyhow::Result<devenv_core::rebuild::Rebuilt> {
         let sources = Sources::read(self.config())?;
         let loader = self.loader();
         let target = Target {
@@ -101,6 +102,7 @@ impl Reloader {
             files_hash: &sources.digest,
             replace_unmarked: self.replace_unmarked,
             keep_replaced: self.replace_unmarked,
+            carry: !fresh && self.config().reload == devenv_core::config::Reload::Carry,
         };
         let rebuilt = self
             .rebuilder
@@ -143,7 +145,8 @@ impl Reloader {
     pub async fn check_world(&mut self) {
         if self.watch.as_ref().is_some_and(Watch::needs_rearm) {
             self.watch(None);
-            self.reload("watched directories replaced".into()).await;
+            self.reload("watched directories replaced".into(), false)
+                .await;
         }
         let (live, project) = (&self.project.config.database, &self.project.id);
         // An error here is the server's trouble, which its own watch reports.
@@ -208,7 +211,7 @@ impl Reloader {
         if changed.contains(&config_file) && !self.apply_config_change() {
             return;
         }
-        self.reload(names.join(", ")).await;
+        self.reload(names.join(", "), false).await;
     }
 
     /// Prunes, makes the spare and ready copies in the background (after a one-shot command
@@ -234,18 +237,20 @@ impl Reloader {
                 Vec::new()
             }
         };
+        let fresh = dir.take_fresh();
+        let flag = if fresh { " --fresh" } else { "" };
         let what = if set.is_empty() {
-            "by hand (devenv reload)".to_owned()
+            format!("by hand (devenv reload{flag})")
         } else {
             let names: Vec<&str> = set.iter().map(|(n, _)| n.as_str()).collect();
-            format!("by hand (devenv reload --set {})", names.join(", "))
+            format!("by hand (devenv reload{flag} --set {})", names.join(", "))
         };
         for (name, value) in set {
             self.set.retain(|(n, _)| *n != name);
             self.set.push((name, value));
         }
         crate::vars::apply(&mut self.project.config.vars, &self.set);
-        self.reload(what).await;
+        self.reload(what, fresh).await;
     }
 
     /// Re-reads devenv.yaml; returns whether to reload.
@@ -286,14 +291,20 @@ impl Reloader {
         true
     }
 
-    async fn reload(&mut self, what: String) {
+    async fn reload(&mut self, what: String, fresh: bool) {
         let started = Instant::now();
-        match self.build().await {
+        match self.build(fresh).await {
             Ok(rebuilt) => {
+                self.ui.done();
                 self.ui.result(format!(
-                    "reload [{what}]: ok, {} statements in {} ms{}",
+                    "reload [{what}]: ok, {} statements in {} ms{}{}",
                     rebuilt.summary.statements,
                     started.elapsed().as_millis(),
+                    rebuilt
+                        .carried
+                        .as_ref()
+                        .map(|c| format!("; {c}"))
+                        .unwrap_or_default(),
                     rebuilt
                         .kept
                         .map(|s| format!("; the replaced database is snapshot {s}"))

@@ -1,6 +1,6 @@
 //! The spinner (a terminal only, not `--quiet`): the step under way, the server's start-up
 //! steps, and while files load the one taking over [`SLOW_FILE`], with its bytes done and the
-//! statements run.
+//! statements run; a carry-over past a second, with its table and rows.
 
 use std::collections::HashMap;
 use std::sync::PoisonError;
@@ -89,6 +89,17 @@ impl Ui {
         {
             bar.finish_and_clear();
         }
+    }
+
+    /// A carry-over's progress, as a spinner step once it has run for a second.
+    pub fn carry_progress(&'static self) -> devenv_core::carry::OnProgress {
+        devenv_core::carry::OnProgress(std::sync::Arc::new(
+            move |p: &devenv_core::carry::Progress<'_>| {
+                if p.elapsed >= Duration::from_secs(1) {
+                    self.step(format!("carrying rows over: {} ({} rows)", p.table, p.rows));
+                }
+            },
+        ))
     }
 
     /// Start-up steps of a server, as spinner steps.

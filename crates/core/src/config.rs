@@ -37,9 +37,38 @@ struct Raw {
     backend: Option<Choice>,
     url: Option<String>,
     persist: Option<bool>,
+    reload: Option<Reload>,
     prod: Option<prod::RawProd>,
     #[serde(default, deserialize_with = "vars::deserialize")]
     vars: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// What a rebuild of the live database (a reload, `up` after the files changed, `db setup
+/// --keep-rows`) does with the rows of the database it replaces (`reload:` in devenv.yaml).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reload {
+    /// The rows the new database lacks are carried in ([`crate::carry`]).
+    #[default]
+    Carry,
+    /// Schema and seed only.
+    Fresh,
+}
+
+impl Reload {
+    /// `DEVENV_RELOAD` over the file's `reload:`, carry by default.
+    fn resolve(env: Option<&str>, file: Option<Reload>) -> Result<Reload, ConfigError> {
+        match env {
+            Some("carry") => Ok(Reload::Carry),
+            Some("fresh") => Ok(Reload::Fresh),
+            Some(other) => Err(ConfigError::Env {
+                name: "DEVENV_RELOAD".into(),
+                value: other.to_owned(),
+                message: "expected carry or fresh".into(),
+            }),
+            None => Ok(file.unwrap_or_default()),
+        }
+    }
 }
 
 /// Configuration errors.
@@ -157,6 +186,8 @@ pub struct Config {
     pub url: Option<String>,
     /// Whether the data outlives `devenv up` (`persist: false` throws it away at stop).
     pub persist: bool,
+    /// What a rebuild does with the rows of the database it replaces.
+    pub reload: Reload,
     /// The `prod:` section: AWS settings of `devenv prod ...`.
     pub prod: ProdConfig,
     /// psql variables set before the first file (`vars:`; `--set` adds to them).
@@ -180,6 +211,7 @@ impl std::fmt::Debug for Config {
             .field("backend", &self.backend)
             .field("url", &self.url.as_deref().map(devenv_server::mask))
             .field("persist", &self.persist)
+            .field("reload", &self.reload)
             .field("prod", &self.prod)
             .field("vars", &self.vars)
             .finish()
@@ -255,6 +287,7 @@ impl Config {
                 .ok_or_else(|| env_err("persist", v.clone(), "expected true or false".into()))?,
             None => raw.persist.unwrap_or(true),
         };
+        let reload = Reload::resolve(var("reload").as_deref(), raw.reload)?;
         let paths = |v: Vec<String>| v.into_iter().map(PathBuf::from).collect::<Vec<_>>();
         // A value from the environment is checked here, one from the file as it is parsed
         // (so the error has its line), a default needs no check but the database name, which
@@ -317,6 +350,7 @@ impl Config {
             backend,
             url: var("url").or(raw.url),
             persist,
+            reload,
             vars: Vars::resolve(raw.vars.unwrap_or_default(), &env),
         };
         if config.backend == Choice::External && config.url.is_none() {

@@ -12,10 +12,12 @@
 //! - [`db`]: database operations and devenv's marks on the databases it made.
 //! - [`clone`]: copy-on-write copies of databases (PostgreSQL 18's `file_copy_method`).
 //! - [`rebuild`]: build a database under a temporary name, swap it in on success.
+//! - [`carry`]: the rows a rebuild's replaced database had that the new one lacks, carried in.
 //! - [`snapshot`]: copies of the live database kept in the cluster; save, list, restore, prune.
 //! - [`files`]: the content hash of a project's SQL files.
 //! - [`error`]: the crate's error type.
 
+pub mod carry;
 pub mod clone;
 pub mod config;
 pub mod db;

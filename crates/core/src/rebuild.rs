@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use devenv_server::Server;
 use devenv_sql::{LoadSummary, Loader};
 
+use crate::carry;
 use crate::db::lock::{self, Key};
 use crate::db::{self, Admin, Marks, Role};
 use crate::error::CoreError;
@@ -35,6 +36,9 @@ pub struct Rebuilt {
     pub total: Duration,
     /// The automatic snapshot holding the replaced database, if there was one.
     pub kept: Option<String>,
+    /// What came across from the replaced database ([`Target::carry`]; `None` when not
+    /// asked for or there was no database to replace).
+    pub carried: Option<carry::Report>,
 }
 
 /// What [`Rebuilder::recover`] did.
@@ -66,6 +70,9 @@ pub struct Target<'a> {
     /// Whether the replaced database is kept as an automatic snapshot (devenv's own servers)
     /// or dropped once the new one is in (a server devenv does not own).
     pub keep_replaced: bool,
+    /// Whether the rows of the replaced database that the new one lacks are carried in
+    /// ([`crate::carry`]) during the swap, while the live database is closed.
+    pub carry: bool,
 }
 
 /// Rebuilds one server's databases, keeping an admin connection and, between rebuilds, an
@@ -81,6 +88,8 @@ pub struct Rebuilder {
     /// Whether background work runs after each rebuild (not in a one-shot command, which
     /// leaves it to the supervisor: [`Rebuilder::tidy`]).
     background_work: bool,
+    /// Told about a carry-over's progress.
+    progress: Option<carry::OnProgress>,
 }
 
 impl Rebuilder {
@@ -92,7 +101,15 @@ impl Rebuilder {
             background: None,
             copies: None,
             background_work: true,
+            progress: None,
         }
+    }
+
+    /// Calls `progress` while a carry-over streams a table.
+    #[must_use]
+    pub fn carry_progress(mut self, progress: carry::OnProgress) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// A rebuilder for one command that exits after its swap: no spare, no pruning, no ready
@@ -143,7 +160,8 @@ impl Rebuilder {
         self.run(target, next, |admin, next| async move {
             prepare_next(&admin, &next, project).await?;
             match loader.load_steps(&next, steps).await {
-                Ok(summary) => Ok(summary),
+                // Every row there now was made by the build: the boundary of its seed rows.
+                Ok(summary) => Ok((summary, Some(db::current_txid(&admin, &next).await?))),
                 Err(e) => {
                     let _ = db::drop_if_exists(&admin, &next).await;
                     Err(e.into())
@@ -171,18 +189,20 @@ impl Rebuilder {
         let held = lock::lock(&admin, Key::Rebuild(target.live)).await?;
         let result = match snapshot::is_ready(&admin, &ready).await {
             Ok(true) => {
+                let seeded = Marks::read(&admin, &source).await?.and_then(|m| m.seeded);
                 self.run(target, ready, |admin, staging| async move {
                     db::open(&admin, &staging).await?;
-                    Ok(LoadSummary::default())
+                    Ok((LoadSummary::default(), seeded))
                 })
                 .await
             }
             Ok(false) => {
                 self.run(target, next_name(target.live), |admin, next| async move {
+                    let seeded = Marks::read(&admin, &source).await?.and_then(|m| m.seeded);
                     db::drop_if_exists(&admin, &next).await?;
                     db::create_from(&admin, &next, Some(&source)).await?;
                     db::copy_attributes(&admin, &source, &next).await?;
-                    Ok(LoadSummary::default())
+                    Ok((LoadSummary::default(), seeded))
                 })
                 .await
             }
@@ -201,7 +221,7 @@ impl Rebuilder {
     ) -> Result<Rebuilt, CoreError>
     where
         F: FnOnce(Admin, String) -> Fut,
-        Fut: std::future::Future<Output = Result<LoadSummary, CoreError>>,
+        Fut: std::future::Future<Output = Result<(LoadSummary, Option<u64>), CoreError>>,
     {
         self.settle().await;
         let started = Instant::now();
@@ -211,22 +231,31 @@ impl Rebuilder {
         let held = lock::lock(&admin, Key::Rebuild(live)).await?;
         let result = async {
             check_ownership(&admin, &self.server, target).await?;
-            let summary = fill(admin.clone(), next.clone()).await?;
+            let (summary, seeded) = fill(admin.clone(), next.clone()).await?;
             tracing::debug!(elapsed = ?started.elapsed(), "filled {next}");
             Marks {
                 files: Some(target.files_hash.to_owned()),
                 built: Some(crate::state::now()),
+                seeded,
                 ..Marks::new(target.project, Role::Live)
             }
             .write(&admin, &next)
             .await?;
             let swap_started = Instant::now();
-            let kept = swap(&admin, live, &next, target.project).await?;
-            Ok::<_, CoreError>((summary, swap_started.elapsed(), kept))
+            let carry = match seeded {
+                Some(seeded) if target.carry => Some(Carry {
+                    server: &self.server,
+                    seeded,
+                    progress: self.progress.as_ref(),
+                }),
+                _ => None,
+            };
+            let (kept, carried) = swap(&admin, live, &next, target.project, carry).await?;
+            Ok::<_, CoreError>((summary, swap_started.elapsed(), kept, carried))
         }
         .await;
         held.release().await;
-        let (summary, swap, kept) = match result {
+        let (summary, swap, kept, carried) = match result {
             Ok(r) => r,
             Err(e) => {
                 let _ = db::drop_if_exists(&admin, &next).await;
@@ -250,6 +279,7 @@ impl Rebuilder {
             swap,
             total,
             kept,
+            carried,
         })
     }
 
@@ -400,22 +430,63 @@ async fn create_spare(admin: &Admin, next: &str, project: &str) {
     }
 }
 
-/// Swaps `next` in as `live`; the replaced database becomes an automatic snapshot. On failure
-/// puts things back as they were. Returns the snapshot's name.
+/// A carry-over to run during a swap.
+struct Carry<'a> {
+    server: &'a Server,
+    /// The new database's build boundary.
+    seeded: u64,
+    progress: Option<&'a carry::OnProgress>,
+}
+
+/// Swaps `next` in as `live`; the replaced database becomes an automatic snapshot. With
+/// `carry`, its hand rows are carried into `next` first, once it is closed and its sessions
+/// ended (nothing typed meanwhile is missed). On failure puts things back as they were.
+/// Returns the snapshot's name and the carry's report.
 async fn swap(
     admin: &Admin,
     live: &str,
     next: &str,
     project: &str,
-) -> Result<Option<String>, CoreError> {
+    carry: Option<Carry<'_>>,
+) -> Result<(Option<String>, Option<carry::Report>), CoreError> {
     // The loader's sessions may not have ended on the server yet.
     db::terminate_sessions(admin, next).await?;
-    let had_live = db::exists(admin, live).await?;
+    let old = Marks::read(admin, live).await?;
+    let had_live = old.is_some();
+    let old_seeded = old.and_then(|m| m.seeded);
+    let mut carried = None;
     let kept = if had_live {
+        // Connected before the close, which refuses new connections, superusers' too.
+        let sessions = match &carry {
+            Some(c) => carry_sessions(c.server, live, next).await,
+            None => None,
+        };
+        let keep = sessions.as_ref().map_or(0, |s| s.2);
         db::close(admin, live).await?;
-        if let Err(e) = db::terminate_sessions(admin, live).await {
+        if let Err(e) = db::terminate_sessions_but(admin, live, keep).await {
             let _ = db::open(admin, live).await;
             return Err(e);
+        }
+        if let Some(c) = &carry {
+            carried = Some(match sessions {
+                Some((source, dest, _)) => {
+                    let report =
+                        carry::carry(&source, &dest, old_seeded, c.seeded, c.progress).await;
+                    drop((source, dest));
+                    report
+                }
+                None => carry::Report {
+                    failed: Some("could not connect to both databases".into()),
+                    ..carry::Report::default()
+                },
+            });
+            // The renames need both databases free of sessions, the carry's too.
+            for name in [live, next] {
+                if let Err(e) = db::terminate_sessions(admin, name).await {
+                    let _ = db::open(admin, live).await;
+                    return Err(e);
+                }
+            }
         }
         Some(snapshot::Snapshot::automatic(live))
     } else {
@@ -447,11 +518,28 @@ async fn swap(
     }
     match kept {
         Some(snap) => {
-            snap.mark(admin, project, live, Kind::Automatic).await?;
-            Ok(Some(snap.name))
+            snap.mark(admin, project, live, Kind::Automatic, old_seeded)
+                .await?;
+            Ok((Some(snap.name), carried))
         }
-        None => Ok(None),
+        None => Ok((None, carried)),
     }
+}
+
+/// A session on each of `live` and `next` for a carry-over, and the first one's process id.
+async fn carry_sessions(
+    server: &Server,
+    live: &str,
+    next: &str,
+) -> Option<(tokio_postgres::Client, tokio_postgres::Client, i32)> {
+    let source = db::connect(server, live).await.ok()?;
+    let dest = db::connect(server, next).await.ok()?;
+    let pid: i32 = source
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .ok()?
+        .get(0);
+    Some((source, dest, pid))
 }
 
 #[cfg(test)]

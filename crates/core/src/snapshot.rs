@@ -63,12 +63,14 @@ impl Snapshot {
         project: &str,
         live: &str,
         kind: Kind,
+        seeded: Option<u64>,
     ) -> Result<(), CoreError> {
         Marks {
             snapshot: Some(self.name.clone()),
             kind: Some(kind),
             of: Some(live.to_owned()),
             at: Some(crate::state::now()),
+            seeded,
             ..Marks::new(project, Role::Snapshot)
         }
         .write(admin, &self.database)
@@ -182,6 +184,7 @@ pub async fn save(
     let copied = async {
         // What an interrupted save of the same name left goes first.
         drop_unless_others(admin, project, &snap.database).await?;
+        let seeded = Marks::read(admin, live).await?.and_then(|m| m.seeded);
         db::close(admin, live).await?;
         let copy = async {
             db::terminate_sessions(admin, live).await?;
@@ -193,7 +196,7 @@ pub async fn save(
         copy?;
         opened?;
         db::close(admin, &snap.database).await?;
-        snap.mark(admin, project, live, Kind::Manual).await
+        snap.mark(admin, project, live, Kind::Manual, seeded).await
     }
     .await;
     if let Err(e) = copied {

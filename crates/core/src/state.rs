@@ -183,6 +183,19 @@ impl StateDir {
         serde_json::from_str(&text).map_err(|source| CoreError::Corrupt { path, source })
     }
 
+    /// Asks the supervisor's next reload to rebuild from the files only (`devenv reload
+    /// --fresh`): the file `reload-fresh`, taken with the signal.
+    pub fn put_fresh(&self) -> Result<(), CoreError> {
+        self.create()?;
+        let path = self.dir.join("reload-fresh");
+        write_private(&path, b"").map_err(crate::error::io("writing", &path))
+    }
+
+    /// Whether the next reload was asked to be fresh (the request is taken: removed).
+    pub fn take_fresh(&self) -> bool {
+        std::fs::remove_file(self.dir.join("reload-fresh")).is_ok()
+    }
+
     /// Removes `state.json` and `env`.
     pub fn remove(&self) {
         let _ = std::fs::remove_file(self.state());

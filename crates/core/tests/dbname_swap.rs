@@ -49,6 +49,7 @@ async fn what_a_file_does_through_dbname_survives_the_swap() {
         files_hash: "h",
         replace_unmarked: true,
         keep_replaced: true,
+        carry: false,
     };
     for _ in 0..2 {
         rebuilder

@@ -22,6 +22,7 @@ fn target(hash: &str) -> Target<'_> {
         files_hash: hash,
         replace_unmarked: true,
         keep_replaced: true,
+        carry: false,
     }
 }
 

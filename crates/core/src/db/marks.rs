@@ -94,11 +94,15 @@ pub struct Marks {
     pub of: Option<String>,
     /// When it was made, seconds since the epoch (snapshots).
     pub at: Option<u64>,
+    /// The transaction id (`txid_current()`, with its epoch) taken once schema, migrations and
+    /// seed had loaded: rows whose `xmin` precedes it were made by the build, later ones by
+    /// the app or by hand ([`crate::carry`]). Live databases, and snapshots of them.
+    pub seeded: Option<u64>,
 }
 
 /// The keys, as stored (`devenv.<key>`).
-const KEYS: [&str; 8] = [
-    "project", "role", "files", "built", "snapshot", "kind", "of", "at",
+const KEYS: [&str; 9] = [
+    "project", "role", "files", "built", "snapshot", "kind", "of", "at", "seeded",
 ];
 
 impl Marks {
@@ -150,13 +154,14 @@ impl Marks {
                 }
                 "of" => marks.of = Some(value),
                 "at" => marks.at = value.parse().ok(),
+                "seeded" => marks.seeded = value.parse().ok(),
                 _ => {}
             }
         }
         marks
     }
 
-    fn values(&self) -> [Option<String>; 8] {
+    fn values(&self) -> [Option<String>; 9] {
         [
             self.project.clone(),
             self.role.map(|r| r.as_str().to_owned()),
@@ -166,6 +171,7 @@ impl Marks {
             self.kind.map(|k| k.as_str().to_owned()),
             self.of.clone(),
             self.at.map(|a| a.to_string()),
+            self.seeded.map(|x| x.to_string()),
         ]
     }
 

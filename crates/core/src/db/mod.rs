@@ -72,6 +72,17 @@ pub async fn admin(server: &Server) -> Result<Admin, CoreError> {
     Ok(Arc::new(connect(server, "postgres").await?))
 }
 
+/// The current transaction id with its epoch (`txid_current()`, which takes a new one),
+/// asked on the admin session: every row `database` holds now has an `xmin` before it.
+pub async fn current_txid(client: &Client, database: &str) -> Result<u64, CoreError> {
+    let id: i64 = client
+        .query_one("SELECT txid_current()", &[])
+        .await
+        .map_err(db("reading the transaction id after loading", database))?
+        .get(0);
+    Ok(u64::try_from(id).unwrap_or(0))
+}
+
 /// Whether a database exists.
 pub async fn exists(client: &Client, name: &str) -> Result<bool, CoreError> {
     Ok(client
@@ -128,12 +139,24 @@ pub async fn create_from(
 /// `pg_terminate_backend(pid, timeout)` and `DROP ... WITH (FORCE)` wait in 100 ms steps).
 /// One round trip per poll (the name a bound parameter, sent with the statement).
 pub async fn terminate_sessions(client: &Client, name: &str) -> Result<(), CoreError> {
+    terminate_sessions_but(client, name, 0).await
+}
+
+/// Ends the sessions on `name` but the one with process id `keep` (and the caller's own).
+pub async fn terminate_sessions_but(
+    client: &Client,
+    name: &str,
+    keep: i32,
+) -> Result<(), CoreError> {
     for _ in 0..400 {
         let left: i64 = client
             .query_typed_one(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE datname = $1 AND pid <> pg_backend_pid()",
-                &[(&name, tokio_postgres::types::Type::TEXT)],
+                 WHERE datname = $1 AND pid <> pg_backend_pid() AND pid <> $2",
+                &[
+                    (&name, tokio_postgres::types::Type::TEXT),
+                    (&keep, tokio_postgres::types::Type::INT4),
+                ],
             )
             .await
             .map_err(db("ending the sessions of", name))?
