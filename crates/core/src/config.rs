@@ -988,6 +988,40 @@ mod tests {
     }
 
     #[test]
+    fn reload_carries_by_default_and_can_be_fresh() {
+        let dir = project(None);
+        let c = Config::load_with_env(dir.path(), |_| None).unwrap();
+        assert_eq!(c.reload, Reload::Carry);
+        let dir = project(Some("reload: fresh\n"));
+        let c = Config::load_with_env(dir.path(), |_| None).unwrap();
+        assert_eq!(c.reload, Reload::Fresh);
+        let c = Config::load_with_env(dir.path(), |k| {
+            (k == "DEVENV_RELOAD").then(|| "carry".into())
+        })
+        .unwrap();
+        assert_eq!(c.reload, Reload::Carry);
+        let e = Config::load_with_env(dir.path(), |k| {
+            (k == "DEVENV_RELOAD").then(|| "keep".into())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("DEVENV_RELOAD") && e.contains("expected carry or fresh"),
+            "{e}"
+        );
+        let dir = project(Some("reload: keep\n"));
+        let e = Config::load_with_env(dir.path(), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with(
+                "devenv.yaml:1:9: reload: unknown variant `keep`, expected `carry` or `fresh`"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn missing_sql_file_is_named() {
         let dir = project(None);
         let c = Config::load_with_env(dir.path(), |_| None).unwrap();
