@@ -33,7 +33,7 @@ pub enum SnapshotCommand {
         /// The snapshot.
         name: String,
     },
-    /// List the snapshots: name, created, size, manual or automatic.
+    /// List the snapshots: name, created, size, manual, automatic or branch (a git branch's database).
     ///
     /// Example: `devenv snapshot list --json`
     List {
@@ -77,6 +77,16 @@ pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()>
     match args.command {
         SnapshotCommand::Save { name } => {
             let name = name.unwrap_or_else(snapshot::timestamp);
+            if devenv_core::branch::branch_of(&name).is_some() {
+                return Err(CliError::Refused {
+                    what: format!("save a snapshot called {name}"),
+                    why: format!(
+                        "names starting with `{}` are those of git branches' databases (branches: true); pick another name",
+                        devenv_core::branch::PREFIX
+                    ),
+                }
+                .into());
+            }
             ui.say(format!(
                 "saving {live} as snapshot {name}: its clients are disconnected for the moment of the copy"
             ));
@@ -176,6 +186,7 @@ async fn list(admin: &db::Admin, live: &str, json: bool) -> anyhow::Result<()> {
                 match s.kind {
                     snapshot::Kind::Manual => "manual",
                     snapshot::Kind::Automatic => "automatic",
+                    snapshot::Kind::Branch => "branch",
                 }
             );
         }

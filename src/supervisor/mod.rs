@@ -323,6 +323,8 @@ async fn prepare(
     // closed to connections, half-made copies.
     let recovered = reloader.rebuilder.recover(live, &project.id, true).await?;
     reloader.report_recovered(&recovered);
+    // A checkout while `up` was down is a branch switch before anything else.
+    Box::pin(reloader.start_branches()).await;
     let admin = db::admin(&server).await?;
     let marks = db::Marks::read(&admin, live).await?;
     drop(admin);

@@ -9,6 +9,10 @@
 //!   database"; nothing here ends `devenv up` (errors are reported and the loop goes on).
 //! - A change to `devenv.yaml`: new `schema`/`seed`/`watch` lists and `vars` apply at once
 //!   (the `--set` values stay over them); other keys need a restart, which is said.
+//! - With `branches: true`, a change of the checked-out git branch is a switch of databases,
+//!   not a reload ([`branches`]).
+
+mod branches;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -47,6 +51,8 @@ pub struct Reloader {
     /// The `--set` values of `up` and `devenv reload` (over devenv.yaml's `vars:`), kept
     /// for every reload ([`crate::vars`]).
     pub set: Vec<(String, String)>,
+    /// The git branch followed (`branches: true`).
+    branches: Option<branches::Branches>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -76,6 +82,7 @@ impl Reloader {
             tx,
             replace_unmarked,
             set: Vec::new(),
+            branches: None,
         };
         (reloader, rx)
     }
@@ -122,7 +129,9 @@ impl Reloader {
             self.included = files.to_vec();
         }
         self.watch = None;
-        match Watch::start(self.config(), &self.included, self.tx.clone()) {
+        let mut files = self.included.clone();
+        files.extend(self.branches.as_ref().map(branches::Branches::head_file));
+        match Watch::start(self.config(), &files, self.tx.clone()) {
             Ok(w) => {
                 for dir in w.missing() {
                     self.ui.note(format!(
@@ -143,8 +152,12 @@ impl Reloader {
     /// reloads (its files may have changed meanwhile); opens the live database again when a
     /// one-shot command that died left it closed ([`Rebuilder::recover`]).
     pub async fn check_world(&mut self) {
+        Box::pin(self.follow_branch(false)).await;
         if self.watch.as_ref().is_some_and(Watch::needs_rearm) {
             self.watch(None);
+            if self.absorbed() {
+                return;
+            }
             self.reload("watched directories replaced".into(), false)
                 .await;
         }
@@ -192,15 +205,22 @@ impl Reloader {
         let Some(watch) = self.watch.as_ref() else {
             return;
         };
-        let (changed, rearm) = collect_burst(first, rx, watch).await;
+        let (mut changed, rearm) = collect_burst(first, rx, watch).await;
         if rearm {
             self.watch(None);
+        }
+        let config_file = self.project.root.join(devenv_core::config::FILE_NAME);
+        if self.branches.is_some() {
+            self.not_files(&mut changed);
+            let config_changed = changed.contains(&config_file);
+            if Box::pin(self.follow_branch(config_changed)).await || self.absorbed() {
+                return;
+            }
         }
         if changed.is_empty() && !rearm {
             return;
         }
         let watch = self.watch.as_ref();
-        let config_file = self.project.root.join(devenv_core::config::FILE_NAME);
         let mut names: Vec<String> = changed
             .iter()
             .map(|p| watch.map_or_else(|| p.display().to_string(), |w| w.display(p)))

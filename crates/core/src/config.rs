@@ -38,6 +38,9 @@ struct Raw {
     url: Option<String>,
     persist: Option<bool>,
     reload: Option<Reload>,
+    branches: Option<bool>,
+    #[serde(default, deserialize_with = "de_prune_after")]
+    branch_prune_after: Option<String>,
     prod: Option<prod::RawProd>,
     #[serde(default, deserialize_with = "vars::deserialize")]
     vars: Option<std::collections::BTreeMap<String, String>>,
@@ -188,6 +191,11 @@ pub struct Config {
     pub persist: bool,
     /// What a rebuild does with the rows of the database it replaces.
     pub reload: Reload,
+    /// A database per git branch ([`crate::branch`]): `up` keeps the live database as the
+    /// branch's when the checked-out branch changes, and swaps the new branch's in.
+    pub branches: bool,
+    /// How long after it was last left a deleted branch's database is kept.
+    pub branch_prune_after: std::time::Duration,
     /// The `prod:` section: AWS settings of `devenv prod ...`.
     pub prod: ProdConfig,
     /// psql variables set before the first file (`vars:`; `--set` adds to them).
@@ -212,6 +220,8 @@ impl std::fmt::Debug for Config {
             .field("url", &self.url.as_deref().map(devenv_server::mask))
             .field("persist", &self.persist)
             .field("reload", &self.reload)
+            .field("branches", &self.branches)
+            .field("branch_prune_after", &self.branch_prune_after)
             .field("prod", &self.prod)
             .field("vars", &self.vars)
             .finish()
@@ -219,10 +229,20 @@ impl std::fmt::Debug for Config {
 }
 
 /// The keys a running `devenv up` cannot take on while it runs (what the server is, where it
-/// listens, what it is called): a change needs a restart. The others (`schema`, `seed`,
-/// `watch`, `prod`, `vars`) apply at once.
-const RESTART_KEYS: [&str; 9] = [
-    "database", "user", "password", "image", "port", "network", "backend", "url", "persist",
+/// listens, what it is called, whether it follows git branches): a change needs a restart.
+/// The others (`schema`, `seed`, `watch`, `prod`, `vars`) apply at once.
+const RESTART_KEYS: [&str; 11] = [
+    "database",
+    "user",
+    "password",
+    "image",
+    "port",
+    "network",
+    "backend",
+    "url",
+    "persist",
+    "branches",
+    "branch_prune_after",
 ];
 
 impl Config {
@@ -238,6 +258,8 @@ impl Config {
             self.backend != other.backend,
             self.url != other.url,
             self.persist != other.persist,
+            self.branches != other.branches,
+            self.branch_prune_after != other.branch_prune_after,
         ];
         RESTART_KEYS
             .into_iter()
@@ -282,12 +304,9 @@ impl Config {
             Some(v) => v.parse().map_err(|e| env_err("backend", v.clone(), e))?,
             None => raw.backend.unwrap_or(Choice::Auto),
         };
-        let persist = match var("persist") {
-            Some(v) => parse_bool(&v)
-                .ok_or_else(|| env_err("persist", v.clone(), "expected true or false".into()))?,
-            None => raw.persist.unwrap_or(true),
-        };
+        let persist = bool_setting(&var, "persist", raw.persist, true)?;
         let reload = Reload::resolve(var("reload").as_deref(), raw.reload)?;
+        let (branches, prune_after) = branch_settings(&raw, &var)?;
         let paths = |v: Vec<String>| v.into_iter().map(PathBuf::from).collect::<Vec<_>>();
         // A value from the environment is checked here, one from the file as it is parsed
         // (so the error has its line), a default needs no check but the database name, which
@@ -351,6 +370,8 @@ impl Config {
             url: var("url").or(raw.url),
             persist,
             reload,
+            branches,
+            branch_prune_after: prune_after,
             vars: Vars::resolve(raw.vars.unwrap_or_default(), &env),
         };
         if config.backend == Choice::External && config.url.is_none() {
@@ -660,6 +681,63 @@ fn de_watch<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>
         }
     }
     d.deserialize_option(Optional)
+}
+
+/// A true-or-false key: the environment's value (`DEVENV_<KEY>`) over the file's.
+fn bool_setting(
+    var: &dyn Fn(&str) -> Option<String>,
+    key: &str,
+    file: Option<bool>,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match var(key) {
+        Some(v) => parse_bool(&v).ok_or_else(|| ConfigError::Env {
+            name: format!("DEVENV_{}", key.to_ascii_uppercase()),
+            value: v,
+            message: "expected true or false".into(),
+        }),
+        None => Ok(file.unwrap_or(default)),
+    }
+}
+
+/// `branches` and `branch_prune_after`, the environment's over the file's.
+fn branch_settings(
+    raw: &Raw,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<(bool, std::time::Duration), ConfigError> {
+    let branches = bool_setting(var, "branches", raw.branches, false)?;
+    let prune_after = match var("branch_prune_after") {
+        Some(v) => parse_period(&v).map_err(|message| ConfigError::Env {
+            name: "DEVENV_BRANCH_PRUNE_AFTER".into(),
+            value: v.clone(),
+            message,
+        })?,
+        // A value from the file was checked as it was parsed.
+        None => raw
+            .branch_prune_after
+            .as_deref()
+            .and_then(|v| parse_period(v).ok())
+            .unwrap_or(DEFAULT_BRANCH_PRUNE_AFTER),
+    };
+    Ok((branches, prune_after))
+}
+
+/// How long a deleted branch's database is kept by default: a week.
+pub const DEFAULT_BRANCH_PRUNE_AFTER: std::time::Duration =
+    std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// A period of `branch_prune_after`: humantime's `7d`, `36h`, `90m`, `0s`.
+fn parse_period(v: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(v.trim())
+        .map_err(|e| format!("`{v}` is not a period such as 7d, 36h or 0s ({e})"))
+}
+
+fn check_period(v: &str) -> Result<(), String> {
+    parse_period(v).map(drop)
+}
+
+fn de_prune_after<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    checked_string(d, check_period)
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -1017,6 +1095,61 @@ mod tests {
             e.ends_with(
                 "devenv.yaml:1:9: reload: unknown variant `keep`, expected `carry` or `fresh`"
             ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn branches_default_off_with_a_week_of_grace() {
+        let dir = project(None);
+        let c = Config::load_with_env(dir.path(), |_| None).unwrap();
+        assert!(!c.branches);
+        assert_eq!(c.branch_prune_after, DEFAULT_BRANCH_PRUNE_AFTER);
+        let dir = project(Some("branches: true\nbranch_prune_after: 36h\n"));
+        let c = Config::load_with_env(dir.path(), |_| None).unwrap();
+        assert!(c.branches);
+        assert_eq!(c.branch_prune_after.as_secs(), 36 * 3600);
+        let c = Config::load_with_env(dir.path(), |k| match k {
+            "DEVENV_BRANCHES" => Some("off".into()),
+            "DEVENV_BRANCH_PRUNE_AFTER" => Some("0s".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(!c.branches);
+        assert_eq!(c.branch_prune_after.as_secs(), 0);
+        let old = Config::load_with_env(project(None).path(), |_| None).unwrap();
+        let new = Config {
+            branches: true,
+            ..old.clone()
+        };
+        assert_eq!(old.restart_needed(&new), ["branches"]);
+        for (yaml, wanted) in [
+            (
+                "database: app\nbranch_prune_after: soon\n",
+                "devenv.yaml:2:21: branch_prune_after: `soon` is not a period",
+            ),
+            (
+                "database: app\nbranches: maybe\n",
+                "devenv.yaml:2:11: branches: invalid type",
+            ),
+            (
+                "database: app\nbranch: true\n",
+                "devenv.yaml:2:1: unknown field `branch`",
+            ),
+        ] {
+            let dir = project(Some(yaml));
+            let e = Config::load_with_env(dir.path(), |_| None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(wanted), "{yaml}: {e}");
+        }
+        let e = Config::load_with_env(dir.path(), |k| {
+            (k == "DEVENV_BRANCH_PRUNE_AFTER").then(|| "a week".into())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("environment variable DEVENV_BRANCH_PRUNE_AFTER=\"a week\""),
             "{e}"
         );
     }

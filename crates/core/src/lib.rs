@@ -13,10 +13,12 @@
 //! - [`clone`]: copy-on-write copies of databases (PostgreSQL 18's `file_copy_method`).
 //! - [`rebuild`]: build a database under a temporary name, swap it in on success.
 //! - [`carry`]: the rows a rebuild's replaced database had that the new one lacks, carried in.
+//! - [`branch`]: a database per git branch: HEAD, branch databases, pruning.
 //! - [`snapshot`]: copies of the live database kept in the cluster; save, list, restore, prune.
 //! - [`files`]: the content hash of a project's SQL files.
 //! - [`error`]: the crate's error type.
 
+pub mod branch;
 pub mod carry;
 pub mod clone;
 pub mod config;

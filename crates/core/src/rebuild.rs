@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use devenv_server::Server;
 use devenv_sql::{LoadSummary, Loader};
 
+use crate::branch;
 use crate::carry;
 use crate::db::lock::{self, Key};
 use crate::db::{self, Admin, Marks, Role};
@@ -540,6 +541,149 @@ async fn carry_sessions(
         .ok()?
         .get(0);
     Some((source, dest, pid))
+}
+
+/// How a branch switch ([`Rebuilder::switch_branch`]) brought the new branch's database in.
+#[derive(Debug)]
+pub enum Switched {
+    /// Its own database, kept when it was last left and built from the same files, was
+    /// renamed in: no copy, no load.
+    SwappedIn,
+    /// It had no database matching its files: built from them ([`Rebuilder::rebuild`]).
+    Built(Rebuilt),
+}
+
+/// A branch switch.
+#[derive(Debug)]
+pub struct Switch {
+    /// How the new branch's database came in.
+    pub how: Switched,
+    /// From the start to the end of the switch.
+    pub took: Duration,
+    /// Whether the replaced live database was kept as the old branch's (false when there was
+    /// no live database).
+    pub kept: bool,
+    /// The new branch's database, which no longer matched its files: kept as this automatic
+    /// snapshot.
+    pub stale: Option<String>,
+    /// A database of the old branch that was in the way of the live one (a restore copies a
+    /// branch database and leaves it): kept as this automatic snapshot.
+    pub displaced: Option<String>,
+}
+
+impl Rebuilder {
+    /// Switches `target.live` from the git branch `leaving` to `arriving` ([`crate::branch`]):
+    /// the live database becomes `leaving`'s branch database, and `arriving`'s is renamed in
+    /// when its files hash is `target.files_hash` (in one transaction with the marks), else
+    /// the live database is built from `steps` as a reload builds it, and the database it
+    /// replaced is renamed to `leaving`'s. Under the rebuild lock throughout.
+    pub async fn switch_branch(
+        &mut self,
+        loader: &Loader,
+        target: &Target<'_>,
+        steps: &[devenv_sql::Step],
+        leaving: &str,
+        arriving: &str,
+    ) -> Result<Switch, CoreError> {
+        self.settle().await;
+        let started = Instant::now();
+        let admin = self.admin().await?;
+        let held = lock::lock(&admin, Key::Rebuild(target.live)).await?;
+        let result = self
+            .switch_locked(&admin, loader, target, steps, leaving, arriving)
+            .await;
+        held.release().await;
+        self.background_work(target.live, target.project);
+        let mut switch = result?;
+        switch.took = started.elapsed();
+        tracing::debug!(took = ?switch.took, "switched {leaving} -> {arriving}");
+        Ok(switch)
+    }
+
+    async fn switch_locked(
+        &mut self,
+        admin: &Admin,
+        loader: &Loader,
+        target: &Target<'_>,
+        steps: &[devenv_sql::Step],
+        leaving: &str,
+        arriving: &str,
+    ) -> Result<Switch, CoreError> {
+        let live = target.live;
+        check_ownership(admin, &self.server, target).await?;
+        let current = Marks::read(admin, live).await?;
+        let (leaving_db, arriving_db) = (
+            branch::database(live, leaving),
+            branch::database(live, arriving),
+        );
+        let found = branch::find(admin, target.project, live, arriving).await?;
+        let matching = found
+            .clone()
+            .filter(|m| m.files.as_deref() == Some(target.files_hash));
+        let stale = if matching.is_none() && db::exists(admin, &arriving_db).await? {
+            Some(branch::demote(admin, live, &arriving_db).await?)
+        } else {
+            None
+        };
+        let displaced = if current.is_some() && db::exists(admin, &leaving_db).await? {
+            Some(branch::demote(admin, live, &leaving_db).await?)
+        } else {
+            None
+        };
+        let mut switch = Switch {
+            how: Switched::SwappedIn,
+            took: Duration::ZERO,
+            kept: current.is_some() && target.keep_replaced,
+            stale,
+            displaced,
+        };
+        if let Some(arrived) = matching {
+            if current.is_some() {
+                db::close(admin, live).await?;
+                if let Err(e) = db::terminate_sessions(admin, live).await {
+                    let _ = db::open(admin, live).await;
+                    return Err(e);
+                }
+            }
+            let renamed = branch::in_transaction(admin, live, async {
+                if let Some(current) = current.clone() {
+                    db::rename(admin, live, &leaving_db).await?;
+                    branch::branch_marks(current, live, leaving)
+                        .write(admin, &leaving_db)
+                        .await?;
+                }
+                db::rename(admin, &arriving_db, live).await?;
+                branch::live_marks(arrived).write(admin, live).await?;
+                db::open(admin, live).await
+            })
+            .await;
+            if let Err(e) = renamed {
+                if current.is_some() {
+                    let _ = db::open(admin, live).await;
+                }
+                return Err(e);
+            }
+            return Ok(switch);
+        }
+        // No background work between the swap and the renaming of the replaced database:
+        // a ready copy of it would be made for nothing.
+        let background = std::mem::replace(&mut self.background_work, false);
+        let rebuilt = Box::pin(self.rebuild(loader, target, steps)).await;
+        self.background_work = background;
+        let rebuilt = rebuilt?;
+        if let (Some(current), Some(kept)) = (current, &rebuilt.kept) {
+            let kept = snapshot::find(admin, live, kept).await?.database;
+            branch::in_transaction(admin, live, async {
+                db::rename(admin, &kept, &leaving_db).await?;
+                branch::branch_marks(current, live, leaving)
+                    .write(admin, &leaving_db)
+                    .await
+            })
+            .await?;
+        }
+        switch.how = Switched::Built(rebuilt);
+        Ok(switch)
+    }
 }
 
 #[cfg(test)]

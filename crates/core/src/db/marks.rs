@@ -62,6 +62,9 @@ pub enum Kind {
     Manual,
     /// A reload, rebuild or restore replaced the database.
     Automatic,
+    /// The database of a git branch that is not checked out (`branches: true`,
+    /// [`crate::branch`]): its name is `branch:<branch>`.
+    Branch,
 }
 
 impl Kind {
@@ -69,6 +72,7 @@ impl Kind {
         match self {
             Kind::Manual => "manual",
             Kind::Automatic => "automatic",
+            Kind::Branch => "branch",
         }
     }
 }
@@ -149,6 +153,7 @@ impl Marks {
                     marks.kind = match value.as_str() {
                         "manual" => Some(Kind::Manual),
                         "automatic" => Some(Kind::Automatic),
+                        "branch" => Some(Kind::Branch),
                         _ => None,
                     }
                 }
