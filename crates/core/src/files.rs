@@ -14,7 +14,7 @@ use crate::error::{io, CoreError};
 use crate::migrations::Migrations;
 
 /// One SQL file that goes into the database.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Input {
     /// The path as listed or included (what the loader's reports show).
     pub shown: PathBuf,
@@ -23,8 +23,9 @@ pub struct Input {
 }
 
 /// File metadata that says whether anything changed since the last hash: cheap to take, unlike
-/// hashing the files.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// hashing the files. Serializable, so a [`Sources`] can be kept between processes (the
+/// test fixture's) and trusted while its stamp is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stamp(Vec<(PathBuf, Option<(u64, SystemTime)>)>);
 
 impl Stamp {
@@ -51,7 +52,7 @@ impl Stamp {
 }
 
 /// A project's SQL as of one look: files (includes followed), their hash and their stamp.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Sources {
     /// Every file, top-level and included, in load order.
     pub inputs: Vec<Input>,

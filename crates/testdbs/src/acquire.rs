@@ -2,12 +2,15 @@
 //! template, resolved once), and the claim or clone of a database for one test.
 //!
 //! A process resolves each project once (server, bookkeeping, sweep) and hashes its SQL files
-//! again only when their size or mtime changed; after that, a test database costs a claim from
+//! again only when their size or mtime changed; what it resolved (the digest with the files'
+//! stamp, the templates' names) it leaves in the shared directory ([`KEPT_FILE`]) for the next
+//! test process, which trusts it while the stamp holds. After that, a test database costs a claim from
 //! the pool of ready clones (one `UPDATE ... FOR UPDATE SKIP LOCKED` and a rename, about 1 ms)
 //! or, when the pool is empty, an `INSERT` and a `CREATE DATABASE ... TEMPLATE` sent together
 //! (about 10 ms), on an admin connection kept between tests. Either way the pool is topped up
-//! in the background while the test runs; [`wait_for_top_ups`] waits for that before a process
-//! lets go of a database, so it never exits in the middle of a clone.
+//! in the background while the test runs ([`Claimed::top_up_in_background`], once the test
+//! holds its connections); [`wait_for_top_ups`] waits for that before a process lets go of a
+//! database, so it never exits in the middle of a clone.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,8 +21,8 @@ use devenv_core::Project;
 
 use crate::error::Error;
 use crate::layers::{Base, Recipe};
-use crate::registry::Template;
 use crate::registry::TestServer;
+use crate::registry::{Strategy, Template};
 use crate::server::{self, shared_dir};
 use crate::template;
 
@@ -32,7 +35,10 @@ struct ProjectState {
     empty: Option<Template>,
     /// The templates of the recipes resolved so far (by [`recipe_key`]); cleared with
     /// `resolved`, as the project's variants change with its files.
-    recipes: HashMap<Vec<u8>, Template>,
+    recipes: HashMap<String, Template>,
+    /// Whether the shared directory's [`KEPT_FILE`] was looked at (once per process, and never
+    /// again after a failure: it may be what misled).
+    kept_read: bool,
 }
 
 type Projects = Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<ProjectState>>>>;
@@ -48,15 +54,107 @@ fn project_state(root: &Path) -> Arc<tokio::sync::Mutex<ProjectState>> {
         .clone()
 }
 
-/// What tells recipes apart in [`ProjectState::recipes`].
-fn recipe_key(recipe: &Recipe) -> Vec<u8> {
-    let mut key = vec![u8::from(recipe.base == Base::Empty)];
+/// What tells recipes apart in [`ProjectState::recipes`]: a SHA-256 of the base and the
+/// layers' keys, hex.
+fn recipe_key(recipe: &Recipe) -> String {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    hash.update([u8::from(recipe.base == Base::Empty)]);
     for layer in &recipe.layers {
         let layer_key = layer.key();
-        key.extend_from_slice(&layer_key.len().to_le_bytes());
-        key.extend_from_slice(&layer_key);
+        hash.update(layer_key.len().to_le_bytes());
+        hash.update(&layer_key);
     }
-    key
+    devenv_server::files::hex(&hash.finalize())
+}
+
+/// The file in the project's shared directory where a process leaves what it resolved (the
+/// SQL files' digest with their stamp, the templates of the recipes it used), so the next test
+/// process skips hashing the files and looking the templates up while the stamp holds.
+pub const KEPT_FILE: &str = "resolved.json";
+
+/// [`KEPT_FILE`]'s content.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Kept {
+    /// [`config_key`] of the configuration it was resolved under.
+    config: String,
+    /// The files, their digest and stamp.
+    sources: Sources,
+    /// The project's template.
+    project: KeptTemplate,
+    /// The templates of the recipes, by [`recipe_key`].
+    recipes: Vec<(String, KeptTemplate)>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptTemplate {
+    name: String,
+    strategy: Option<String>,
+}
+
+impl KeptTemplate {
+    fn of(template: &Template) -> Self {
+        KeptTemplate {
+            name: template.name.clone(),
+            strategy: template.strategy.map(|s| s.sql().to_owned()),
+        }
+    }
+
+    fn template(&self) -> Template {
+        Template {
+            name: self.name.clone(),
+            strategy: self.strategy.as_deref().and_then(Strategy::parse),
+        }
+    }
+}
+
+/// What the files' digest and the templates' names depend on besides the files: the whole
+/// configuration (its `Debug`, the password masked: templates are named by user, not
+/// password) and the `vars:` values (`Debug` masks the secret ones), hashed.
+fn config_key(config: &devenv_core::Config) -> String {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    hash.update(format!("{config:?}").as_bytes());
+    for (name, var) in config.vars.iter() {
+        hash.update(b"\0var\0");
+        hash.update(name.as_bytes());
+        hash.update([0]);
+        hash.update((var.value.len() as u64).to_le_bytes());
+        hash.update(var.value.as_bytes());
+    }
+    devenv_server::files::hex(&hash.finalize())
+}
+
+/// What another process resolved for `config`, while the files' stamp holds: a changed file
+/// (size, mtime), devenv.yaml or migrations directory means hashing again. A template it
+/// names that is gone since (collected, pruned, another server) fails the clone as missing,
+/// and [`acquire`] resolves again without it.
+fn read_kept(dir: &Path, config: &devenv_core::Config) -> Option<Kept> {
+    let text = std::fs::read(dir.join(KEPT_FILE)).ok()?;
+    let kept: Kept = serde_json::from_slice(&text).ok()?;
+    (kept.config == config_key(config) && kept.sources.stamp.retake() == kept.sources.stamp)
+        .then_some(kept)
+}
+
+/// Leaves what this process resolved for the next one. Best effort: without it, the next
+/// process hashes and looks up again.
+fn write_kept(dir: &Path, config: &devenv_core::Config, state: &ProjectState) {
+    let Some((sources, project)) = &state.resolved else {
+        return;
+    };
+    let kept = Kept {
+        config: config_key(config),
+        sources: sources.clone(),
+        project: KeptTemplate::of(project),
+        recipes: state
+            .recipes
+            .iter()
+            .map(|(key, template)| (key.clone(), KeptTemplate::of(template)))
+            .collect(),
+    };
+    if let Ok(json) = serde_json::to_vec(&kept) {
+        let _ = devenv_server::files::write_private(&dir.join(KEPT_FILE), &json);
+    }
 }
 
 /// The server of the project at `root`, and the template of `recipe` on it. The project's
@@ -66,30 +164,59 @@ async fn prepare(root: &Path, recipe: &Recipe) -> Result<(Arc<TestServer>, Templ
     let state = project_state(root);
     let mut state = state.lock().await;
     let key = recipe_key(recipe);
-    let fresh = state
-        .resolved
-        .as_ref()
-        .is_some_and(|(sources, _)| sources.stamp.retake() == sources.stamp);
+    let is_fresh = |state: &ProjectState| {
+        state
+            .resolved
+            .as_ref()
+            .is_some_and(|(sources, _)| sources.stamp.retake() == sources.stamp)
+    };
+    let fresh = is_fresh(&state);
     if fresh {
         if let (Some(server), Some(template)) = (&state.server, state.recipes.get(&key)) {
             return Ok((server.clone(), template.clone()));
         }
     }
     let project = Project::open(root)?;
+    crate::trace::mark("project opened");
+    let dir = shared_dir(&project.id);
+    let mut fresh = fresh;
+    if !state.kept_read && state.resolved.is_none() {
+        state.kept_read = true;
+        // Unset `vars:` and missing files fail as without it.
+        project.config.check_files()?;
+        if let Some(kept) = read_kept(&dir, &project.config) {
+            state.resolved = Some((kept.sources, kept.project.template()));
+            state.recipes = kept
+                .recipes
+                .iter()
+                .map(|(key, template)| (key.clone(), template.template()))
+                .collect();
+            fresh = true;
+            crate::trace::mark("resolution of an earlier process taken");
+        }
+    }
     let server = if let Some(server) = &state.server {
         server.clone()
     } else {
-        let (server, source) = server::resolve(&project).await?;
-        let ctx = TestServer::open(server, source, shared_dir(&project.id)).await?;
+        let (server, source, first) = server::resolve(&project).await?;
+        crate::trace::mark("server resolved");
+        let ctx = TestServer::open(server, source, dir.clone(), first).await?;
+        crate::trace::mark("server opened");
         state.server = Some(ctx.clone());
         ctx
     };
+    if fresh {
+        if let Some(template) = state.recipes.get(&key) {
+            return Ok((server, template.clone()));
+        }
+    }
     let project_template = if let (Some((_, template)), true) = (&state.resolved, fresh) {
         template.clone()
     } else {
         state.recipes.clear();
         project.config.check_files()?;
         let sources = Sources::read(&project.config)?;
+        crate::trace::mark("sources hashed");
         let template = template::ensure(&server, &project, &sources).await?;
         state.resolved = Some((sources, template.clone()));
         template
@@ -109,17 +236,20 @@ async fn prepare(root: &Path, recipe: &Recipe) -> Result<(Arc<TestServer>, Templ
         template::ensure_variant(&server, &project, &base, &recipe.layers).await?
     };
     state.recipes.insert(key, template.clone());
+    write_kept(&dir, &project.config, &state);
+    crate::trace::mark("template resolved");
     Ok((server, template))
 }
 
 /// Forgets what the process knew about a project (its server went away, its template was
-/// dropped), so the next [`prepare`] resolves it again.
+/// dropped), so the next [`prepare`] resolves it again, without [`KEPT_FILE`].
 async fn forget(root: &Path, server_too: bool) {
     let state = project_state(root);
     let mut state = state.lock().await;
     state.resolved = None;
     state.empty = None;
     state.recipes.clear();
+    state.kept_read = true;
     if server_too {
         state.server = None;
     }
@@ -133,7 +263,9 @@ fn top_up_in_background(ctx: &Arc<TestServer>, template: &Template) {
     let (ctx, template) = (ctx.clone(), template.clone());
     let handle = tokio::spawn(async move {
         // A failure only costs the next test the clone it would have had ready.
+        crate::trace::mark("top-up started");
         let _ = ctx.top_up(&template).await;
+        crate::trace::mark("top-up done");
     });
     TOP_UPS
         .lock()
@@ -162,10 +294,23 @@ pub struct Claimed {
     pub template: String,
     /// Its name.
     pub name: String,
+    /// The template, to top its pool up.
+    from: Template,
+}
+
+impl Claimed {
+    /// Clones the next test's database into the pool in the background (on the current tokio
+    /// runtime: the one [`acquire`] ran on), while this test runs; [`wait_for_top_ups`] waits
+    /// for it. [`acquire`] leaves it to the caller, who starts it once the test holds its
+    /// connections, so the clone does not compete with the test's logins.
+    pub fn top_up_in_background(&self) {
+        top_up_in_background(&self.ctx, &self.from);
+    }
 }
 
 /// A database of the project at `root` for the test `test`: claimed from the pool or cloned
-/// from the template (built if missing). A stopped shared server or a template collected
+/// from the template (built if missing); the pool's top-up is the caller's
+/// ([`Claimed::top_up_in_background`]). A stopped shared server or a template collected
 /// under a long-running process is resolved again, once. Run it on one long-lived runtime:
 /// the connections it keeps live there.
 pub async fn acquire(
@@ -174,6 +319,7 @@ pub async fn acquire(
     recipe: &Recipe,
 ) -> Result<Claimed, Error> {
     let name = crate::registry::unique_name(crate::TEST_DB_PREFIX, test.as_deref());
+    crate::trace::mark("acquire");
     let mut attempt = 0;
     loop {
         let result = async {
@@ -186,11 +332,12 @@ pub async fn acquire(
                     .await?;
                 name.clone()
             };
-            top_up_in_background(&ctx, &template);
+            crate::trace::mark("claimed or cloned");
             Ok::<_, Error>(Claimed {
                 ctx,
-                template: template.name,
+                template: template.name.clone(),
                 name,
+                from: template,
             })
         }
         .await;

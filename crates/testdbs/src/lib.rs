@@ -11,6 +11,7 @@
 //!   sweeping test databases.
 //! - [`mod@acquire`]: a test database for one test, from the pool or cloned.
 //! - [`inventory`]: listing and pruning what is on the server.
+//! - [`trace`]: `DEVENV_FIXTURE_TRACE=1`, where a test process's milliseconds go.
 
 pub mod acquire;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod layers;
 pub mod registry;
 pub mod server;
 pub mod template;
+pub mod trace;
 
 pub use acquire::{acquire, wait_for_top_ups, Claimed};
 pub use error::Error;

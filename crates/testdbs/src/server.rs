@@ -40,6 +40,10 @@ pub const LOG_FILE: &str = "fixture.log";
 pub const LOCK_FILE: &str = "lock";
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a recorded server has to take a login before it is taken for dead: a server busy
+/// with many starting test processes may answer slowly, and stopping it then would pull it
+/// from under them, so a few seconds.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What `server.json` says about the shared server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,25 +197,39 @@ pub fn shared_dir(project_id: &str) -> PathBuf {
     base.join(format!("devenv-tests-{project_id}"))
 }
 
-/// The server to use for `project`, starting the shared one when needed.
-pub(crate) async fn resolve(project: &Project) -> Result<(Server, Source), Error> {
-    if let Some(found) = running_devenv_up(project)? {
-        return Ok(found);
+/// The server to use for `project`, starting the shared one when needed; with a session on
+/// it when finding it took one (the first admin connection).
+pub(crate) async fn resolve(project: &Project) -> Result<Found, Error> {
+    if let Some((server, source)) = running_devenv_up(project)? {
+        return Ok((server, source, None));
     }
+    crate::trace::mark("no devenv up");
     if let Some(server) = project.external_server()? {
-        return Ok((server, Source::External));
+        return Ok((server, Source::External, None));
     }
     let dir = shared_dir(&project.id);
-    let _lock = lock_dir(&dir).await?;
     let wanted = wanted_backend(project)?;
     let config = &project.config;
+    let unanswered = match take_live(&dir, wanted, config).await? {
+        Ok(found) => return Ok(found),
+        Err(unanswered) => unanswered,
+    };
+    // Anything else under the lock throughout: start, replace, or take what another process
+    // started meanwhile.
+    let _lock = lock_dir(&dir).await?;
     if let Some(record) = read_record(&dir)? {
         let backend_ok = wanted == Choice::Auto || choice_of(record.backend()) == wanted;
         let differences = record.differences(config);
-        if backend_ok && differences.is_empty() {
-            if let Some(handle) = attach(&record, &config.password).await? {
+        // The server that did not answer above is not asked again.
+        let retry = unanswered.as_ref() != Some(&record);
+        if backend_ok && differences.is_empty() && retry {
+            if let Some((handle, client)) = attach(&record, &config.password).await? {
                 hold_in_use(&dir);
-                return Ok((handle.server().clone(), Source::Shared(Box::new(record))));
+                return Ok((
+                    handle.server().clone(),
+                    Source::Shared(Box::new(record)),
+                    Some(client),
+                ));
             }
         } else if !differences.is_empty() && used_by_others(&dir) {
             return Err(Error::ServerChanged {
@@ -274,8 +292,49 @@ pub(crate) async fn resolve(project: &Project) -> Result<(Server, Source), Error
     );
     // Other test processes use it after this one ends: dropping the handle leaves it running.
     drop(handle);
-    Ok((server, Source::Shared(Box::new(record))))
+    Ok((server, Source::Shared(Box::new(record)), None))
 }
+
+/// The shared server's session (the first admin connection), when the record names a live
+/// server as asked for (the common case): the lock is held only to read the record and find
+/// the server's process, and the login happens after, so test processes starting together do
+/// not queue behind each other's logins. Else the recorded server when it did not take the
+/// login (not asked again).
+async fn take_live(
+    dir: &Path,
+    wanted: Choice,
+    config: &devenv_core::Config,
+) -> Result<Result<Found, Option<SharedServer>>, Error> {
+    let lock = lock_dir(dir).await?;
+    crate::trace::mark("shared directory locked");
+    let Some(record) = read_record(dir)? else {
+        return Ok(Err(None));
+    };
+    let backend_ok = wanted == Choice::Auto || choice_of(record.backend()) == wanted;
+    if !backend_ok || !record.differences(config).is_empty() {
+        return Ok(Err(None));
+    }
+    let found = Handle::attach(&record.record, &record.user, &config.password, record.port).await?;
+    let Some(handle) = found else {
+        return Ok(Err(None));
+    };
+    crate::trace::mark("server process found");
+    // In use from now on: a process that would replace it waits for us.
+    hold_in_use(dir);
+    drop(lock);
+    Ok(match first_session(handle.server(), ATTACH_TIMEOUT).await {
+        Some(client) => Ok((
+            handle.server().clone(),
+            Source::Shared(Box::new(record)),
+            Some(client),
+        )),
+        None => Err(Some(record)),
+    })
+}
+
+/// What [`resolve`] finds: the server, where it comes from, and a session on it when finding
+/// it took one.
+type Found = (Server, Source, Option<tokio_postgres::Client>);
 
 fn choice_of(backend: Backend) -> Choice {
     match backend {
@@ -309,24 +368,45 @@ fn wanted_backend(project: &Project) -> Result<Choice, Error> {
     }
 }
 
-/// The running server a record describes, when it answers `SELECT 1` with these credentials.
-async fn attach(record: &SharedServer, password: &str) -> Result<Option<Handle>, Error> {
+/// The running server a record describes, when it takes a login with these credentials;
+/// with that session, which the test process keeps as its first admin connection (a probe of
+/// its own would cost another login).
+async fn attach(
+    record: &SharedServer,
+    password: &str,
+) -> Result<Option<(Handle, tokio_postgres::Client)>, Error> {
     let Some(handle) = Handle::attach(&record.record, &record.user, password, record.port).await?
     else {
         return Ok(None);
     };
-    // A server busy with many starting test processes may answer slowly: stopping it then
-    // would pull it from under them, so give it a few seconds.
-    let config = handle.server().config("postgres");
-    let answers = devenv_server::ready::wait_ready(
-        &config,
-        handle.server().tls(),
-        Duration::from_secs(3),
-        || None,
-    )
-    .await
-    .is_ok();
-    Ok(answers.then_some(handle))
+    let client = first_session(handle.server(), ATTACH_TIMEOUT).await;
+    Ok(client.map(|client| (handle, client)))
+}
+
+/// A session on `server`'s `postgres` database, tried until `timeout` (the way
+/// [`devenv_server::ready::wait_ready`] polls); `None` when it never took one, or the login was
+/// refused.
+async fn first_session(server: &Server, timeout: Duration) -> Option<tokio_postgres::Client> {
+    let started = std::time::Instant::now();
+    let mut delay = Duration::from_millis(2);
+    loop {
+        match crate::registry::connect(server, "postgres").await {
+            Ok(client) => return Some(client),
+            Err(Error::Connect { source, .. })
+                if source.is_settings()
+                    || source.why().is_some()
+                    || source
+                        .postgres()
+                        .is_some_and(devenv_server::ready::is_auth_failure) =>
+            {
+                return None
+            }
+            Err(_) if started.elapsed() < timeout => {}
+            Err(_) => return None,
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(50));
+    }
 }
 
 /// Takes the exclusive lock of the shared directory (creating it), waiting off the async
@@ -410,7 +490,7 @@ pub async fn shared_server(root: &Path) -> Result<Option<(Server, SharedServer)>
     };
     Ok(attach(&record, &project.config.password)
         .await?
-        .map(|handle| (handle.server().clone(), record)))
+        .map(|(handle, _)| (handle.server().clone(), record)))
 }
 
 /// Stops the project's shared test server and removes its directory (data, log, record);
