@@ -31,8 +31,10 @@ use super::Reloader;
 const ABSORB: Duration = Duration::from_secs(2);
 /// How long git may hold its locks before `HEAD` is read anyway.
 const GIT_WAIT: Duration = Duration::from_secs(10);
-/// An index written this recently means git may still be about to write `HEAD`.
+/// An index written this recently means git may still be about to write `HEAD`...
 const GIT_RECENT: Duration = Duration::from_millis(200);
+/// ... which is looked at again for this long before the events count as edits.
+const GIT_GRACE: Duration = Duration::from_millis(50);
 
 /// The branch `up` follows.
 #[derive(Debug)]
@@ -113,17 +115,24 @@ impl Reloader {
         let repo = branches.repo.clone();
         // A checkout writes the files, then the index, then HEAD.
         let waited = Instant::now();
-        let locked = || repo.locked();
-        if repo.busy(GIT_RECENT) {
-            while locked() && waited.elapsed() < GIT_WAIT {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+        let unlocked = || async {
+            while repo.locked() && waited.elapsed() < GIT_WAIT {
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            while locked() && waited.elapsed() < GIT_WAIT {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        unlocked().await;
+        let mut to = repo.head().branch().map(str::to_owned);
+        let moved = |to: &Option<String>| to.is_some() && *to != branches.current;
+        if !moved(&to) && repo.busy(GIT_RECENT) {
+            // Git wrote the index a moment ago and may be about to write HEAD.
+            let until = Instant::now() + GIT_GRACE;
+            while !moved(&to) && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                unlocked().await;
+                to = repo.head().branch().map(str::to_owned);
             }
         }
-        let Some(to) = repo.head().branch().map(str::to_owned) else {
+        let Some(to) = to else {
             return false;
         };
         match branches.current.clone() {
