@@ -329,6 +329,66 @@ mod tests {
         assert_eq!(Head::parse(""), Head::Detached);
     }
 
+    fn git(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    }
+
+    #[test]
+    fn a_worktree_is_followed_through_its_own_git_dir_and_a_rebase_is_no_branch() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("main");
+        std::fs::create_dir(&main).unwrap();
+        git(&main, &["init", "-q", "-b", "main"]);
+        git(
+            &main,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@devenv.invalid",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "first",
+            ],
+        );
+        git(&main, &["branch", "feature"]);
+        let other = dir.path().join("other");
+        git(
+            &main,
+            &["worktree", "add", "-q", other.to_str().unwrap(), "feature"],
+        );
+        assert!(other.join(".git").is_file(), "a worktree's .git is a file");
+        let repo = Repo::discover(&other).unwrap();
+        assert_ne!(repo.git_dir, main.join(".git"));
+        assert_eq!(repo.head(), Head::Branch("feature".into()));
+        assert_eq!(
+            Repo::discover(&main).unwrap().head(),
+            Head::Branch("main".into())
+        );
+        assert_eq!(
+            repo.branches().unwrap().into_iter().collect::<Vec<_>>(),
+            ["feature", "main"]
+        );
+        std::fs::create_dir(repo.git_dir.join("rebase-merge")).unwrap();
+        assert_eq!(repo.head(), Head::Rebasing);
+        git(&other, &["checkout", "-q", "--detach"]);
+        std::fs::remove_dir(repo.git_dir.join("rebase-merge")).unwrap();
+        assert_eq!(repo.head(), Head::Detached);
+        let outside = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Repo::discover(outside.path()),
+            Err(RepoError::NotARepo { .. })
+        ));
+    }
+
     #[test]
     fn branch_databases_are_named_per_branch_and_fit() {
         assert_ne!(database("cruddur", "main"), database("cruddur", "feature"));
