@@ -333,25 +333,58 @@ const TABLES: &str = "WITH t AS (SELECT c.oid, n.nspname, c.relname, c.relkind F
                        AND d.objid = c.oid AND d.deptype = 'e')) ";
 
 impl Catalog {
+    /// Reads the catalog (its four queries pipelined on the one session).
     async fn read(client: &Client) -> Result<Catalog, tokio_postgres::Error> {
         let records: Vec<String> = RECORD_TABLES.iter().map(|s| (*s).to_owned()).collect();
-        let rows = client
-            .query(
-                &format!(
-                    "{TABLES} SELECT t.oid, t.nspname::text, t.relname::text, t.relkind = 'p', \
-                       a.attname::text, format_type(a.atttypid, NULL), \
-                       ty.typnamespace = 'pg_catalog'::regnamespace, a.attnotnull, a.atthasdef, \
-                       a.attidentity::text, a.attgenerated::text <> '' \
-                     FROM t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 \
-                       AND NOT a.attisdropped \
-                     JOIN pg_type ty ON ty.oid = a.atttypid \
-                     ORDER BY t.nspname, t.relname, a.attnum"
-                ),
-                &[&records],
-            )
-            .await?;
+        let columns = format!(
+            "{TABLES} SELECT t.oid, t.nspname::text, t.relname::text, t.relkind = 'p', \
+               a.attname::text, format_type(a.atttypid, NULL), \
+               ty.typnamespace = 'pg_catalog'::regnamespace, a.attnotnull, a.atthasdef, \
+               a.attidentity::text, a.attgenerated::text <> '' \
+             FROM t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 \
+               AND NOT a.attisdropped \
+             JOIN pg_type ty ON ty.oid = a.atttypid \
+             ORDER BY t.nspname, t.relname, a.attnum"
+        );
+        let keys = format!(
+            "{TABLES} SELECT i.indrelid, ARRAY(SELECT a.attname::text \
+               FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o) \
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
+               ORDER BY k.o) \
+             FROM pg_index i JOIN t ON t.oid = i.indrelid \
+             WHERE i.indisunique AND i.indisvalid AND i.indpred IS NULL \
+               AND i.indexprs IS NULL \
+             ORDER BY i.indrelid, i.indisprimary DESC, i.indexrelid"
+        );
+        let fks = format!(
+            "{TABLES} SELECT c.conname::text, c.conrelid, c.confrelid, \
+               ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, o) \
+                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n \
+                     ORDER BY k.o), \
+               ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, o) \
+                     JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n \
+                     ORDER BY k.o) \
+             FROM pg_constraint c JOIN t ON t.oid = c.conrelid \
+             WHERE c.contype = 'f' AND c.conparentid = 0 ORDER BY c.conname"
+        );
+        let sequences = format!(
+            "{TABLES} SELECT d.refobjid, a.attname::text, d.objid::regclass::text \
+             FROM pg_depend d JOIN t ON t.oid = d.refobjid \
+             JOIN pg_sequence s ON s.seqrelid = d.objid \
+             JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
+             WHERE d.classid = 'pg_class'::regclass \
+               AND d.refclassid = 'pg_class'::regclass \
+               AND d.deptype IN ('a', 'i') AND s.seqincrement > 0"
+        );
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&records];
+        let (columns, keys, fks, sequences) = futures_util::try_join!(
+            client.query(&columns, &params),
+            client.query(&keys, &params),
+            client.query(&fks, &params),
+            client.query(&sequences, &params),
+        )?;
         let mut catalog = Catalog::default();
-        for row in rows {
+        for row in columns {
             let oid: u32 = row.get(0);
             if catalog.tables.last().is_none_or(|t| t.oid != oid) {
                 catalog.tables.push(Table {
@@ -374,78 +407,24 @@ impl Catalog {
                 });
             }
         }
-        catalog.read_constraints(client, &records).await?;
-        Ok(catalog)
-    }
-
-    /// Keys, foreign keys and sequences of the tables read.
-    async fn read_constraints(
-        &mut self,
-        client: &Client,
-        records: &[String],
-    ) -> Result<(), tokio_postgres::Error> {
-        let catalog = self;
-        for row in client
-            .query(
-                &format!(
-                    "{TABLES} SELECT i.indrelid, ARRAY(SELECT a.attname::text \
-                       FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o) \
-                       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
-                       ORDER BY k.o) \
-                     FROM pg_index i JOIN t ON t.oid = i.indrelid \
-                     WHERE i.indisunique AND i.indisvalid AND i.indpred IS NULL \
-                       AND i.indexprs IS NULL \
-                     ORDER BY i.indrelid, i.indisprimary DESC, i.indexrelid"
-                ),
-                &[&records],
-            )
-            .await?
-        {
+        for row in keys {
             catalog.keys.entry(row.get(0)).or_default().push(row.get(1));
         }
-        for row in client
-            .query(
-                &format!(
-                    "{TABLES} SELECT c.conname::text, c.conrelid, c.confrelid, \
-                       ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, o) \
-                             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n \
-                             ORDER BY k.o), \
-                       ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, o) \
-                             JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n \
-                             ORDER BY k.o) \
-                     FROM pg_constraint c JOIN t ON t.oid = c.conrelid \
-                     WHERE c.contype = 'f' AND c.conparentid = 0 ORDER BY c.conname"
-                ),
-                &[&records],
-            )
-            .await?
-        {
-            catalog.fks.push(ForeignKey {
+        catalog.fks = fks
+            .iter()
+            .map(|row| ForeignKey {
                 name: row.get(0),
                 child: row.get(1),
                 parent: row.get(2),
                 columns: row.get(3),
                 referenced: row.get(4),
-            });
-        }
-        for row in client
-            .query(
-                &format!(
-                    "{TABLES} SELECT d.refobjid, a.attname::text, d.objid::regclass::text \
-                     FROM pg_depend d JOIN t ON t.oid = d.refobjid \
-                     JOIN pg_sequence s ON s.seqrelid = d.objid \
-                     JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
-                     WHERE d.classid = 'pg_class'::regclass \
-                       AND d.refclassid = 'pg_class'::regclass \
-                       AND d.deptype IN ('a', 'i') AND s.seqincrement > 0"
-                ),
-                &[&records],
-            )
-            .await?
-        {
-            catalog.sequences.push((row.get(0), row.get(1), row.get(2)));
-        }
-        Ok(())
+            })
+            .collect();
+        catalog.sequences = sequences
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect();
+        Ok(catalog)
     }
 
     fn by_name(&self, schema: &str, name: &str) -> Option<&Table> {
@@ -568,11 +547,16 @@ struct Run<'a> {
 
 impl Run<'_> {
     async fn all(&mut self) -> Result<Vec<TableReport>, tokio_postgres::Error> {
-        self.source.batch_execute(SETTINGS).await?;
-        self.dest.batch_execute(SETTINGS).await?;
-        let old = Catalog::read(self.source).await?;
-        let new = Catalog::read(self.dest).await?;
-        self.dest.batch_execute("BEGIN").await?;
+        futures_util::try_join!(
+            self.source.batch_execute(SETTINGS),
+            self.dest.batch_execute(SETTINGS)
+        )?;
+        let (old, new) =
+            futures_util::try_join!(Catalog::read(self.source), Catalog::read(self.dest))?;
+        // The swap's renames commit with a WAL flush that covers this commit too.
+        self.dest
+            .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
+            .await?;
         self.replica = self
             .dest
             .batch_execute("SAVEPOINT r; SET LOCAL session_replication_role = replica")
@@ -736,13 +720,8 @@ impl Run<'_> {
         let (inserted, failed) = self
             .insert(new, &common, &staged, last, &mut report)
             .await?;
+        debug_assert_eq!(inserted + failed, todo);
         report.carried = inserted;
-        let conflicts = todo.saturating_sub(inserted + failed);
-        if conflicts > 0 {
-            report
-                .left
-                .insert("a unique key another carried row holds".into(), conflicts);
-        }
         Ok(report)
     }
 
@@ -823,7 +802,7 @@ impl Run<'_> {
         let stage_columns: Vec<String> = common.iter().map(|c| c.stage.clone()).collect();
         self.dest
             .batch_execute(&format!(
-                "CREATE TEMP TABLE {} (_n bigserial PRIMARY KEY, _seed boolean NOT NULL, {}) \
+                "CREATE TEMP TABLE {} (_n bigint NOT NULL, _seed boolean NOT NULL, {}) \
                    ON COMMIT DROP; \
                  CREATE TEMP TABLE {} (n bigint PRIMARY KEY, toid oid, tid tid) ON COMMIT DROP",
                 staged.rows,
@@ -842,12 +821,12 @@ impl Run<'_> {
             .join(", ");
         self.stream(
             &format!(
-                "COPY (SELECT {}, {select} FROM {}) TO STDOUT",
+                "COPY (SELECT row_number() OVER (), {}, {select} FROM {}) TO STDOUT",
                 self.old_seed,
                 old.from()
             ),
             &format!(
-                "COPY {} (_seed, {}) FROM STDIN",
+                "COPY {} (_n, _seed, {}) FROM STDIN",
                 staged.rows,
                 stage_columns.join(", ")
             ),
@@ -934,7 +913,7 @@ impl Run<'_> {
         };
         let insert = format!(
             "INSERT INTO {} ({}){overriding} SELECT {} FROM {} s \
-             WHERE {} AND s._n BETWEEN $1 AND $2 ON CONFLICT DO NOTHING",
+             WHERE {} AND s._n BETWEEN $1 AND $2",
             new.qualified(),
             common
                 .iter()
@@ -1192,8 +1171,11 @@ fn reason(e: &tokio_postgres::Error, changed: &[&Common<'_>]) -> String {
             Some(c) => format!("column \"{c}\": NOT NULL"),
             None => db.message().to_owned(),
         },
-        "23514" | "23503" | "23P01" => match db.constraint() {
+        "23514" | "23503" | "23P01" | "23505" => match db.constraint() {
             Some(c) if code == "23503" => format!("foreign key \"{c}\""),
+            Some(c) if code == "23505" => {
+                format!("unique key \"{c}\": another row holds its value")
+            }
             Some(c) if code == "23514" => format!("check \"{c}\""),
             _ => db.message().to_owned(),
         },
