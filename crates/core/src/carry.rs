@@ -112,6 +112,16 @@ impl fmt::Display for Report {
             )?;
         }
         for t in &self.tables {
+            if t.matched > 0 {
+                write!(
+                    f,
+                    "; {} row{} of {} already there by key (kept as the files made {})",
+                    thousands(t.matched),
+                    plural(t.matched),
+                    t.table,
+                    if t.matched == 1 { "it" } else { "them" }
+                )?;
+            }
             for (why, rows) in &t.left {
                 write!(
                     f,

@@ -157,6 +157,21 @@ async fn cruddur_hand_rows_follow_the_seed_rows_to_their_new_keys_and_the_seed_n
     assert_eq!(p.one("SELECT count(*) FROM users").await, 4);
     assert_eq!(p.one("SELECT count(*) FROM activities").await, 3);
 
+    // A seed row edited by hand is a typed row, but the new seed has it (by its handle): the
+    // seed's version stays, and the report says so.
+    p.exec("UPDATE users SET display_name = 'Edited' WHERE handle = 'bayko'")
+        .await;
+    let edited = p.build(&schema, CRUDDUR_SEED).await;
+    assert_eq!(
+        edited.to_string(),
+        "carried 3 rows of 2 tables; 1 row of users already there by key (kept as the files made it)"
+    );
+    assert_eq!(
+        p.rows("SELECT display_name FROM users WHERE handle = 'bayko'")
+            .await,
+        ["Andrew Bayko"]
+    );
+
     // A fresh rebuild does not carry.
     let fresh = p.rebuild(&schema, CRUDDUR_SEED, false).await;
     assert!(fresh.carried.is_none());
