@@ -28,7 +28,7 @@ fn git(project: &Project, args: &[&str]) {
 }
 
 /// The example project as a repository with `branches: true`: `main` has its schema,
-/// `feature` adds `users.bio`; `main` is checked out.
+/// `feature` adds `users.bio`, `broken`'s schema does not load; `main` is checked out.
 fn repository(project: &Project) {
     let config = std::fs::read_to_string(project.path().join("devenv.yaml")).unwrap();
     project.write("devenv.yaml", &format!("{config}\nbranches: true\n"));
@@ -42,6 +42,16 @@ fn repository(project: &Project) {
     git(project, &["checkout", "-q", "-b", "feature"]);
     project.add_users_column("bio");
     git(project, &["commit", "-q", "-am", "feature: users.bio"]);
+    git(project, &["checkout", "-q", "-b", "broken", "main"]);
+    let schema = std::fs::read_to_string(project.path().join("db/schema.sql")).unwrap();
+    project.write(
+        "db/schema.sql",
+        &schema.replace("text NOT NULL", "txet NOT NULL"),
+    );
+    git(
+        project,
+        &["commit", "-q", "-am", "broken: a type that does not exist"],
+    );
     git(project, &["checkout", "-q", "main"]);
 }
 
@@ -122,6 +132,7 @@ fn each_branch_keeps_its_rows(project: &Project) {
     );
     back_and_forth(project, &up, &url);
     detached_is_no_switch(project, &up, &url);
+    a_broken_branch_keeps_the_database(project, &up, &url);
     deleted_and_followed_while_down(project, up);
 }
 
@@ -195,14 +206,42 @@ fn detached_is_no_switch(project: &Project, up: &Up, url: &str) {
     assert_eq!(branch_databases(project), ["branch:main"]);
 }
 
+/// A switch to a branch whose files do not load keeps the database of the branch followed
+/// (the switch line 4): back on that branch is no switch.
+fn a_broken_branch_keeps_the_database(project: &Project, up: &Up, url: &str) {
+    git(project, &["checkout", "-q", "broken"]);
+    let line = wait_switch(up, 4);
+    assert!(
+        line.starts_with("feature -> broken: failed after ")
+            && line.ends_with("kept feature's database (the next change tries again)"),
+        "{line}"
+    );
+    assert!(
+        up.stderr().contains("error: type \"txet\" does not exist"),
+        "{}",
+        up.stderr()
+    );
+    assert!(has_bio(url) && has_user(url, "typed_on_feature"));
+    assert_eq!(branch_databases(project), ["branch:main"]);
+    git(project, &["checkout", "-q", "feature"]);
+    wait_until(
+        up,
+        "the reload back on feature",
+        Duration::from_secs(30),
+        || reloads(up) == 3,
+    );
+    assert_eq!(switches(up).len(), 4, "{}", up.stderr());
+    assert!(has_bio(url) && has_user(url, "typed_on_feature"));
+}
+
 /// A branch made, left and deleted; then a checkout while `up` is down: followed at the
 /// next start, which prunes the deleted branch's database; `snapshot list`, `save`, `rm`.
 fn deleted_and_followed_while_down(project: &Project, mut up: Up) {
     git(project, &["checkout", "-q", "-b", "gone"]);
-    let line = wait_switch(&up, 4);
+    let line = wait_switch(&up, 5);
     assert!(line.starts_with("feature -> gone: "), "{line}");
     git(project, &["checkout", "-q", "feature"]);
-    let line = wait_switch(&up, 5);
+    let line = wait_switch(&up, 6);
     assert!(
         line.starts_with("gone -> feature: swapped in feature's database"),
         "{line}"

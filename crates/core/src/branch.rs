@@ -123,18 +123,15 @@ impl Repo {
         std::fs::read_to_string(self.head_file()).map_or(Head::Detached, |t| Head::parse(&t))
     }
 
-    /// Whether git is at work in the worktree now or was a moment ago: its index is locked,
-    /// HEAD is being written, or the index was written within `recent` (a checkout writes the
-    /// files, then the index, then HEAD).
-    pub fn busy(&self, recent: Duration) -> bool {
-        let fresh_index = std::fs::metadata(self.git_dir.join("index"))
+    /// Whether git is done with the worktree for now: neither its index nor `HEAD` is locked,
+    /// and the index was not written within `quiet` (a checkout writes the files, then the
+    /// index, then HEAD: HEAD read sooner may still name the branch left).
+    pub fn settled(&self, quiet: Duration) -> bool {
+        let index_written = std::fs::metadata(self.git_dir.join("index"))
             .and_then(|m| m.modified())
-            .is_ok_and(|t| {
-                SystemTime::now()
-                    .duration_since(t)
-                    .is_ok_and(|age| age < recent)
-            });
-        self.locked() || fresh_index
+            .ok()
+            .and_then(|t| SystemTime::now().duration_since(t).ok());
+        !self.locked() && index_written.is_none_or(|age| age >= quiet)
     }
 
     /// Whether git holds the worktree's index or `HEAD` locked (it is writing them).

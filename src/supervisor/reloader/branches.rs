@@ -7,14 +7,16 @@
 //!   down), it is a switch.
 //! - The repository's `HEAD` is watched with the files (and looked at every second). After
 //!   every burst of file events git is waited for (it writes the files, then the index, then
-//!   `HEAD`), then `HEAD` is read: a branch other than the one followed is a switch
+//!   `HEAD`: until no lock is held and the index is [`GIT_QUIET`] old), then `HEAD` is read:
+//!   a branch other than the one followed is a switch
 //!   ([`devenv_core::rebuild::Rebuilder::switch_branch`]), which reads the files as the
 //!   checkout left them, so the burst that came with the checkout is the switch's, not a
 //!   reload. Events that arrive after it (up to [`ABSORB`]) reload only when the files' content
 //!   hash is no longer the one the switch brought in. A detached HEAD and a rebase in progress
 //!   are no switch: their file changes reload the live database as any edit does.
 //! - A failed switch (the new branch's files do not load) keeps the old branch's database
-//!   live and followed: the next event tries the switch again.
+//!   live and followed; a change of the new branch's files tries the switch again (the same
+//!   files are neither switched to nor reloaded again).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -31,10 +33,8 @@ use super::Reloader;
 const ABSORB: Duration = Duration::from_secs(2);
 /// How long git may hold its locks before `HEAD` is read anyway.
 const GIT_WAIT: Duration = Duration::from_secs(10);
-/// An index written this recently means git may still be about to write `HEAD`...
-const GIT_RECENT: Duration = Duration::from_millis(200);
-/// ... which is looked at again for this long before the events count as edits.
-const GIT_GRACE: Duration = Duration::from_millis(50);
+/// How long after git wrote the index `HEAD` is read (a checkout writes it right after).
+const GIT_QUIET: Duration = Duration::from_millis(50);
 
 /// The branch `up` follows.
 #[derive(Debug)]
@@ -44,6 +44,8 @@ pub(super) struct Branches {
     current: Option<String>,
     /// A switch's content hash, and until when events that find it are absorbed.
     absorbing: Option<(Instant, String)>,
+    /// The branch a switch to failed, with the content hash of its files then.
+    failed: Option<(String, String)>,
 }
 
 impl Branches {
@@ -83,6 +85,7 @@ impl Reloader {
             repo,
             current: left_on.clone().or_else(|| head.branch().map(str::to_owned)),
             absorbing: None,
+            failed: None,
         });
         self.prune_branches().await;
         if let (Some(from), Some(to)) = (left_on, head.branch()) {
@@ -113,30 +116,26 @@ impl Reloader {
             return false;
         };
         let repo = branches.repo.clone();
-        // A checkout writes the files, then the index, then HEAD.
         let waited = Instant::now();
-        let unlocked = || async {
-            while repo.locked() && waited.elapsed() < GIT_WAIT {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
-        unlocked().await;
-        let mut to = repo.head().branch().map(str::to_owned);
-        let moved = |to: &Option<String>| to.is_some() && *to != branches.current;
-        if !moved(&to) && repo.busy(GIT_RECENT) {
-            // Git wrote the index a moment ago and may be about to write HEAD.
-            let until = Instant::now() + GIT_GRACE;
-            while !moved(&to) && Instant::now() < until {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                unlocked().await;
-                to = repo.head().branch().map(str::to_owned);
-            }
+        while !repo.settled(GIT_QUIET) && waited.elapsed() < GIT_WAIT {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let to = repo.head().branch().map(str::to_owned);
         let Some(to) = to else {
             return false;
         };
         match branches.current.clone() {
             Some(from) if from == to => false,
+            // The switch failed with these very files: said already, and a reload of them
+            // would fail the same way.
+            Some(_)
+                if branches.failed.as_ref().is_some_and(|(branch, digest)| {
+                    *branch == to
+                        && Sources::read(&self.project.config).is_ok_and(|s| s.digest == *digest)
+                }) =>
+            {
+                true
+            }
             Some(from) => {
                 if config_changed {
                     // Its `schema`, `seed` and `vars` are the new branch's; other keys say
@@ -189,12 +188,16 @@ impl Reloader {
     /// Switches the live database from branch `from` to `to` and says how it went.
     async fn switch(&mut self, from: String, to: String) {
         let started = Instant::now();
-        let failed = |reloader: &Self, e: anyhow::Error| {
+        let failed = |reloader: &mut Self, e: anyhow::Error| {
             reloader.ui.error(&e);
             reloader.ui.result(format!(
                 "branch {from} -> {to}: failed after {} ms; kept {from}'s database (the next change tries again)",
                 started.elapsed().as_millis()
             ));
+            let digest = Sources::read(&reloader.project.config).map(|s| s.digest);
+            if let (Some(b), Ok(digest)) = (reloader.branches.as_mut(), digest) {
+                b.failed = Some((to.clone(), digest));
+            }
         };
         let sources = match Sources::read(self.config()) {
             Ok(s) => s,
@@ -263,6 +266,7 @@ impl Reloader {
         };
         if let Some(b) = self.branches.as_mut() {
             b.current = Some(to);
+            b.failed = None;
             b.absorbing = Some((Instant::now() + ABSORB, sources.digest.clone()));
         }
         self.write_branch_file();
