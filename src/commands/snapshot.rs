@@ -135,7 +135,7 @@ pub async fn run(root: &Path, args: SnapshotArgs, ui: &Ui) -> anyhow::Result<()>
             };
             let restored = on
                 .guarded(
-                    rebuilder.restore(&found.database, &target),
+                    Box::pin(rebuilder.restore(&found.database, &target)),
                     "the live database was not replaced",
                     ui,
                 )

@@ -84,7 +84,7 @@ pub async fn run(root: &Path, options: Options, ui: &'static Ui) -> anyhow::Resu
     };
     let server_after = started.elapsed();
     let prepared = tokio::select! {
-        r = prepare(&project, &handle, options, ui) => r,
+        r = Box::pin(prepare(&project, &handle, options, ui)) => r,
         why = signals.stop() => Err(CliError::Cancelled(why).into()),
     };
     ui.done();
@@ -108,7 +108,7 @@ pub async fn run(root: &Path, options: Options, ui: &'static Ui) -> anyhow::Resu
         crate::commands::up::tell_parent_ready();
     }
     gitpod_persist(&vars, ui).await;
-    let outcome = supervise(&handle, &mut reloader, &mut rx, &mut signals).await;
+    let outcome = Box::pin(supervise(&handle, &mut reloader, &mut rx, &mut signals)).await;
     ui.say("stopping");
     if handle.backend() == Backend::External {
         reloader
