@@ -387,7 +387,7 @@ impl Catalog {
                AND d.deptype IN ('a', 'i') AND s.seqincrement > 0"
         );
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&records];
-        let (columns, keys, fks, sequences) = futures_util::try_join!(
+        let (columns, keys, fks, sequences) = tokio::try_join!(
             client.query(&columns, &params),
             client.query(&keys, &params),
             client.query(&fks, &params),
@@ -557,12 +557,11 @@ struct Run<'a> {
 
 impl Run<'_> {
     async fn all(&mut self) -> Result<Vec<TableReport>, tokio_postgres::Error> {
-        futures_util::try_join!(
+        tokio::try_join!(
             self.source.batch_execute(SETTINGS),
             self.dest.batch_execute(SETTINGS)
         )?;
-        let (old, new) =
-            futures_util::try_join!(Catalog::read(self.source), Catalog::read(self.dest))?;
+        let (old, new) = tokio::try_join!(Catalog::read(self.source), Catalog::read(self.dest))?;
         // The swap's renames commit with a WAL flush that covers this commit too.
         self.dest
             .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
