@@ -329,7 +329,11 @@ impl Reloader {
     fn write_branch_file(&self) {
         let current = self.branches.as_ref().and_then(|b| b.current.as_deref());
         if let Some(current) = current {
-            if let Err(e) = std::fs::write(self.branch_file(), format!("{current}\n")) {
+            let text = format!("{current}\n");
+            // 0600, as every file in .devenv/.
+            if let Err(e) =
+                devenv_server::files::write_private(&self.branch_file(), text.as_bytes())
+            {
                 self.ui.warn(format!(
                     "cannot write {}: {e}; a checkout while devenv is down will not be followed",
                     self.branch_file().display()
