@@ -10,7 +10,7 @@
 //! - A change to `devenv.yaml`: new `schema`/`seed`/`watch` lists and `vars` apply at once
 //!   (the `--set` values stay over them); other keys need a restart, which is said.
 //! - With `branches: true`, a change of the checked-out git branch is a switch of databases,
-//!   not a reload ([`branches`]).
+//!   not a reload (`reloader/branches.rs`).
 
 mod branches;
 
