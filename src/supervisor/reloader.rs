@@ -103,14 +103,7 @@ impl Reloader {
     pub async fn build(&mut self, fresh: bool) -> anyhow::Result<devenv_core::rebuild::Rebuilt> {
         let sources = Sources::read(self.config())?;
         let loader = self.loader();
-        let target = Target {
-            live: &self.project.config.database,
-            project: &self.project.id,
-            files_hash: &sources.digest,
-            replace_unmarked: self.replace_unmarked,
-            keep_replaced: self.replace_unmarked,
-            carry: !fresh && self.config().reload == devenv_core::config::Reload::Carry,
-        };
+        let target = build_target(&self.project, &sources.digest, self.replace_unmarked, fresh);
         let rebuilt = self
             .rebuilder
             .rebuild(
@@ -350,6 +343,26 @@ impl Reloader {
                 ));
             }
         }
+    }
+}
+
+/// What a build of `project`'s live database from files hashing to `files_hash` is: the one
+/// place that says whether it may replace an unmarked database and keeps the replaced one
+/// (`replace_unmarked`: devenv's own server), and whether rows are carried over (`reload:
+/// carry`, unless `fresh`).
+fn build_target<'a>(
+    project: &'a Project,
+    files_hash: &'a str,
+    replace_unmarked: bool,
+    fresh: bool,
+) -> Target<'a> {
+    Target {
+        live: &project.config.database,
+        project: &project.id,
+        files_hash,
+        replace_unmarked,
+        keep_replaced: replace_unmarked,
+        carry: !fresh && project.config.reload == devenv_core::config::Reload::Carry,
     }
 }
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use devenv_core::branch::{self, Head, Repo};
 use devenv_core::files::{self, Sources};
-use devenv_core::rebuild::{Switched, Target};
+use devenv_core::rebuild::Switched;
 
 use super::Reloader;
 
@@ -208,16 +208,10 @@ impl Reloader {
             Err(e) => return failed(self, e.into()),
         };
         let loader = self.loader();
-        let target = Target {
-            live: &self.project.config.database,
-            project: &self.project.id,
-            files_hash: &sources.digest,
-            replace_unmarked: self.replace_unmarked,
-            keep_replaced: self.replace_unmarked,
-            // Built from its files, the new branch's database takes the rows of the one just
-            // left, as a reload does (unless `reload: fresh`).
-            carry: self.config().reload == devenv_core::config::Reload::Carry,
-        };
+        // Built from its files, the new branch's database takes the rows of the one just left,
+        // as a reload does (unless `reload: fresh`).
+        let target =
+            super::build_target(&self.project, &sources.digest, self.replace_unmarked, false);
         let switched = Box::pin(
             self.rebuilder
                 .switch_branch(&loader, &target, &steps, &from, &to),
