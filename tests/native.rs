@@ -381,9 +381,11 @@ fn external_backend_never_replaces_what_devenv_did_not_make() {
     assert_eq!(
         psql_count(
             &server_url,
-            "SELECT count(*) FROM pg_database WHERE datname LIKE 'external_app\\_\\_%'"
+            "SELECT coalesce(string_agg(datname, ', '), '') FROM pg_database \
+             WHERE datname LIKE 'external_app\\_\\_%'"
         ),
-        "0"
+        "",
+        "devenv's databases left on the external server after up stopped"
     );
     // The next `up` reuses it as it is.
     let mut up = project.spawn_up_with(&env);

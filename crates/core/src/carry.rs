@@ -27,12 +27,16 @@
 //! left behind is lost.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::time::{Duration, Instant};
 
 use devenv_server::{quote_ident, quote_literal};
 use futures_util::{pin_mut, SinkExt, StreamExt};
 use tokio_postgres::Client;
+
+/// The most rows a new table (or a map of changed keys) may hold for the direct way
+/// ([`Run::direct`]); past it the rows are staged.
+const DIRECT_ROWS: usize = 1000;
 
 /// Tables that hold migration records: the new database's own records stand.
 const RECORD_TABLES: [&str; 3] = [
@@ -194,6 +198,7 @@ impl fmt::Debug for OnProgress {
 pub async fn carry(
     source: &Client,
     dest: &Client,
+    prepared: Prepared,
     old_seeded: Option<u64>,
     new_seeded: u64,
     progress: Option<&OnProgress>,
@@ -211,7 +216,10 @@ pub async fn carry(
         started,
         replica: false,
     };
-    let result = run.all().await;
+    let result = match prepared.0 {
+        Ok(new) => run.all(new).await,
+        Err(e) => Err(e),
+    };
     let _ = source.batch_execute("COMMIT").await;
     match result {
         Ok(tables) => {
@@ -237,6 +245,28 @@ pub async fn carry(
             }
         }
     }
+}
+
+/// The new database's side of a carry, read before the old one is closed ([`prepare`]).
+#[derive(Debug)]
+pub struct Prepared(Result<Catalog, tokio_postgres::Error>);
+
+/// Readies `dest`, the session on the new database a carry will copy into, and reads its
+/// catalog: nothing but the carry writes there, so this can run before the swap closes the
+/// old database, meanwhile.
+pub async fn prepare(dest: &Client) -> Prepared {
+    Prepared(match dest.batch_execute(SETTINGS).await {
+        Ok(()) => Catalog::read(dest, true).await,
+        Err(e) => Err(e),
+    })
+}
+
+/// Readies a session on the database a carry will copy from, while it is still open and the
+/// new one loads: a new session's first catalog reads fill its caches, which then are warm
+/// when the carry reads the catalog again, once the database is closed.
+pub async fn warm_up(source: &Client) {
+    let _ = source.batch_execute(SETTINGS).await;
+    let _ = Catalog::read(source, false).await;
 }
 
 /// The SQL test "this row was made by the build" for a boundary: its `xmin` precedes the
@@ -343,8 +373,9 @@ const TABLES: &str = "WITH t AS (SELECT c.oid, n.nspname, c.relname, c.relkind F
                        AND d.objid = c.oid AND d.deptype = 'e')) ";
 
 impl Catalog {
-    /// Reads the catalog (its four queries pipelined on the one session).
-    async fn read(client: &Client) -> Result<Catalog, tokio_postgres::Error> {
+    /// Reads the catalog (its four queries pipelined on the one session); without `full`, only
+    /// the tables and their columns (all a carry reads of the old database's catalog).
+    async fn read(client: &Client, full: bool) -> Result<Catalog, tokio_postgres::Error> {
         let records: Vec<String> = RECORD_TABLES.iter().map(|s| (*s).to_owned()).collect();
         let columns = format!(
             "{TABLES} SELECT t.oid, t.nspname::text, t.relname::text, t.relkind = 'p', \
@@ -387,12 +418,17 @@ impl Catalog {
                AND d.deptype IN ('a', 'i') AND s.seqincrement > 0"
         );
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&records];
-        let (columns, keys, fks, sequences) = tokio::try_join!(
-            client.query(&columns, &params),
-            client.query(&keys, &params),
-            client.query(&fks, &params),
-            client.query(&sequences, &params),
-        )?;
+        let (columns, keys, fks, sequences) = if full {
+            tokio::try_join!(
+                client.query(&columns, &params),
+                client.query(&keys, &params),
+                client.query(&fks, &params),
+                client.query(&sequences, &params),
+            )?
+        } else {
+            let columns = client.query(&columns, &params).await?;
+            (columns, vec![], vec![], vec![])
+        };
         let mut catalog = Catalog::default();
         for row in columns {
             let oid: u32 = row.get(0);
@@ -538,11 +574,59 @@ impl Staged {
     }
 }
 
-/// Old text forms of a parent's referenced columns mapped to the new row's.
-#[derive(Debug)]
+/// Values' text forms (their types' output functions), `None` for NULL.
+type Forms = Vec<Option<String>>;
+
+/// A parent's rows whose referenced key changed: the old text forms of its referenced columns,
+/// then the new row's (the seed rows' `uuid_generate_v4()` keys, say, matched by `handle`).
+#[derive(Debug, Default)]
 struct Map {
-    table: String,
     width: usize,
+    pairs: Vec<(Forms, Forms)>,
+}
+
+impl Map {
+    /// A map of `width` columns from `(old, new)` pairs: pairs whose old forms hold a NULL
+    /// (they refer to nothing) or repeat an earlier pair's are left out.
+    fn new(
+        width: usize,
+        pairs: impl IntoIterator<Item = (Vec<Option<String>>, Vec<Option<String>>)>,
+    ) -> Map {
+        let mut seen = HashSet::new();
+        let pairs = pairs
+            .into_iter()
+            .filter(|(old, new)| old != new && old.iter().all(Option::is_some))
+            .filter(|(old, _)| seen.insert(old.clone()))
+            .collect();
+        Map { width, pairs }
+    }
+
+    /// The pairs as a `VALUES` list of `width * 2` text columns.
+    fn values(&self) -> String {
+        values(self.pairs.iter().map(|(o, n)| o.iter().chain(n)))
+    }
+}
+
+/// A `VALUES` list of text literals (`NULL` for none), one row per item.
+fn values<'a, R, I>(rows: R) -> String
+where
+    R: IntoIterator<Item = I>,
+    I: IntoIterator<Item = &'a Option<String>>,
+{
+    let rows: Vec<String> = rows
+        .into_iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .into_iter()
+                .map(|v| match v {
+                    Some(v) => format!("{}::text", quote_literal(v)),
+                    None => "NULL::text".into(),
+                })
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect();
+    format!("VALUES {}", rows.join(", "))
 }
 
 struct Run<'a> {
@@ -556,12 +640,9 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    async fn all(&mut self) -> Result<Vec<TableReport>, tokio_postgres::Error> {
-        tokio::try_join!(
-            self.source.batch_execute(SETTINGS),
-            self.dest.batch_execute(SETTINGS)
-        )?;
-        let (old, new) = tokio::try_join!(Catalog::read(self.source), Catalog::read(self.dest))?;
+    async fn all(&mut self, new: Catalog) -> Result<Vec<TableReport>, tokio_postgres::Error> {
+        self.source.batch_execute(SETTINGS).await?;
+        let old = Catalog::read(self.source, false).await?;
         // The swap's renames commit with a WAL flush that covers this commit too.
         self.dest
             .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
@@ -660,6 +741,14 @@ impl Run<'_> {
             }
             return Ok(report);
         }
+        let keys = usable_keys(catalog, new, &common);
+        if self
+            .direct(old, new, catalog, &common, maps, &mut report)
+            .await?
+        {
+            return Ok(report);
+        }
+        tracing::debug!(table = %report.table, "staging the rows");
         let staged = Staged {
             rows: format!("pg_temp._devenv_carry_{i}"),
             matched: format!("pg_temp._devenv_match_{i}"),
@@ -671,10 +760,8 @@ impl Run<'_> {
             self.remap(&staged.rows, fk, &common, maps).await?;
         }
         // Rows the new database already holds, by each key whose columns both tables have.
-        let keys = usable_keys(catalog, new, &common);
         self.match_rows(new, &keys, &staged).await?;
-        self.make_maps(i, new, catalog, &common, &staged, maps)
-            .await?;
+        self.make_maps(new, catalog, &common, &staged, maps).await?;
         for fk in own_fks.iter().filter(|f| f.parent == new.oid) {
             self.remap(&staged.rows, fk, &common, maps).await?;
         }
@@ -697,6 +784,342 @@ impl Run<'_> {
         if todo == 0 {
             return Ok(report);
         }
+        if let Some(why) = self.none_fit(new, &common, &keys).await? {
+            report.left.insert(why, todo);
+            return Ok(report);
+        }
+        let (inserted, failed) = self
+            .insert(new, &common, &staged, last, &mut report)
+            .await?;
+        debug_assert_eq!(inserted + failed, todo);
+        report.carried = inserted;
+        Ok(report)
+    }
+
+    /// The direct way, for a table whose new version holds few rows (the seed's): the new
+    /// rows' key values come to this client, the old database matches and maps its rows
+    /// against them itself, and the rows it keeps stream straight into the new table, with no
+    /// staging. Returns false, having changed nothing, when it does not apply (a changed type
+    /// in a key or a foreign key, a big new table or map) or a row did not go in: the staged
+    /// way then carries the table and finds which rows did not fit, and why.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one table's direct carry, step by step as the staged way's"
+    )]
+    async fn direct(
+        &self,
+        old: &Table,
+        new: &Table,
+        catalog: &Catalog,
+        common: &[Common<'_>],
+        maps: &mut HashMap<(u32, Vec<String>), Map>,
+        report: &mut TableReport,
+    ) -> Result<bool, tokio_postgres::Error> {
+        let keys = &usable_keys(catalog, new, common);
+        let find = |name: &String| common.iter().position(|c| c.new.name == *name);
+        let own_fks: Vec<(&ForeignKey, Vec<usize>)> = catalog
+            .fks
+            .iter()
+            .filter(|f| f.child == new.oid)
+            .filter_map(|f| Some((f, f.columns.iter().map(find).collect::<Option<Vec<_>>>()?)))
+            .collect();
+        // Matches and maps compare the old values with the new ones as the old type.
+        let compared = keys.iter().flatten().copied().chain(
+            own_fks
+                .iter()
+                .flat_map(|(_, cols)| cols.iter().map(|&k| &common[k])),
+        );
+        if compared.into_iter().any(|c| !c.same_type()) {
+            return Ok(false);
+        }
+        // The old values, as expressions over `o`: the foreign keys' columns through their
+        // parents' maps (`m<j>`, joined in `joins`).
+        let mut vals: Vec<String> = common
+            .iter()
+            .map(|c| format!("o.{}", quote_ident(&c.old.name)))
+            .collect();
+        let mut joins = String::new();
+        let join_map = |vals: &mut Vec<String>, joins: &mut String, cols: &[usize], map: &Map| {
+            if map.pairs.is_empty() {
+                return;
+            }
+            let j = joins.matches(" LEFT JOIN ").count();
+            let on = cols
+                .iter()
+                .enumerate()
+                .map(|(k, &c)| format!("{} = m{j}.o{k}", text_form(&vals[c])))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let names = (0..map.width)
+                .map(|k| format!("o{k}"))
+                .chain((0..map.width).map(|k| format!("n{k}")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = write!(joins, " LEFT JOIN ({}) m{j}({names}) ON {on}", map.values());
+            for (k, &c) in cols.iter().enumerate() {
+                vals[c] = format!(
+                    "(CASE WHEN m{j}.o0 IS NULL THEN {} ELSE m{j}.n{k}::{} END)",
+                    vals[c], common[c].old.base
+                );
+            }
+        };
+        for (fk, cols) in own_fks.iter().filter(|(f, _)| f.parent != new.oid) {
+            if let Some(map) = maps.get(&(fk.parent, fk.referenced.clone())) {
+                if map.pairs.len() > DIRECT_ROWS || map.width != cols.len() {
+                    return Ok(false);
+                }
+                join_map(&mut vals, &mut joins, cols, map);
+            }
+        }
+        // The new table's rows: the text forms of its keys' columns and of the columns the
+        // tables that refer to it refer to.
+        let mut wanted: Vec<usize> = keys
+            .iter()
+            .flatten()
+            .filter_map(|c| find(&c.new.name))
+            .collect();
+        let referring: Vec<&ForeignKey> = catalog
+            .fks
+            .iter()
+            .filter(|f| f.parent == new.oid)
+            .filter(|f| !maps.contains_key(&(new.oid, f.referenced.clone())))
+            .filter(|f| f.referenced.iter().all(|r| find(r).is_some()))
+            .collect();
+        wanted.extend(
+            referring
+                .iter()
+                .flat_map(|f| f.referenced.iter().filter_map(find)),
+        );
+        wanted.sort_unstable();
+        wanted.dedup();
+        let at = |k: usize| wanted.iter().position(|&w| w == k).unwrap_or(0);
+        let rows = self
+            .dest
+            .query(
+                &format!(
+                    "SELECT {} FROM {} t LIMIT {}",
+                    wanted
+                        .iter()
+                        .map(|&k| text_form(&format!("t.{}", quote_ident(&common[k].new.name))))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    new.from(),
+                    DIRECT_ROWS + 1
+                ),
+                &[],
+            )
+            .await?;
+        if rows.len() > DIRECT_ROWS {
+            return Ok(false);
+        }
+        let news: Vec<Vec<Option<String>>> = rows
+            .iter()
+            .map(|r| (0..wanted.len()).map(|k| r.get(k)).collect())
+            .collect();
+        // Per key: `(old values) IN (the new rows' values)`, and the VALUES it reads.
+        let equal = |c: &Common<'_>, val: &str, form: &str| {
+            if c.new.builtin {
+                (val.to_owned(), format!("{form}::{}", c.old.base))
+            } else {
+                (text_form(val), form.to_owned())
+            }
+        };
+        let key_match = |key: &[&Common<'_>], vals: &[String], extra: &[usize]| {
+            let cols: Vec<usize> = key.iter().filter_map(|c| find(&c.new.name)).collect();
+            let rows: Vec<Vec<&Option<String>>> = news
+                .iter()
+                .filter(|r| cols.iter().all(|&c| r[at(c)].is_some()))
+                .map(|r| cols.iter().chain(extra).map(|&c| &r[at(c)]).collect())
+                .collect();
+            if rows.is_empty() {
+                return None;
+            }
+            let names: Vec<String> = (0..cols.len() + extra.len())
+                .map(|k| format!("v{k}"))
+                .collect();
+            let (lhs, rhs): (Vec<String>, Vec<String>) = cols
+                .iter()
+                .enumerate()
+                .map(|(k, &c)| equal(&common[c], &vals[c], &format!("k.v{k}")))
+                .unzip();
+            Some((
+                lhs,
+                rhs,
+                format!("({}) k({})", values(rows), names.join(", ")),
+            ))
+        };
+        let matched = {
+            let tests: Vec<String> = keys
+                .iter()
+                .filter_map(|key| key_match(key, &vals, &[]))
+                .map(|(lhs, rhs, from)| {
+                    format!(
+                        "({}) IN (SELECT {} FROM {from})",
+                        lhs.join(", "),
+                        rhs.join(", ")
+                    )
+                })
+                .collect();
+            if tests.is_empty() {
+                "false".to_owned()
+            } else {
+                format!("({})", tests.join(" OR "))
+            }
+        };
+        // Maps of this table's changed keys, for the tables that refer to it: each old row
+        // matched (first by the first key that matches) to a new row.
+        for fk in &referring {
+            let map_key = (new.oid, fk.referenced.clone());
+            if maps.contains_key(&map_key) {
+                continue;
+            }
+            let refs: Vec<usize> = fk.referenced.iter().filter_map(find).collect();
+            let width = refs.len();
+            let selects: Vec<String> = keys
+                .iter()
+                .enumerate()
+                .filter_map(|(q, key)| {
+                    let (lhs, rhs, from) = key_match(key, &vals, &refs)?;
+                    let on = lhs
+                        .iter()
+                        .zip(&rhs)
+                        .map(|(l, r)| format!("{l} = {r}"))
+                        .collect::<Vec<_>>()
+                        .join(" AND ");
+                    let olds = refs.iter().map(|&c| text_form(&vals[c]));
+                    let newer = (0..width).map(|k| format!("k.v{}", key.len() + k));
+                    Some(format!(
+                        "SELECT {q}, o.tableoid::text || o.ctid::text, {} FROM {} o{joins} JOIN {from} ON {on}",
+                        olds.chain(newer).collect::<Vec<_>>().join(", "),
+                        old.from()
+                    ))
+                })
+                .collect();
+            let mut first = HashSet::new();
+            let mut pairs = Vec::new();
+            if !selects.is_empty() {
+                let rows = self
+                    .source
+                    .query(&format!("{} ORDER BY 1", selects.join(" UNION ALL ")), &[])
+                    .await?;
+                for row in &rows {
+                    if first.insert(row.get::<_, String>(1)) {
+                        let forms: Vec<Option<String>> =
+                            (0..width * 2).map(|k| row.get(k + 2)).collect();
+                        let (o, n) = forms.split_at(width);
+                        pairs.push((o.to_vec(), n.to_vec()));
+                    }
+                }
+            }
+            maps.insert(map_key, Map::new(width, pairs));
+        }
+        let hand_test = self.old_seed.replace("xmin", "o.xmin");
+        let own_maps: Vec<(&Vec<usize>, &Map)> = own_fks
+            .iter()
+            .filter(|(f, _)| f.parent == new.oid)
+            .filter_map(|(f, cols)| Some((cols, maps.get(&(f.parent, f.referenced.clone()))?)))
+            .collect();
+        if own_maps
+            .iter()
+            .any(|(cols, map)| map.pairs.len() > DIRECT_ROWS || map.width != cols.len())
+        {
+            return Ok(false);
+        }
+        // The hand rows the new table holds by a key (an index scan of the old table's key
+        // when the key's values are the old ones).
+        let held = if matched == "false" {
+            0
+        } else {
+            let remapped = keys.iter().flatten().any(|c| {
+                find(&c.new.name)
+                    .is_some_and(|k| vals[k] != format!("o.{}", quote_ident(&c.old.name)))
+            });
+            let row = self
+                .source
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FROM {} o{} WHERE {matched} AND NOT {hand_test}",
+                        old.from(),
+                        if remapped { joins.as_str() } else { "" }
+                    ),
+                    &[],
+                )
+                .await?;
+            u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)
+        };
+        report.matched = held;
+        if let Some(why) = self.none_fit(new, common, keys).await? {
+            let hand = self.hand_rows(old).await?;
+            if hand > held {
+                report.left.insert(why, hand - held);
+            }
+            return Ok(true);
+        }
+        // References within the table follow its own map too (after the match, as staged).
+        for (cols, map) in own_maps {
+            join_map(&mut vals, &mut joins, cols, map);
+        }
+        // Binary when every column has the same built-in type on both sides (a type of the
+        // app's own has another oid in each database, which its binary form names).
+        let format = if common.iter().all(|c| c.same_type() && c.new.builtin) {
+            " (FORMAT binary)"
+        } else {
+            ""
+        };
+        let copy_out = format!(
+            "COPY (SELECT {} FROM {} o{joins} WHERE NOT {hand_test} AND NOT {matched}) \
+             TO STDOUT{format}",
+            vals.join(", "),
+            old.from()
+        );
+        let copy_in = format!(
+            "COPY {} ({}) FROM STDIN{format}",
+            new.qualified(),
+            common
+                .iter()
+                .map(|c| quote_ident(&c.new.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        tokio::try_join!(
+            self.source.batch_execute("SAVEPOINT d"),
+            self.dest.batch_execute("SAVEPOINT d")
+        )?;
+        match self
+            .stream(&copy_out, &copy_in, &report.table, !format.is_empty())
+            .await
+        {
+            Ok(n) => {
+                tokio::try_join!(
+                    self.source.batch_execute("RELEASE SAVEPOINT d"),
+                    self.dest.batch_execute("RELEASE SAVEPOINT d")
+                )?;
+                report.carried = n;
+                tracing::debug!(table = %report.table, rows = n, "carried directly");
+                Ok(true)
+            }
+            Err(e) if e.as_db_error().is_some() => {
+                tokio::try_join!(
+                    self.source
+                        .batch_execute("ROLLBACK TO SAVEPOINT d; RELEASE SAVEPOINT d"),
+                    self.dest
+                        .batch_execute("ROLLBACK TO SAVEPOINT d; RELEASE SAVEPOINT d")
+                )?;
+                report.matched = 0;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Why none of a table's rows can go in, if so: a new NOT NULL column without a default,
+    /// or no key to match rows by while the new table has rows.
+    async fn none_fit(
+        &self,
+        new: &Table,
+        common: &[Common<'_>],
+        keys: &[Vec<&Common<'_>>],
+    ) -> Result<Option<String>, tokio_postgres::Error> {
         if let Some(c) = new.columns.iter().find(|c| {
             c.not_null
                 && !c.has_default
@@ -704,10 +1127,7 @@ impl Run<'_> {
                 && !c.generated
                 && !common.iter().any(|k| k.new.name == c.name)
         }) {
-            report
-                .left
-                .insert(format!("column \"{}\": NOT NULL, no default", c.name), todo);
-            return Ok(report);
+            return Ok(Some(format!("column \"{}\": NOT NULL, no default", c.name)));
         }
         if keys.is_empty() {
             let empty: bool = self
@@ -719,19 +1139,12 @@ impl Run<'_> {
                 .await?
                 .get(0);
             if !empty {
-                report.left.insert(
+                return Ok(Some(
                     "no primary or unique key to match rows by, and the new table has rows".into(),
-                    todo,
-                );
-                return Ok(report);
+                ));
             }
         }
-        let (inserted, failed) = self
-            .insert(new, &common, &staged, last, &mut report)
-            .await?;
-        debug_assert_eq!(inserted + failed, todo);
-        report.carried = inserted;
-        Ok(report)
+        Ok(None)
     }
 
     /// Notes the staged rows `new` already holds by one of `keys`.
@@ -840,14 +1253,15 @@ impl Run<'_> {
                 stage_columns.join(", ")
             ),
             table,
+            false,
         )
         .await
+        .map(|_| ())
     }
 
     /// Maps of `new`'s referenced keys (old text form to new), for the tables that refer to it.
     async fn make_maps(
         &self,
-        i: usize,
         new: &Table,
         catalog: &Catalog,
         common: &[Common<'_>],
@@ -867,7 +1281,6 @@ impl Run<'_> {
             else {
                 continue;
             };
-            let table = format!("pg_temp._devenv_map_{i}_{}", maps.len());
             let new_form = |c: &Common<'_>| text_form(&format!("t.{}", quote_ident(&c.new.name)));
             let olds = cols
                 .iter()
@@ -882,24 +1295,27 @@ impl Run<'_> {
                 .map(|c| format!("s.{} IS DISTINCT FROM {}", c.stage, new_form(c)))
                 .collect::<Vec<_>>()
                 .join(" OR ");
-            self.dest
-                .batch_execute(&format!(
-                    "CREATE TEMP TABLE {table} ON COMMIT DROP AS SELECT {} FROM {} m \
-                     JOIN {} s ON s._n = m.n \
-                     JOIN {} t ON t.tableoid = m.toid AND t.ctid = m.tid WHERE {differs}",
-                    olds.chain(news).collect::<Vec<_>>().join(", "),
-                    staged.matched,
-                    staged.rows,
-                    new.from()
-                ))
+            let rows = self
+                .dest
+                .query(
+                    &format!(
+                        "SELECT {} FROM {} m JOIN {} s ON s._n = m.n \
+                         JOIN {} t ON t.tableoid = m.toid AND t.ctid = m.tid WHERE {differs}",
+                        olds.chain(news).collect::<Vec<_>>().join(", "),
+                        staged.matched,
+                        staged.rows,
+                        new.from()
+                    ),
+                    &[],
+                )
                 .await?;
-            maps.insert(
-                map_key,
-                Map {
-                    table,
-                    width: cols.len(),
-                },
-            );
+            let width = cols.len();
+            let pairs = rows.iter().map(|row| {
+                let forms: Vec<Option<String>> = (0..width * 2).map(|k| row.get(k)).collect();
+                let (old, new) = forms.split_at(width);
+                (old.to_vec(), new.to_vec())
+            });
+            maps.insert(map_key, Map::new(width, pairs));
         }
         Ok(())
     }
@@ -986,7 +1402,7 @@ impl Run<'_> {
         else {
             return Ok(());
         };
-        if cols.len() != map.width {
+        if cols.len() != map.width || map.pairs.is_empty() {
             return Ok(());
         }
         let set = cols
@@ -1001,21 +1417,53 @@ impl Run<'_> {
             .map(|(k, c)| format!("s.{} = m.o{k}", c.stage))
             .collect::<Vec<_>>()
             .join(" AND ");
+        // One text array per column of the map, old forms then new.
+        let arrays: Vec<Vec<Option<String>>> = (0..map.width * 2)
+            .map(|k| {
+                map.pairs
+                    .iter()
+                    .map(|(o, n)| {
+                        if k < map.width {
+                            o[k].clone()
+                        } else {
+                            n[k - map.width].clone()
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let unnest = (1..=arrays.len())
+            .map(|k| format!("${k}::text[]"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let names = (0..map.width)
+            .map(|k| format!("o{k}"))
+            .chain((0..map.width).map(|k| format!("n{k}")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = arrays
+            .iter()
+            .map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
         self.dest
-            .batch_execute(&format!(
-                "UPDATE {stage} s SET {set} FROM {} m WHERE {on}",
-                map.table
-            ))
+            .execute(
+                &format!("UPDATE {stage} s SET {set} FROM unnest({unnest}) m({names}) WHERE {on}"),
+                &params,
+            )
             .await
+            .map(|_| ())
     }
 
-    /// Streams `copy_out` on the source into `copy_in` on the new database.
+    /// Streams `copy_out` on the source into `copy_in` on the new database (`binary`: in
+    /// binary form; the server sends a row per message either way). Returns the rows the new
+    /// database took.
     async fn stream(
         &self,
         copy_out: &str,
         copy_in: &str,
         table: &str,
-    ) -> Result<(), tokio_postgres::Error> {
+        binary: bool,
+    ) -> Result<u64, tokio_postgres::Error> {
         let out = self.source.copy_out(copy_out).await?;
         let sink = self.dest.copy_in(copy_in).await?;
         pin_mut!(out);
@@ -1024,7 +1472,11 @@ impl Run<'_> {
         let mut shown = Instant::now();
         while let Some(chunk) = out.next().await {
             let chunk = chunk?;
-            rows += memchr::memchr_iter(b'\n', &chunk).count() as u64;
+            rows += if binary {
+                1
+            } else {
+                memchr::memchr_iter(b'\n', &chunk).count() as u64
+            };
             sink.feed(chunk).await?;
             if let Some(progress) = self.progress {
                 if shown.elapsed() >= Duration::from_millis(100) {
@@ -1037,8 +1489,7 @@ impl Run<'_> {
                 }
             }
         }
-        sink.finish().await?;
-        Ok(())
+        sink.finish().await
     }
 
     /// Takes out the carried rows that break a foreign key (checked here, as replica mode

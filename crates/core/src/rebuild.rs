@@ -232,7 +232,16 @@ impl Rebuilder {
         let held = lock::lock(&admin, Key::Rebuild(live)).await?;
         let result = async {
             check_ownership(&admin, &self.server, target).await?;
-            let (summary, seeded) = fill(admin.clone(), next.clone()).await?;
+            // A carry's session on the live database is opened while the files load (the
+            // live database takes connections until the swap closes it).
+            let (filled, source) = tokio::join!(fill(admin.clone(), next.clone()), async {
+                if target.carry {
+                    source_session(&self.server, live).await
+                } else {
+                    None
+                }
+            });
+            let (summary, seeded) = filled?;
             tracing::debug!(elapsed = ?started.elapsed(), "filled {next}");
             Marks {
                 files: Some(target.files_hash.to_owned()),
@@ -248,6 +257,7 @@ impl Rebuilder {
                     server: &self.server,
                     seeded,
                     progress: self.progress.as_ref(),
+                    source,
                 }),
                 _ => None,
             };
@@ -311,8 +321,11 @@ impl Rebuilder {
             return;
         };
         let next = next_name(live);
-        if let Ok(Some(marks)) = Marks::read(&admin, &next).await {
-            if marks.role != Some(Role::Spare) {
+        // Unmarked too: a cancel between its `CREATE DATABASE` and its marks leaves one
+        // (the statement ends on the server before this session's next one runs).
+        match Marks::read(&admin, &next).await {
+            Ok(Some(marks)) if marks.role == Some(Role::Spare) => {}
+            _ => {
                 let _ = db::drop_if_exists(&admin, &next).await;
             }
         }
@@ -327,11 +340,12 @@ impl Rebuilder {
     pub async fn drop_spare(&mut self, live: &str) {
         self.settle().await;
         if let Ok(admin) = self.admin().await {
-            let next = next_name(live);
-            if let Ok(Some(marks)) = Marks::read(&admin, &next).await {
-                if marks.role == Some(Role::Spare) {
-                    let _ = db::drop_if_exists(&admin, &next).await;
-                }
+            // Under the rebuild lock, whatever `next` is once no rebuild holds it: the spare,
+            // or what a rebuild that was cancelled or died left (another process's rebuild
+            // under way keeps its own until it ends).
+            if let Ok(held) = lock::lock(&admin, Key::Rebuild(live)).await {
+                let _ = db::drop_if_exists(&admin, &next_name(live)).await;
+                held.release().await;
             }
         }
     }
@@ -437,6 +451,8 @@ struct Carry<'a> {
     /// The new database's build boundary.
     seeded: u64,
     progress: Option<&'a carry::OnProgress>,
+    /// A session on the live database, and its process id (none when it has none).
+    source: Option<(tokio_postgres::Client, i32)>,
 }
 
 /// Swaps `next` in as `live`; the replaced database becomes an automatic snapshot. With
@@ -452,31 +468,52 @@ async fn swap(
 ) -> Result<(Option<String>, Option<carry::Report>), CoreError> {
     // The loader's sessions may not have ended on the server yet.
     db::terminate_sessions(admin, next).await?;
-    let old = Marks::read(admin, live).await?;
+    let mut carry = carry;
+    // The carry's session on `next`, connected while the marks are read.
+    let (old, dest) = tokio::join!(Marks::read(admin, live), async {
+        match &carry {
+            Some(c) if c.source.is_some() => db::connect(c.server, next).await.ok(),
+            _ => None,
+        }
+    });
+    let old = old?;
     let had_live = old.is_some();
     let old_seeded = old.and_then(|m| m.seeded);
     let mut carried = None;
     let kept = if had_live {
         // Connected before the close, which refuses new connections, superusers' too.
-        let sessions = match &carry {
-            Some(c) => carry_sessions(c.server, live, next).await,
-            None => None,
+        let sessions = match (carry.as_mut().and_then(|c| c.source.take()), dest) {
+            (Some((source, pid)), Some(dest)) => Some((source, dest, pid)),
+            _ => None,
         };
         let keep = sessions.as_ref().map_or(0, |s| s.2);
-        db::close(admin, live).await?;
-        if let Err(e) = db::terminate_sessions_but(admin, live, keep).await {
-            let _ = db::open(admin, live).await;
-            return Err(e);
-        }
+        let close = async {
+            db::close(admin, live).await?;
+            if let Err(e) = db::terminate_sessions_but(admin, live, keep).await {
+                let _ = db::open(admin, live).await;
+                return Err(e);
+            }
+            Ok(())
+        };
+        // The new database's side of the carry is read meanwhile: nothing else writes there.
+        let prepare = async {
+            match &sessions {
+                Some((_, dest, _)) => Some(carry::prepare(dest).await),
+                None => None,
+            }
+        };
+        let (closed, prepared) = tokio::join!(close, prepare);
+        closed?;
         if let Some(c) = &carry {
-            carried = Some(match sessions {
-                Some((source, dest, _)) => {
+            carried = Some(match (sessions, prepared) {
+                (Some((source, dest, _)), Some(prepared)) => {
                     let report =
-                        carry::carry(&source, &dest, old_seeded, c.seeded, c.progress).await;
+                        carry::carry(&source, &dest, prepared, old_seeded, c.seeded, c.progress)
+                            .await;
                     drop((source, dest));
                     report
                 }
-                None => carry::Report {
+                _ => carry::Report {
                     failed: Some("could not connect to both databases".into()),
                     ..carry::Report::default()
                 },
@@ -527,20 +564,16 @@ async fn swap(
     }
 }
 
-/// A session on each of `live` and `next` for a carry-over, and the first one's process id.
-async fn carry_sessions(
-    server: &Server,
-    live: &str,
-    next: &str,
-) -> Option<(tokio_postgres::Client, tokio_postgres::Client, i32)> {
+/// A session on `live` for a carry-over, and its process id (none when `live` is missing).
+async fn source_session(server: &Server, live: &str) -> Option<(tokio_postgres::Client, i32)> {
     let source = db::connect(server, live).await.ok()?;
-    let dest = db::connect(server, next).await.ok()?;
     let pid: i32 = source
         .query_one("SELECT pg_backend_pid()", &[])
         .await
         .ok()?
         .get(0);
-    Some((source, dest, pid))
+    carry::warm_up(&source).await;
+    Some((source, pid))
 }
 
 /// How a branch switch ([`Rebuilder::switch_branch`]) brought the new branch's database in.

@@ -135,7 +135,8 @@ pub async fn create_from(
         .map_err(db("creating", name))
 }
 
-/// Ends every other session on `name` and waits until they are gone (polled every 5 ms:
+/// Ends every other session on `name` and waits until they are gone (polled every 1 ms for
+/// the first 20 ms, when a session that was told to go usually has, then every 5 ms:
 /// `pg_terminate_backend(pid, timeout)` and `DROP ... WITH (FORCE)` wait in 100 ms steps).
 /// One round trip per poll (the name a bound parameter, sent with the statement).
 pub async fn terminate_sessions(client: &Client, name: &str) -> Result<(), CoreError> {
@@ -148,7 +149,7 @@ pub async fn terminate_sessions_but(
     name: &str,
     keep: i32,
 ) -> Result<(), CoreError> {
-    for _ in 0..400 {
+    for poll in 0..420 {
         let left: i64 = client
             .query_typed_one(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
@@ -164,7 +165,8 @@ pub async fn terminate_sessions_but(
         if left == 0 {
             return Ok(());
         }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let pause = if poll < 20 { 1 } else { 5 };
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
     }
     Ok(())
 }
