@@ -319,3 +319,53 @@ fn docker_reload_carries_typed_rows_across_schema_edits() {
 fn native_reload_carries_typed_rows_across_schema_edits() {
     carries_rows_across_edits(&Project::native());
 }
+
+/// A stop that comes once a reload's swap has begun (the live database closed, a carry of
+/// many rows under way) waits for the swap to end: the new database is live, open, with every
+/// row, and the next `up` reuses it; nothing was cancelled half-way.
+#[test]
+fn native_a_stop_during_the_swap_lets_it_end() {
+    let project = Project::native();
+    let mut up = project.spawn_up();
+    let vars = project.wait_env(&mut up);
+    let url = var(&vars, "CONNECTION_URL").to_owned();
+    query(
+        &url,
+        "INSERT INTO users (display_name, handle, email, cognito_user_id) \
+         SELECT 'User ' || g, 'user' || g, 'u' || g || '@example.com', 'MOCK' \
+         FROM generate_series(1, 300000) g",
+    )
+    .expect("rows typed");
+    let (base, database) = url.rsplit_once('/').unwrap();
+    let database = database.split('?').next().unwrap().to_owned();
+    let admin = format!("{base}/postgres");
+    project.add_users_column("bio");
+    support::eventually(
+        "the swap to close the live database",
+        Duration::from_secs(30),
+        || {
+            query(
+                &admin,
+                &format!("SELECT NOT datallowconn FROM pg_database WHERE datname = '{database}'"),
+            )
+            .as_deref()
+                == Some("t")
+        },
+    );
+    up.stop();
+    let line = wait_reload(&up, 1);
+    assert!(
+        line.contains(": ok, ") && line.contains("; carried 300,000 rows of 1 table;"),
+        "{line}"
+    );
+    assert!(!up.stderr().contains("cancelled"), "{}", up.stderr());
+
+    let mut up = project.spawn_up();
+    let vars = project.wait_env(&mut up);
+    let url = var(&vars, "CONNECTION_URL").to_owned();
+    assert_eq!(
+        query(&url, "SELECT count(bio IS NULL OR NULL) FROM users").as_deref(),
+        Some("300003")
+    );
+    up.stop();
+}

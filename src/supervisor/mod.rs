@@ -202,7 +202,9 @@ async fn supervise(
             _ = tick.tick() => Work::CheckWorld,
             reason = &mut died => return Err(CliError::ServerDied(reason).into()),
         };
-        // A stop signal cancels the reload under way: the previous database stays.
+        // A stop signal cancels the reload under way: the previous database stays. Once its
+        // swap has begun, it ends first (milliseconds; the new database stays).
+        let swapping = reloader.rebuilder.swapping();
         let cancelled = {
             let done = async {
                 match work {
@@ -211,11 +213,17 @@ async fn supervise(
                     Work::CheckWorld => reloader.check_world().await,
                 }
             };
-            tokio::select! {
-                () = done => None,
+            tokio::pin!(done);
+            let why = tokio::select! {
+                () = &mut done => None,
                 why = signals.stop() => Some(why),
                 reason = &mut died => return Err(CliError::ServerDied(reason).into()),
+            };
+            if why.is_some() && swapping.load(std::sync::atomic::Ordering::SeqCst) {
+                done.await;
+                return Ok(());
             }
+            why
         };
         if let Some(why) = cancelled {
             reloader.cancelled(why).await;

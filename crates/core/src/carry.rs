@@ -13,10 +13,17 @@
 //! `handle`, and an activity typed for it gets the new user's key. A table with no usable key
 //! is carried only when the new one is empty after the seed.
 //!
-//! How: each table is streamed with `COPY ... TO STDOUT` from the old database into a
-//! temporary table of text columns in the new one (`COPY ... FROM STDIN`), then inserted with
-//! a cast of each value to the new column's type, in foreign-key order, in one transaction,
-//! with `session_replication_role = replica` when the role may set it (no triggers fire, so
+//! How: table by table in foreign-key order, in one transaction of the new database. The
+//! direct way first, when the new table holds few rows (the seed's: at most [`DIRECT_ROWS`]):
+//! their key values come to this client and go to the old database in the query that
+//! streams its rows out, which leaves out the rows the new table holds and rewrites foreign
+//! keys by the parents' maps on its side; the rows stream straight into the new table
+//! (`COPY ... TO STDOUT` into `COPY ... FROM STDIN`, binary when every column has the same
+//! built-in type on both sides). When that does not apply (a big new table or map, a changed
+//! type in a key) or a row does not go in, the table is staged instead: streamed into a
+//! temporary table of text columns in the new database, matched and mapped there, then
+//! inserted with a cast of each value to the new column's type. Either way
+//! `session_replication_role = replica` is set when the role may set it (no triggers fire, so
 //! a copy does not run the app's triggers again, and cycles need no order; every foreign key
 //! is checked afterwards over the carried rows, and the rows that break one are taken out). A
 //! value that does not fit (a cast, a NOT NULL, a CHECK, a foreign key) leaves its row behind,

@@ -13,6 +13,8 @@
 //! files it was built from, and when. A database without the project's mark is never replaced.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use devenv_server::Server;
@@ -91,6 +93,24 @@ pub struct Rebuilder {
     background_work: bool,
     /// Told about a carry-over's progress.
     progress: Option<carry::OnProgress>,
+    /// Set from the start of a swap to its end ([`Rebuilder::swapping`]).
+    swapping: Arc<AtomicBool>,
+}
+
+/// Sets a rebuilder's swap flag while it lives (a dropped rebuild clears it too).
+struct Swapping(Arc<AtomicBool>);
+
+impl Swapping {
+    fn start(flag: &Arc<AtomicBool>) -> Swapping {
+        flag.store(true, Ordering::SeqCst);
+        Swapping(flag.clone())
+    }
+}
+
+impl Drop for Swapping {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Rebuilder {
@@ -103,7 +123,17 @@ impl Rebuilder {
             copies: None,
             background_work: true,
             progress: None,
+            swapping: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// True from the moment a rebuild starts its swap (the live database about to close, the
+    /// carry, the renames, the replaced database's removal where it is not kept) until it ends:
+    /// a stop then waits for the rebuild, milliseconds, rather than cancel it half-way, which
+    /// would leave the live database closed, or on a server devenv does not own the replaced
+    /// database behind.
+    pub fn swapping(&self) -> Arc<AtomicBool> {
+        self.swapping.clone()
     }
 
     /// Calls `progress` while a carry-over streams a table.
@@ -261,12 +291,13 @@ impl Rebuilder {
                 }),
                 _ => None,
             };
+            let swapping = Swapping::start(&self.swapping);
             let (kept, carried) = swap(&admin, live, &next, target.project, carry).await?;
-            Ok::<_, CoreError>((summary, swap_started.elapsed(), kept, carried))
+            Ok::<_, CoreError>((summary, swap_started.elapsed(), kept, carried, swapping))
         }
         .await;
         held.release().await;
-        let (summary, swap, kept, carried) = match result {
+        let (summary, swap, kept, carried, swapping) = match result {
             Ok(r) => r,
             Err(e) => {
                 let _ = db::drop_if_exists(&admin, &next).await;
@@ -284,6 +315,7 @@ impl Rebuilder {
             }
             other => other,
         };
+        drop(swapping);
         self.background_work(live, target.project);
         Ok(Rebuilt {
             summary,
