@@ -14,7 +14,7 @@
 //! is carried only when the new one is empty after the seed.
 //!
 //! How: table by table in foreign-key order, in one transaction of the new database. The
-//! direct way first, when the new table holds few rows (the seed's: at most [`DIRECT_ROWS`]):
+//! direct way first, when the new table holds few rows (the seed's: at most 1,000):
 //! their key values come to this client and go to the old database in the query that
 //! streams its rows out, which leaves out the rows the new table holds and rewrites foreign
 //! keys by the parents' maps on its side; the rows stream straight into the new table
