@@ -608,6 +608,15 @@ impl Map {
         Map { width, pairs }
     }
 
+    /// The names of its columns where SQL reads it: `o0, .., n0, ..` (old forms, then new).
+    fn columns(&self) -> String {
+        (0..self.width)
+            .map(|k| format!("o{k}"))
+            .chain((0..self.width).map(|k| format!("n{k}")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The pairs as a `VALUES` list of `width * 2` text columns.
     fn values(&self) -> String {
         values(self.pairs.iter().map(|(o, n)| o.iter().chain(n)))
@@ -857,11 +866,7 @@ impl Run<'_> {
                 .map(|(k, &c)| format!("{} = m{j}.o{k}", text_form(&vals[c])))
                 .collect::<Vec<_>>()
                 .join(" AND ");
-            let names = (0..map.width)
-                .map(|k| format!("o{k}"))
-                .chain((0..map.width).map(|k| format!("n{k}")))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let names = map.columns();
             let _ = write!(joins, " LEFT JOIN ({}) m{j}({names}) ON {on}", map.values());
             for (k, &c) in cols.iter().enumerate() {
                 vals[c] = format!(
@@ -1443,11 +1448,7 @@ impl Run<'_> {
             .map(|k| format!("${k}::text[]"))
             .collect::<Vec<_>>()
             .join(", ");
-        let names = (0..map.width)
-            .map(|k| format!("o{k}"))
-            .chain((0..map.width).map(|k| format!("n{k}")))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let names = map.columns();
         let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = arrays
             .iter()
             .map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync))
